@@ -1,0 +1,1 @@
+"""Compact reference implementations of generative models: the known-good baselines."""
