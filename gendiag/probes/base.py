@@ -1,0 +1,105 @@
+"""The probe contract: a quantity computed on a schedule, turned into report sections and findings.
+
+A probe receives what the Monitor sees (steps, watched forward calls, data batches, samples) through the
+`on_*` callbacks, keeps what it needs, and at the end writes its section and its findings. Probes never
+change training state: no gradient clearing, no draws from the user's random generators, no mode switches
+left behind (use `ProbeContext.evaluate` to run a watched network).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from gendiag.findings import Finding
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gendiag.context import ProbeContext
+
+TASKS = ("flow", "diffusion", "gan", "vae", "generic")
+
+
+@dataclass
+class StepRecord:
+    """What the training loop reported for one step."""
+
+    step: int
+    loss: float | None
+    t: torch.Tensor | None = None
+    per_sample_loss: torch.Tensor | None = None
+    scalars: dict[str, float] = field(default_factory=dict)
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class ForwardCall:
+    """A watched network's forward call: a few rows of its inputs and output, detached, on the CPU."""
+
+    model: str
+    mode: str  # "train" or "sampling"
+    step: int
+    x: torch.Tensor | None
+    t: torch.Tensor | None
+    output: torch.Tensor | None
+
+
+@dataclass
+class ProbeSection:
+    """A probe's part of the report: markdown text, figures (paths relative to the run folder), a table."""
+
+    title: str
+    text: str = ""
+    figures: list[str] = field(default_factory=list)
+    table: "pd.DataFrame | None" = None
+
+
+class Probe:
+    """Base class. Subclasses set `name`, the `tasks` they apply to, whether they are in the default set,
+    and override the callbacks they need. `every` is the step interval of the per-step work."""
+
+    name: ClassVar[str] = "probe"
+    tasks: ClassVar[tuple[str, ...]] = TASKS
+    default: ClassVar[bool] = True
+    wants_forward: ClassVar[bool] = False
+
+    def __init__(self, every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"probe {self.name}: every must be >= 1, got {every}")
+        self.every = every
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def setup(self, ctx: "ProbeContext") -> None:
+        """Called once, when the Monitor starts (or when a network is watched, for `on_watch`)."""
+
+    def on_watch(self, ctx: "ProbeContext", name: str, module: torch.nn.Module) -> None:
+        """A network was put under watch."""
+
+    def on_step(self, ctx: "ProbeContext", record: StepRecord) -> None:
+        """Once per training step, after the user's optimizer step."""
+
+    def on_forward(self, ctx: "ProbeContext", call: ForwardCall) -> None:
+        """A recorded forward call of a watched network (only for probes with `wants_forward`)."""
+
+    def on_data(self, ctx: "ProbeContext", batch: torch.Tensor, role: str) -> None:
+        """A batch of training data (role "data") or of the source/noise distribution (role "source")."""
+
+    def on_samples(self, ctx: "ProbeContext", samples: torch.Tensor, step: int) -> None:
+        """Generated samples."""
+
+    def finish(self, ctx: "ProbeContext") -> ProbeSection | None:
+        """Final computations and figures; returns the report section (or None for nothing to show)."""
+        return None
+
+    def findings(self, ctx: "ProbeContext") -> list[Finding]:
+        """The rule layer for this probe's data: called after `finish`."""
+        return []
+
+    def state(self) -> dict[str, Any]:
+        """Summary numbers kept in the run folder (probe_data.json) for `gendiag report` and comparisons."""
+        return {}

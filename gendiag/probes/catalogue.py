@@ -1,0 +1,1 @@
+"""Imports every probe module once, so that each registers itself in `gendiag.probes.PROBES`."""

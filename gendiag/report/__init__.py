@@ -1,0 +1,104 @@
+"""Reports of a run: findings first (most severe first), then the probes' sections.
+
+`render_run` writes findings.json, sections.json, report.md and a self-contained report.html (figures
+embedded), so that `gendiag report RUN_DIR` can render them again from the saved data alone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gendiag.findings import Finding, sort_findings
+from gendiag.io import atomic_write_json, atomic_write_text
+from gendiag.probes.base import ProbeSection
+from gendiag.report.html import render_html
+from gendiag.report.markdown import render_markdown
+
+RUN_FILES = ("findings.json", "sections.json", "metrics.csv")
+
+
+@dataclass
+class Report:
+    """What `Monitor.finish` returns: the findings and where the reports were written."""
+
+    run_dir: Path
+    findings: list[Finding]
+    sections: list[ProbeSection] = field(default_factory=list)
+    partial: str | None = None
+
+    @property
+    def markdown_path(self) -> Path:
+        return self.run_dir / "report.md"
+
+    @property
+    def html_path(self) -> Path:
+        return self.run_dir / "report.html"
+
+    def worst(self) -> str | None:
+        return self.findings[0].severity if self.findings else None
+
+
+def render_run(run_dir: Path, findings: list[Finding], sections: list[ProbeSection],
+               partial: str | None = None, header: dict[str, Any] | None = None) -> Report:
+    """Save the findings and sections, then write report.md and report.html."""
+    run_dir = Path(run_dir)
+    findings = sort_findings(findings)
+    atomic_write_json(run_dir / "findings.json", {"partial": partial, "findings": [f.to_dict() for f in findings]})
+    atomic_write_json(run_dir / "sections.json", [_section_to_dict(s) for s in sections])
+    report = Report(run_dir, findings, sections, partial)
+    write_reports(report, header)
+    return report
+
+
+def write_reports(report: Report, header: dict[str, Any] | None = None) -> None:
+    header = header if header is not None else _read_header(report.run_dir)
+    atomic_write_text(report.markdown_path, render_markdown(report, header))
+    atomic_write_text(report.html_path, render_html(report, header))
+
+
+def load_run(run_dir: Path) -> Report:
+    """Read a finished run's saved findings and sections back; a clear error for missing or corrupt files."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run folder")
+    missing = [name for name in ("findings.json", "sections.json") if not (run_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run_dir}: run folder is missing {', '.join(missing)} (expected {', '.join(RUN_FILES)})")
+    findings_data = _read_json(run_dir / "findings.json")
+    sections_data = _read_json(run_dir / "sections.json")
+    try:
+        findings = [Finding.from_dict(item) for item in findings_data["findings"]]
+        sections = [_section_from_dict(item) for item in sections_data]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{run_dir}: findings.json or sections.json has an unexpected layout ({error})") from error
+    return Report(run_dir, findings, sections, findings_data.get("partial"))
+
+
+def _read_header(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    return _read_json(path) if path.is_file() else {}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: corrupt JSON ({error})") from error
+
+
+def _section_to_dict(section: ProbeSection) -> dict[str, Any]:
+    table = None if section.table is None else json.loads(section.table.to_json(orient="split"))
+    return {"title": section.title, "text": section.text, "figures": section.figures, "table": table}
+
+
+def _section_from_dict(data: dict[str, Any]) -> ProbeSection:
+    table = None
+    if data.get("table") is not None:
+        split = data["table"]
+        table = pd.DataFrame(split["data"], columns=split["columns"], index=split["index"])
+    return ProbeSection(title=data["title"], text=data.get("text", ""), figures=list(data.get("figures", [])),
+                        table=table)

@@ -1,0 +1,62 @@
+"""report.md: the same content as the HTML report, figures linked by relative path."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from gendiag.report import Report
+
+_MARK = {"critical": "🔴 CRITICAL", "warning": "🟠 WARNING", "info": "🔵 INFO"}
+
+
+def render_markdown(report: "Report", header: dict[str, Any]) -> str:
+    lines = [f"# gendiag report: {header.get('case', report.run_dir.name)}", ""]
+    if report.partial:
+        lines += [f"> **Partial report**: {report.partial}.", ""]
+    for key in ("description", "started", "profile", "seed"):
+        if header.get(key) is not None:
+            lines.append(f"- **{key}**: {header[key]}")
+    for key, value in header.get("results", {}).items():
+        lines.append(f"- **{key}**: {value}")
+    lines += ["", "## Findings", ""]
+    if not report.findings:
+        lines.append("No findings: nothing in this run looked wrong to the probes that ran.")
+    for finding in report.findings:
+        lines += [f"### {_MARK[finding.severity]} `{finding.code}` — {finding.title}", "", finding.message, ""]
+        if finding.evidence:
+            lines.append("| evidence | value |")
+            lines.append("|---|---|")
+            lines += [f"| {key} | {_cell(value)} |" for key, value in finding.evidence.items()]
+            lines.append("")
+        if finding.suggestion:
+            lines += [f"**What to change:** {finding.suggestion}", ""]
+        if finding.figure:
+            lines += [f"![{finding.code}]({finding.figure})", ""]
+    for section in report.sections:
+        lines += [f"## {section.title}", ""]
+        if section.text:
+            lines += [section.text, ""]
+        if section.table is not None:
+            lines += [markdown_table(section.table), ""]
+        lines += [f"![{section.title}]({figure})\n" for figure in section.figures]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list) and len(value) > 12:
+        return ", ".join(_cell(v) for v in value[:12]) + f", … ({len(value)} values)"
+    return str(value).replace("|", "\\|")
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub-flavoured markdown table (index as the first column)."""
+    header = [frame.index.name or ""] + [str(c) for c in frame.columns]
+    rows = [[_cell(i)] + [_cell(v) for v in row] for i, row in zip(frame.index, frame.itertuples(index=False))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)

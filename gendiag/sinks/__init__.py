@@ -1,0 +1,1 @@
+"""Where measurements go: TensorBoard event files, the metrics table, the reports."""
