@@ -36,12 +36,17 @@ class ProbeContext:
     models: dict[str, WatchedModel] = field(default_factory=dict)
     step: int = 0
     recording_suspended: bool = False
+    layout: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     def log_scalar(self, tag: str, value: float, step: int | None = None) -> None:
         """One number, to TensorBoard and to the metrics table."""
         at = self.step if step is None else step
         self.tb.scalar(tag, value, at)
         self.table.add(at, tag, value)
+
+    def add_chart(self, category: str, title: str, tags: list[str]) -> None:
+        """Put several scalar tags (regexes) on one chart in TensorBoard's custom-scalars tab."""
+        self.layout.setdefault(category, {})[title] = ["Multiline", list(tags)]
 
     def save_figure(self, figure: "Figure", name: str, step: int | None = None) -> str:
         """Write a figure to figures/NAME.png, log it to TensorBoard, close it; returns its relative path."""

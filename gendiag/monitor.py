@@ -68,6 +68,7 @@ class Monitor:
         self._phase_seconds: dict[str, float] = defaultdict(float)
         self._last_step: int | None = None
         self._finished: Report | None = None
+        self._user_sections: list[ProbeSection] = []
         self._wants_forward = any(p.wants_forward for p in self.probes)
         self._dispatch("setup")
 
@@ -144,6 +145,28 @@ class Monitor:
         samples = _check_batch(samples, "observe_samples")
         self._dispatch("on_samples", samples, self.ctx.step if step is None else int(step))
 
+    def observe_latents(self, mu: torch.Tensor, logvar: torch.Tensor, step: int | None = None) -> None:
+        """A VAE's posterior parameters on one batch, for the latent-health probes."""
+        mu = _check_batch(mu, "observe_latents(mu)")
+        logvar = _check_batch(logvar, "observe_latents(logvar)")
+        if mu.shape != logvar.shape:
+            raise ValueError(f"Monitor.observe_latents: mu and logvar must have one shape, got {tuple(mu.shape)} "
+                             f"and {tuple(logvar.shape)}")
+        self._dispatch("on_latents", mu, logvar, self.ctx.step if step is None else int(step))
+
+    def add_section(self, title: str, text: str = "", figures: tuple[str, ...] | list[str] = (),
+                    table: Any = None) -> None:
+        """Add a section of your own to the report (figures saved with `save_figure`), shown before the probes'."""
+        self._user_sections.append(ProbeSection(title=title, text=text, figures=list(figures), table=table))
+
+    def save_figure(self, figure: Any, name: str, step: int | None = None) -> str:
+        """Save a matplotlib figure into the run folder and TensorBoard; returns its path for `add_section`."""
+        return self.ctx.save_figure(figure, name, step)
+
+    def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        """The run's settings and headline figures, for TensorBoard's HParams dashboard (compare runs there)."""
+        self.ctx.tb.hparams(hparams, metrics)
+
     def finish(self, *, partial: str | None = None) -> Report:
         """Final probe work, then findings.json, metrics.csv, report.md and report.html. Idempotent.
 
@@ -152,7 +175,7 @@ class Monitor:
             return self._finished
         for handle in self._hooks:
             handle.remove()
-        sections: list[ProbeSection] = []
+        sections: list[ProbeSection] = list(self._user_sections)
         for probe in list(self.probes):
             section = self._call(probe, "finish")
             if section is not None:
@@ -164,6 +187,8 @@ class Monitor:
                 findings.append(finding)
         findings = sort_findings(findings + self._failures)
         self.ctx.tb.text("findings", _findings_text(findings))
+        if self.ctx.layout:
+            self.ctx.tb.layout(self.ctx.layout)
         self.ctx.tb.close()
         self.ctx.table.save(self.run_dir / "metrics.csv")
         atomic_write_json(self.run_dir / "probe_data.json",

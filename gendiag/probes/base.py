@@ -92,6 +92,9 @@ class Probe:
     def on_samples(self, ctx: "ProbeContext", samples: torch.Tensor, step: int) -> None:
         """Generated samples."""
 
+    def on_latents(self, ctx: "ProbeContext", mu: torch.Tensor, logvar: torch.Tensor, step: int) -> None:
+        """A VAE encoder's posterior parameters for one batch (mean and log-variance, shape (B, latent))."""
+
     def finish(self, ctx: "ProbeContext") -> ProbeSection | None:
         """Final computations and figures; returns the report section (or None for nothing to show)."""
         return None

@@ -1,0 +1,5 @@
+import sys
+
+from gendiag.cli import main
+
+sys.exit(main())

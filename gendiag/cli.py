@@ -1,0 +1,146 @@
+"""The `gendiag` command: run cases, list them, re-render and compare reports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from gendiag import __version__
+
+CASES_DIR = Path("cases")
+console = Console(stderr=False, highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        errors.print("gendiag: interrupted")
+        return 130
+    except (ValueError, FileNotFoundError) as error:
+        if args.debug:
+            raise
+        errors.print(f"gendiag: error: {error}", markup=False, soft_wrap=True)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gendiag", description="Diagnose why a generative model will not train.")
+    parser.add_argument("--version", action="version", version=f"gendiag {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a case file end to end", description="Train a case with the Monitor "
+                         "attached, then print the run folder and its findings.")
+    run.add_argument("case", type=Path, help="a case file, e.g. cases/flattened_moons.yaml")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                     help="override a value of the case (repeatable), e.g. --set training.steps=500")
+    run.add_argument("--profile", default=None, help="a named profile of the case (e.g. faithful)")
+    run.add_argument("--out", type=Path, default=None, help="root folder for the run (default: the case's output.root)")
+    run.add_argument("--seed", type=int, default=None, help="random seed (overrides the case's seed)")
+    run.set_defaults(handler=_cmd_run)
+
+    listing = sub.add_parser("list", help="list the cases with a one-line description each",
+                             description="List the case files in a folder.")
+    listing.add_argument("--dir", type=Path, default=CASES_DIR, help="folder of case files (default: cases)")
+    listing.set_defaults(handler=_cmd_list)
+
+    report = sub.add_parser("report", help="re-render a finished run's report from its saved data",
+                            description="Write report.md and report.html again from a run folder, without training.")
+    report.add_argument("run_dir", type=Path, help="a run folder, e.g. reports/pointcloud_moons/20261122-101500-ab12cd")
+    report.set_defaults(handler=_cmd_report)
+    for sub_parser in (run, listing, report):
+        sub_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                help="show Python tracebacks on errors")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from gendiag.config import load_case
+    from gendiag.runner import run_case
+
+    case = load_case(args.case, overrides=args.overrides, profile=args.profile, seed=args.seed)
+    steps = int(getattr(case.training, "steps", 0)) or None
+    columns = [TextColumn(f"[bold]{case.name}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
+        task = progress.add_task("train", total=steps, info="")
+
+        def update(step: int, info: dict[str, float]) -> None:
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in info.items())
+            progress.update(task, completed=step, info=shown)
+
+        result = run_case(case, out_root=args.out, progress=update)
+    console.print(f"run folder: {result.run_dir}")
+    _print_results(result.results)
+    _print_findings(result.report.findings)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from gendiag.config import CaseError, read_yaml
+
+    if not args.dir.is_dir():
+        raise FileNotFoundError(f"{args.dir}: no such folder of case files")
+    table = Table(title=f"cases in {args.dir}", show_lines=False)
+    table.add_column("case file")
+    table.add_column("description")
+    for path in sorted(args.dir.glob("*.yaml")):
+        try:
+            description = str(read_yaml(path).get("description", ""))
+        except CaseError as error:
+            description = f"(unreadable: {error})"
+        table.add_row(path.name, description)
+    console.print(table)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from gendiag.report import load_run, write_reports
+
+    report = load_run(args.run_dir)
+    write_reports(report)
+    console.print(f"wrote {report.markdown_path} and {report.html_path}")
+    _print_findings(report.findings)
+    return 0
+
+
+def _print_results(results: dict[str, object]) -> None:
+    if not results:
+        return
+    table = Table(title="results")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in results.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def _print_findings(findings: list) -> None:
+    if not findings:
+        console.print("findings: none")
+        return
+    colour = {"critical": "red", "warning": "yellow", "info": "blue"}
+    table = Table(title=f"findings ({len(findings)})")
+    table.add_column("severity")
+    table.add_column("code")
+    table.add_column("title")
+    for finding in findings:
+        table.add_row(f"[{colour[finding.severity]}]{finding.severity}[/]", finding.code, finding.title)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

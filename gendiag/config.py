@@ -1,0 +1,183 @@
+"""Case files: YAML with sections data, model, training, sampling, probes, output; validated before any
+work starts, with errors that name the file, the key path and what was expected.
+
+Layout of a case file::
+
+    name: pointcloud_moons            # the case's name (folder under reports/)
+    description: one line for `gendiag list`
+    recipe: flow_matching             # the training loop that runs it (gendiag.recipes)
+    seed: 0
+    data: {...}                       # validated by the recipe's schema
+    model: {...}
+    training: {...}
+    sampling: {...}
+    probes: {set: default, every: 1, strict: false}
+    output: {root: reports}
+    profiles:                         # named sets of overrides by key path; the file's values are the default
+      faithful: {training.steps: 1000}
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class CaseError(ValueError):
+    """A case file (or an override) that cannot be run; the message is one line meant for the user."""
+
+
+class Section(BaseModel):
+    """Base of every case-file section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProbesConfig(Section):
+    set: Literal["default", "all"] | list[str] = "default"
+    every: int = Field(1, ge=1, description="step interval of the probes' per-step work")
+    strict: bool = False
+
+
+class OutputConfig(Section):
+    root: str = Field("reports", description="folder under which runs are written: ROOT/<case>/<stamp>-<id>/")
+
+
+class CaseFile(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    recipe: str
+    seed: int = Field(0, ge=0)
+    data: dict[str, Any] = Field(default_factory=dict)
+    model: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    sampling: dict[str, Any] = Field(default_factory=dict)
+    probes: ProbesConfig = ProbesConfig()
+    output: OutputConfig = OutputConfig()
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+RECIPE_SECTIONS = ("data", "model", "training", "sampling")
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated case: the top-level file plus the recipe's typed sections."""
+
+    path: Path
+    file: CaseFile
+    profile: str
+    data: Section
+    model: Section
+    training: Section
+    sampling: Section
+    raw: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.file.name
+
+
+def load_case(path: str | Path, overrides: list[str] = (), profile: str | None = None,
+              seed: int | None = None) -> Case:
+    """Read, override and validate a case file. Raises CaseError with a one-line message."""
+    from gendiag.recipes import get_recipe
+
+    path = Path(path)
+    raw = read_yaml(path)
+    profiles = raw.get("profiles", {}) if isinstance(raw, dict) else {}
+    chosen = profile or "default"
+    if profile is not None and profile != "default":
+        if not isinstance(profiles, dict) or profile not in profiles:
+            known = ", ".join(["default", *sorted(profiles)]) if isinstance(profiles, dict) else "default"
+            raise CaseError(f"{path}: no profile {profile!r} (known: {known})")
+        raw = apply_overrides(raw, [f"{k}={_yaml_scalar(v)}" for k, v in profiles[profile].items()], path)
+    raw = apply_overrides(raw, list(overrides), path)
+    if seed is not None:
+        raw["seed"] = seed
+    file = _validate(CaseFile, raw, path, "")
+    recipe = get_recipe(file.recipe, path)
+    sections = {name: _validate(recipe.sections[name], getattr(file, name), path, f"{name}.")
+                for name in RECIPE_SECTIONS}
+    return Case(path=path, file=file, profile=chosen, raw=raw, **sections)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CaseError(f"{path}: no such case file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise CaseError(f"{path}: malformed YAML{where}: {problem}") from error
+    except UnicodeDecodeError as error:
+        raise CaseError(f"{path}: not a UTF-8 text file ({error.reason})") from error
+    if not isinstance(data, dict):
+        raise CaseError(f"{path}: expected a mapping of sections at the top level, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], path: Path) -> dict[str, Any]:
+    """Apply `key.path=value` overrides (value parsed as YAML) to a copy of the raw case."""
+    result = copy.deepcopy(raw)
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key.strip():
+            raise CaseError(f"{path}: override {override!r} is not of the form key.path=value")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise CaseError(f"{path}: override {override!r}: value is not valid YAML") from error
+        node = result
+        parts = key.strip().split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise CaseError(f"{path}: override {key}: {'.'.join(parts[:depth + 1])} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _validate(model: type[Section], data: Any, path: Path, prefix: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise CaseError(f"{path}: {_describe(first, model, prefix)}") from None
+
+
+def _describe(error: dict[str, Any], model: type[Section], prefix: str) -> str:
+    location = prefix + ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(model, error["loc"][:-1])
+        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(known))})"
+        return f"{location}: unknown key{hint}"
+    if error["type"] == "missing":
+        return f"{location}: required key is missing"
+    given = error.get("input")
+    shown = repr(given) if not isinstance(given, (dict, list)) else type(given).__name__
+    return f"{location}: {error['msg'].lower()}, got {shown}"
+
+
+def _known_keys(model: type[Section], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = field.annotation
+    return list(getattr(current, "model_fields", {}))
+
+
+def _yaml_scalar(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
