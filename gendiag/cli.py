@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gendiag import __version__
+from gendiag.errors import RunInterrupted
 
 CASES_DIR = Path("cases")
 console = Console(stderr=False, highlight=False)
@@ -26,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args)
+    except RunInterrupted as stop:
+        errors.print(f"gendiag: {stop}; the partial report is in the run folder", markup=False)
+        return stop.exit_code
     except KeyboardInterrupt:
         errors.print("gendiag: interrupted")
         return 130
@@ -44,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a case file end to end", description="Train a case with the Monitor "
                          "attached, then print the run folder and its findings.")
-    run.add_argument("case", type=Path, help="a case file, e.g. cases/flattened_moons.yaml")
+    run.add_argument("case", type=Path, nargs="?", help="a case file, e.g. cases/flattened_moons.yaml")
+    run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                     help="continue an interrupted run from its last checkpoint (same folder, same settings)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                      help="override a value of the case (repeatable), e.g. --set training.steps=500")
     run.add_argument("--profile", default=None, help="a named profile of the case (e.g. faithful)")
@@ -68,10 +74,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from gendiag.config import load_case
+    from gendiag.config import load_case, load_resolved
     from gendiag.runner import run_case
 
-    case = load_case(args.case, overrides=args.overrides, profile=args.profile, seed=args.seed)
+    if (args.case is None) == (args.resume is None):
+        raise ValueError("run: give either a case file or --resume RUN_DIR (exactly one)")
+    if args.resume is not None:
+        if args.overrides or args.profile or args.seed is not None or args.out is not None:
+            raise ValueError("run --resume: --set, --profile, --seed and --out do not apply (a run resumes as it began)")
+        case = load_resolved(args.resume)
+    else:
+        case = load_case(args.case, overrides=args.overrides, profile=args.profile, seed=args.seed)
     steps = int(getattr(case.training, "steps", 0)) or None
     columns = [TextColumn(f"[bold]{case.name}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
@@ -82,8 +95,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             shown = "  ".join(f"{k} {v:.4g}" for k, v in info.items())
             progress.update(task, completed=step, info=shown)
 
-        result = run_case(case, out_root=args.out, progress=update)
+        result = run_case(case, out_root=args.out, progress=update, resume_dir=args.resume)
     console.print(f"run folder: {result.run_dir}")
+    if result.report.partial:
+        console.print(f"[bold red]partial run[/]: {result.report.partial}")
     _print_results(result.results)
     _print_findings(result.report.findings)
     return 0

@@ -12,6 +12,7 @@ Layout of a case file::
     training: {...}
     sampling: {...}
     probes: {set: default, every: 1, strict: false}
+    run: {checkpoint_every: 500, on_nonfinite: stop}
     output: {root: reports}
     profiles:                         # named sets of overrides by key path; the file's values are the default
       faithful: {training.steps: 1000}
@@ -45,6 +46,12 @@ class ProbesConfig(Section):
     strict: bool = False
 
 
+class RunConfig(Section):
+    checkpoint_every: int = Field(500, ge=0, description="steps between checkpoints for --resume (0: none)")
+    on_nonfinite: Literal["stop", "continue"] = Field(
+        "stop", description="a NaN or infinite loss stops the run cleanly (the last good checkpoint is kept) or not")
+
+
 class OutputConfig(Section):
     root: str = Field("reports", description="folder under which runs are written: ROOT/<case>/<stamp>-<id>/")
 
@@ -59,6 +66,7 @@ class CaseFile(Section):
     training: dict[str, Any] = Field(default_factory=dict)
     sampling: dict[str, Any] = Field(default_factory=dict)
     probes: ProbesConfig = ProbesConfig()
+    run: RunConfig = RunConfig()
     output: OutputConfig = OutputConfig()
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -87,8 +95,6 @@ class Case:
 def load_case(path: str | Path, overrides: list[str] = (), profile: str | None = None,
               seed: int | None = None) -> Case:
     """Read, override and validate a case file. Raises CaseError with a one-line message."""
-    from gendiag.recipes import get_recipe
-
     path = Path(path)
     raw = read_yaml(path)
     profiles = raw.get("profiles", {}) if isinstance(raw, dict) else {}
@@ -101,11 +107,25 @@ def load_case(path: str | Path, overrides: list[str] = (), profile: str | None =
     raw = apply_overrides(raw, list(overrides), path)
     if seed is not None:
         raw["seed"] = seed
+    return _build_case(path, raw, chosen)
+
+
+def load_resolved(run_dir: str | Path) -> Case:
+    """The case a run folder was started with (its config.yaml), for `gendiag run --resume`."""
+    path = Path(run_dir) / "config.yaml"
+    raw = read_yaml(path)
+    return _build_case(path, raw, str(raw.pop("profile", "default")))
+
+
+def _build_case(path: Path, raw: dict[str, Any], profile: str) -> Case:
+    """Validate the top level, then the recipe's own sections."""
+    from gendiag.recipes import get_recipe
+
     file = _validate(CaseFile, raw, path, "")
     recipe = get_recipe(file.recipe, path)
     sections = {name: _validate(recipe.sections[name], getattr(file, name), path, f"{name}.")
                 for name in RECIPE_SECTIONS}
-    return Case(path=path, file=file, profile=chosen, raw=raw, **sections)
+    return Case(path=path, file=file, profile=profile, raw=raw, **sections)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -106,7 +106,7 @@ class Monitor:
     def step(self, step: int, loss: float | torch.Tensor | None = None, t: torch.Tensor | None = None,
              per_sample_loss: torch.Tensor | None = None, **scalars: Any) -> None:
         """Once per training step, after the optimizer step. Extra scalars are logged as given; tensors
-        (for example a GAN's `d_real`, `d_fake`) are handed to the probes."""
+        (for example a GAN's `d_real`, `d_fake`) and strings (`d_output="prob"`) are handed to the probes."""
         if self._last_step is not None and step <= self._last_step:
             raise ValueError(f"Monitor.step: steps must increase, got {step} after {self._last_step}")
         record = StepRecord(step=int(step), loss=None if loss is None else float(loss), t=_detach(t),
@@ -114,7 +114,9 @@ class Monitor:
         for key, value in scalars.items():
             if isinstance(value, torch.Tensor) and value.numel() > 1:
                 record.tensors[key] = value.detach()
-            elif isinstance(value, (str, bool)) or value is None:
+            elif isinstance(value, str):
+                record.labels[key] = value
+            elif isinstance(value, bool) or value is None:
                 continue
             else:
                 record.scalars[key] = float(value)

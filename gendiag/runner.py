@@ -1,8 +1,12 @@
-"""Runs a validated case: a fresh run folder, the recipe's training loop with a Monitor, the report."""
+"""Runs a validated case: a fresh run folder (or the one being resumed), the recipe's training loop with a
+Monitor, checkpoints, a clean stop on signals and non-finite losses, the report."""
 
 from __future__ import annotations
 
+import json
+import math
 import platform
+import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +17,9 @@ import torch
 import yaml
 
 from gendiag import __version__
+from gendiag.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from gendiag.config import Case
+from gendiag.errors import NonFiniteLoss, RunInterrupted
 from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.monitor import Monitor
 from gendiag.recipes import get_recipe
@@ -24,26 +30,98 @@ ProgressFn = Callable[[int, dict[str, float]], None]
 
 
 @dataclass
+class Tracked:
+    """What a checkpoint holds: the objects whose state makes a resumed run continue exactly."""
+
+    modules: dict[str, torch.nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    generators: dict[str, torch.Generator]
+
+
+@dataclass
 class RunContext:
-    """What a recipe gets from the runner: where to write, the seed, a progress callback, the Monitor."""
+    """What a recipe gets from the runner: where to write, the seed, the Monitor, and `progress(step, info)`
+    to call once per step (it also checkpoints, checks the loss and stops the run on a signal)."""
 
     run_dir: Path
     seed: int
     case: Case
-    progress: ProgressFn = lambda step, info: None
+    on_progress: ProgressFn = lambda step, info: None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     monitor: Monitor | None = None
+    resume: dict[str, Any] | None = None
+    last_step: int = 0
+    first_bad_step: int | None = None
+    _tracked: Tracked | None = None
+    _pending_signal: str | None = None
 
     def start_monitor(self, task: str, **facts: Any) -> Monitor:
-        """The Monitor for this run, with the case's probe settings."""
+        """The Monitor for this run, with the case's probe settings (on resume, with the metrics so far)."""
         probes = self.case.file.probes
         self.monitor = Monitor(self.run_dir, task=task, probes=probes.set, every=probes.every,
                                strict=probes.strict, **facts)
+        if self.resume is not None:
+            self.monitor.ctx.table.extend(self.resume["metrics"])
         return self.monitor
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A seeded generator for one purpose (offset keeps data, init and sampling streams apart)."""
         return torch.Generator().manual_seed(self.seed * 1000 + offset)
+
+    def track(self, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+              generators: dict[str, torch.Generator]) -> int:
+        """Register what a checkpoint must hold; on resume, restore it. Returns the last completed step
+        (0 for a fresh run): the training loop continues from the step after it."""
+        self._tracked = Tracked(modules, optimizers, generators)
+        if self.resume is None:
+            return 0
+        state = self.resume
+        for kind, objects in (("modules", modules), ("optimizers", optimizers)):
+            missing = set(objects) - set(state[kind])
+            if missing:
+                raise ValueError(f"{self.run_dir / CHECKPOINT}: checkpoint lacks {kind} {sorted(missing)}")
+            for name, obj in objects.items():
+                obj.load_state_dict(state[kind][name])
+        for name, gen in generators.items():
+            gen.set_state(state["generators"][name])
+        torch.set_rng_state(state["torch_rng"])
+        self.last_step = int(state["step"])
+        return self.last_step
+
+    def progress(self, step: int, info: dict[str, float]) -> None:
+        """End of a training step: show progress, check the loss, checkpoint when due, honour a signal."""
+        self.on_progress(step, info)
+        loss = info.get("loss")
+        finite = loss is None or math.isfinite(float(loss))
+        if not finite and self.first_bad_step is None:
+            self.first_bad_step = step
+            if self.case.file.run.on_nonfinite == "stop":
+                raise NonFiniteLoss(f"loss became {float(loss)} at step {step}")
+        self.last_step = step
+        every = self.case.file.run.checkpoint_every
+        if finite and self.first_bad_step is None and every and step % every == 0:
+            self.save_checkpoint(step)
+        if self._pending_signal is not None:
+            raise RunInterrupted(self._pending_signal, step)
+
+    def save_checkpoint(self, step: int) -> None:
+        if self._tracked is None:
+            return
+        tracked = self._tracked
+        save_checkpoint(self.run_dir / CHECKPOINT, {
+            "step": step,
+            "modules": {name: module.state_dict() for name, module in tracked.modules.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in tracked.optimizers.items()},
+            "generators": {name: gen.get_state() for name, gen in tracked.generators.items()},
+            "torch_rng": torch.get_rng_state(),
+            "metrics": self.monitor.ctx.table.rows() if self.monitor is not None else [],
+        })
+
+    def signal_arrived(self, signal_name: str) -> None:
+        """A signal handler's hook: inside the training loop, stop at the next step boundary; elsewhere now."""
+        if self._tracked is None or self._pending_signal is not None:
+            raise RunInterrupted(signal_name, self.last_step)
+        self._pending_signal = signal_name
 
 
 @dataclass
@@ -54,38 +132,91 @@ class RunResult:
     seconds: float
 
 
-def run_case(case: Case, out_root: str | Path | None = None, progress: ProgressFn | None = None) -> RunResult:
-    """Train the case end to end and write every artefact into a new run folder."""
+def run_case(case: Case, out_root: str | Path | None = None, progress: ProgressFn | None = None,
+             resume_dir: Path | None = None) -> RunResult:
+    """Train the case end to end and write every artefact into a new run folder (or continue `resume_dir`)."""
     recipe = get_recipe(case.file.recipe, case.path)
-    run_dir = create_run_dir(out_root if out_root is not None else case.file.output.root, case.name)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(_resolved(case), sort_keys=False))
-    header = {
-        "case": case.name, "description": case.file.description, "profile": case.profile, "seed": case.file.seed,
-        "started": datetime.now().isoformat(timespec="seconds"), "gendiag": __version__,
-        "torch": torch.__version__, "python": platform.python_version(), "results": {},
-    }
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        resume = load_checkpoint(run_dir / CHECKPOINT)
+        header = _read_header(run_dir)
+        header["resumed_from_step"] = int(resume["step"])
+    else:
+        run_dir = create_run_dir(out_root if out_root is not None else case.file.output.root, case.name)
+        resume = None
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(_resolved(case), sort_keys=False))
+        header = {
+            "case": case.name, "description": case.file.description, "profile": case.profile,
+            "seed": case.file.seed, "started": datetime.now().isoformat(timespec="seconds"),
+            "gendiag": __version__, "torch": torch.__version__, "python": platform.python_version(), "results": {},
+        }
+    header["status"] = "running"
     atomic_write_json(run_dir / "run.json", header)
     torch.manual_seed(case.file.seed)
     context = RunContext(run_dir=run_dir, seed=case.file.seed, case=case,
-                         progress=progress or (lambda step, info: None))
+                         on_progress=progress or (lambda step, info: None), resume=resume)
     start = time.perf_counter()
-    try:
-        results = recipe.run(case, context)
-    except BaseException as error:
-        if context.monitor is not None:
-            header["status"] = f"stopped by {type(error).__name__}"
-            atomic_write_json(run_dir / "run.json", header)
-            context.monitor.finish(partial=f"stopped by {type(error).__name__} at step {context.monitor.ctx.step}")
-        raise
+    with _signals_to(context):
+        try:
+            results = recipe.run(case, context)
+        except (RunInterrupted, NonFiniteLoss, KeyboardInterrupt) as error:
+            reason = f"stopped by SIGINT at step {context.last_step}" if isinstance(error, KeyboardInterrupt) \
+                else f"stopped: {error}" if isinstance(error, NonFiniteLoss) else str(error)
+            report = _finish_partial(context, header, reason)
+            if isinstance(error, NonFiniteLoss) and report is not None:
+                return RunResult(run_dir, report, header["results"], time.perf_counter() - start)
+            raise
+        except BaseException as error:
+            _finish_partial(context, header, f"stopped by {type(error).__name__} at step {context.last_step}")
+            raise
     seconds = time.perf_counter() - start
+    if context.monitor is None:
+        raise RuntimeError(f"recipe {recipe.name!r} never started its Monitor")
     header["results"] = {**results, "wall_seconds": round(seconds, 1)}
     header["status"] = "finished"
     atomic_write_json(run_dir / "run.json", header)
-    if context.monitor is None:
-        raise RuntimeError(f"recipe {recipe.name!r} never started its Monitor")
     context.monitor.log_hparams(_flat_hparams(case), _numeric(header["results"]))
     report = context.monitor.finish()
     return RunResult(run_dir=run_dir, report=report, results=header["results"], seconds=seconds)
+
+
+def _finish_partial(context: RunContext, header: dict[str, Any], reason: str) -> Report | None:
+    """Save what was measured so far and a report that says it is partial and where it stopped."""
+    header["status"] = reason
+    if context.first_bad_step is not None:
+        header["first_nonfinite_step"] = context.first_bad_step
+    atomic_write_json(context.run_dir / "run.json", header)
+    return None if context.monitor is None else context.monitor.finish(partial=reason)
+
+
+class _signals_to:
+    """Route SIGTERM and SIGINT to the run context while a case runs; restore the old handlers after."""
+
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self.previous[number] = signal.signal(number, self._handle)
+            except ValueError:  # not the main thread: leave signals to the caller
+                continue
+
+    def _handle(self, number: int, frame: Any) -> None:
+        self.context.signal_arrived(signal.Signals(number).name)
+
+    def __exit__(self, *exc: Any) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+
+def _read_header(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: cannot resume: unreadable run.json ({error})") from error
 
 
 def _resolved(case: Case) -> dict[str, Any]:

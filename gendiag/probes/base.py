@@ -33,6 +33,7 @@ class StepRecord:
     per_sample_loss: torch.Tensor | None = None
     scalars: dict[str, float] = field(default_factory=dict)
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

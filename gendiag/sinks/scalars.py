@@ -20,6 +20,14 @@ class ScalarTable:
     def add(self, step: int, tag: str, value: float) -> None:
         self._rows.append((int(step), tag, float(value)))
 
+    def rows(self) -> list[tuple[int, str, float]]:
+        """A copy of every row, for checkpoints."""
+        return list(self._rows)
+
+    def extend(self, rows: list[tuple[int, str, float]]) -> None:
+        """Rows recorded before a resume."""
+        self._rows.extend((int(step), str(tag), float(value)) for step, tag, value in rows)
+
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self._rows, columns=list(self.columns))
 
