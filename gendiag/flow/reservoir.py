@@ -1,0 +1,91 @@
+"""A bounded, uniformly sampled store of rows (reservoir sampling) with an optional time per row.
+
+Probes keep data points and network inputs in these so memory stays fixed however long training runs. Once full,
+it uses Li's "Algorithm L": it draws how many offered rows to skip before the next one it keeps, so a call whose
+rows are all skipped costs a comparison, not a copy. The draws come from the reservoir's own seeded generator,
+never the user's."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+
+
+def capacity_for(dim: int, small: int, large: int, budget: int = 2**21) -> int:
+    """Rows to keep for rows of `dim` numbers: `small` for 2-D points, else `large` capped at `budget` numbers."""
+    if dim <= 2:
+        return small
+    return max(16, min(large, budget // max(dim, 1)))
+
+
+class Reservoir:
+    """Keeps at most `capacity` rows (flattened to (D,)) chosen uniformly from all rows offered so far."""
+
+    def __init__(self, capacity: int, seed: int = 0) -> None:
+        if capacity < 1:
+            raise ValueError(f"Reservoir: capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.seen = 0
+        self.sample_shape: tuple[int, ...] | None = None
+        self._rows: torch.Tensor | None = None
+        self._times: torch.Tensor | None = None
+        self._random = random.Random(seed)
+        self._weight = 1.0
+        self._next_kept = capacity  # stream index of the next row to keep once full
+
+    def __len__(self) -> int:
+        return min(self.seen, self.capacity)
+
+    @property
+    def rows(self) -> torch.Tensor:
+        """(N, D) float32 rows kept."""
+        if self._rows is None:
+            return torch.empty(0, 0)
+        return self._rows[: len(self)]
+
+    @property
+    def times(self) -> torch.Tensor:
+        """(N,) times of the rows kept (NaN where none was given)."""
+        if self._times is None:
+            return torch.empty(0)
+        return self._times[: len(self)]
+
+    def add(self, batch: torch.Tensor, times: torch.Tensor | None = None) -> None:
+        """Offer rows `batch` (B, ...) with optional times (B,); keeps each offered row with equal chance."""
+        count = batch.shape[0]
+        width = math.prod(batch.shape[1:])
+        if self._rows is None:
+            self.sample_shape = tuple(batch.shape[1:])
+            self._rows = torch.empty(self.capacity, width)
+            self._times = torch.full((self.capacity,), float("nan"))
+        elif width != self._rows.shape[1]:
+            raise ValueError(f"Reservoir: rows of {width} numbers offered to a reservoir of rows of "
+                             f"{self._rows.shape[1]}")
+        taken: dict[int, int] = {}  # slot -> row of this batch (a later row overrides an earlier one)
+        for row in range(min(max(self.capacity - self.seen, 0), count)):
+            taken[self.seen + row] = row
+            if self.seen + row == self.capacity - 1:
+                self._weight = math.exp(math.log(self._uniform()) / self.capacity)
+                self._next_kept = self.capacity + self._skip()
+        while self._next_kept < self.seen + count:
+            taken[self._random.randrange(self.capacity)] = self._next_kept - self.seen
+            self._weight *= math.exp(math.log(self._uniform()) / self.capacity)
+            self._next_kept += self._skip() + 1
+        self.seen += count
+        if not taken:
+            return
+        slots = torch.tensor(list(taken), dtype=torch.long)
+        chosen = torch.tensor(list(taken.values()), dtype=torch.long)
+        self._rows[slots] = batch.detach()[chosen].reshape(len(chosen), -1).float().cpu()
+        if times is not None:
+            self._times[slots] = times.detach().reshape(-1)[chosen].float().cpu()
+
+    def _uniform(self) -> float:
+        return 1.0 - self._random.random()  # in (0, 1]: safe for log
+
+    def _skip(self) -> int:
+        if self._weight >= 1.0:
+            return 0
+        return int(math.floor(math.log(self._uniform()) / math.log1p(-self._weight)))
