@@ -67,7 +67,15 @@ def _parser() -> argparse.ArgumentParser:
                             description="Write report.md and report.html again from a run folder, without training.")
     report.add_argument("run_dir", type=Path, help="a run folder, e.g. reports/pointcloud_moons/20261122-101500-ab12cd")
     report.set_defaults(handler=_cmd_report)
-    for sub_parser in (run, listing, report):
+
+    compare = sub.add_parser("compare", help="put several finished runs side by side in one report",
+                             description="Write report.md and report.html comparing runs: the settings that differ, "
+                             "their results, which findings each has, and their key figures.")
+    compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="two or more run folders")
+    compare.add_argument("--out", type=Path, default=None,
+                         help="folder for the comparison (default: a new folder under reports/compare/)")
+    compare.set_defaults(handler=_cmd_compare)
+    for sub_parser in (run, listing, report, compare):
         sub_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                                 help="show Python tracebacks on errors")
     return parser
@@ -129,6 +137,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     write_reports(report)
     console.print(f"wrote {report.markdown_path} and {report.html_path}")
     _print_findings(report.findings)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from gendiag.compare import compare_runs
+
+    comparison = compare_runs(args.run_dirs, out_dir=args.out)
+    console.print(f"wrote {comparison.markdown_path} and {comparison.html_path}")
     return 0
 
 

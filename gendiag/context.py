@@ -52,6 +52,9 @@ class ProbeContext:
         """Write a figure to figures/NAME.png, log it to TensorBoard, close it; returns its relative path."""
         import matplotlib.pyplot as plt
 
+        if not name or name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
+            raise ValueError(f"save_figure: name {name!r} must be a relative name inside the run folder "
+                             "(no '..', no absolute path)")
         relative = f"figures/{name}.png"
         path = self.run_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)

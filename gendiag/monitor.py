@@ -109,7 +109,7 @@ class Monitor:
         (for example a GAN's `d_real`, `d_fake`) and strings (`d_output="prob"`) are handed to the probes."""
         if self._last_step is not None and step <= self._last_step:
             raise ValueError(f"Monitor.step: steps must increase, got {step} after {self._last_step}")
-        record = StepRecord(step=int(step), loss=None if loss is None else float(loss), t=_detach(t),
+        record = StepRecord(step=int(step), loss=_scalar(loss), t=_detach(t),
                             per_sample_loss=_detach(per_sample_loss))
         for key, value in scalars.items():
             if isinstance(value, torch.Tensor) and value.numel() > 1:
@@ -273,6 +273,12 @@ def _rows(value: Any, rows: int) -> torch.Tensor | None:
     if value.dim() > 0:
         value = value[:rows]
     return value.float().cpu()
+
+
+def _scalar(value: float | torch.Tensor | None) -> float | None:
+    if value is None:
+        return None
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
 
 
 def _detach(value: torch.Tensor | None) -> torch.Tensor | None:

@@ -90,6 +90,7 @@ class RunContext:
 
     def progress(self, step: int, info: dict[str, float]) -> None:
         """End of a training step: show progress, check the loss, checkpoint when due, honour a signal."""
+        self.last_step = step
         self.on_progress(step, info)
         loss = info.get("loss")
         finite = loss is None or math.isfinite(float(loss))
@@ -97,7 +98,6 @@ class RunContext:
             self.first_bad_step = step
             if self.case.file.run.on_nonfinite == "stop":
                 raise NonFiniteLoss(f"loss became {float(loss)} at step {step}")
-        self.last_step = step
         every = self.case.file.run.checkpoint_every
         if finite and self.first_bad_step is None and every and step % every == 0:
             self.save_checkpoint(step)

@@ -104,7 +104,7 @@ def _nan_recipe(case, ctx) -> dict:
         loss.backward()
         optimizer.step()
         mon.step(step, loss)
-        ctx.progress(step, {"loss": float(loss)})
+        ctx.progress(step, {"loss": loss.item()})
     return {"steps": case.training.steps}
 
 

@@ -80,7 +80,7 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
             mon.observe_data(x1, role="data")
             mon.observe_data(x0, role="source")
         mon.step(step, batch.loss, t=batch.t, per_sample_loss=batch.per_sample_loss, lr=train_cfg.lr)
-        final_loss = float(batch.loss)
+        final_loss = batch.loss.item()
         ctx.progress(step, {"loss": final_loss})
 
     model.eval()
