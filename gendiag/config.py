@@ -176,7 +176,7 @@ def _validate(model: type[Section], data: Any, path: Path, prefix: str) -> Any:
 
 
 def _describe(error: dict[str, Any], model: type[Section], prefix: str) -> str:
-    location = prefix + ".".join(str(part) for part in error["loc"])
+    location = prefix + ".".join(_key_text(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         known = _known_keys(model, error["loc"][:-1])
         close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
@@ -187,6 +187,12 @@ def _describe(error: dict[str, Any], model: type[Section], prefix: str) -> str:
     given = error.get("input")
     shown = repr(given) if not isinstance(given, (dict, list)) else type(given).__name__
     return f"{location}: {error['msg'].lower()}, got {shown}"
+
+
+def _key_text(part: Any) -> str:
+    """A key as it can be shown on one line: plain keys as they are, odd ones (spaces, control characters) quoted."""
+    text = str(part)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
 
 
 def _known_keys(model: type[Section], loc: tuple[Any, ...]) -> list[str]:
