@@ -1,0 +1,242 @@
+"""GANs on 2D mixtures with known modes (ring, grid) and on digit images (MNIST-10k, 8×8 digits).
+
+The plain loop: `d_steps` discriminator updates (BCE with smoothed real labels, or the WGAN critic loss with a
+gradient penalty), then `g_steps` generator updates (non-saturating BCE or −E[D(G(z))]); the discriminator's
+outputs on the last real and fake batches, both losses and both networks' gradient norms (read right after each
+backward) go to `Monitor.step`. Samples are shown to the Monitor at intervals (the mode timeline) and at the end;
+the headline results are PacGAN's known-mode metrics for 2D data, class coverage and the Fréchet distance for
+images."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+from pydantic import Field
+
+from gendiag.config import Case, CaseError, Section
+from gendiag.data import make_distribution
+from gendiag.metrics import mode_metrics
+from gendiag.recipes import Recipe, register
+from gendiag.recipes.image_eval import IMAGE_SETS, classifier_for, compare_images, image_grid, load_split
+from gendiag.runner import RunContext
+from reference_models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
+                                  discriminator_loss, generator_loss, grad_norm, gradient_penalty)
+
+POINT_SETS = ("ring", "grid")
+
+
+class Data(Section):
+    dataset: Literal["ring", "grid", "mnist", "digits"] = "ring"
+    params: dict[str, Any] = Field(default_factory=dict, description="parameters of the 2D distribution")
+    train_size: int | None = Field(None, ge=100, description="training images (None: all but the held-out)")
+    heldout: int = Field(2000, ge=100, description="held-out images for the Fréchet distance")
+
+
+class Model(Section):
+    arch: Literal["mlp", "dcgan"] = "mlp"
+    z_dim: int = Field(100, ge=1)
+    g_hidden: int = Field(256, ge=4, description="first generator width (doubles per layer when g_widen)")
+    g_depth: int = Field(3, ge=1)
+    g_widen: bool = True
+    g_batch_norm: bool = False
+    d_hidden: int = Field(1024, ge=4, description="first discriminator width (halves per layer when d_narrow)")
+    d_depth: int = Field(3, ge=1)
+    d_narrow: bool = True
+    dropout: float = Field(0.3, ge=0, lt=1)
+    width: int = Field(64, ge=4, description="DCGAN base channel count")
+    conditional: bool = Field(False, description="condition both networks on the class label (images)")
+    spectral_norm: bool = False
+    pack: int = Field(1, ge=1, le=16, description="PacGAN packing degree (1: none)")
+
+
+class Training(Section):
+    steps: int = Field(3000, ge=1, description="rounds of d_steps D updates then g_steps G updates")
+    batch_size: int = Field(128, ge=2, description="samples per batch (a multiple of pack)")
+    loss: Literal["bce", "wgan-gp"] = "bce"
+    lr_g: float = Field(2e-4, gt=0, le=1)
+    lr_d: float = Field(2e-4, gt=0, le=1)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    real_label: float = Field(0.9, gt=0, le=1, description="BCE target for real samples (0.9: one-sided smoothing)")
+    d_steps: int = Field(1, ge=1, description="discriminator (critic) updates per round")
+    g_steps: int = Field(2, ge=1, description="generator updates per round")
+    gp_lambda: float = Field(10.0, ge=0)
+    sample_every: int = Field(250, ge=1, description="steps between sample sets shown to the Monitor")
+    observe_every: int = Field(50, ge=1, description="steps between data batches shown to the Monitor")
+
+
+class Sampling(Section):
+    n_samples: int = Field(2500, ge=100, description="samples for the final metrics (PacGAN: 2500; images: 1000)")
+
+
+def run(case: Case, ctx: RunContext) -> dict[str, Any]:
+    data_cfg, model_cfg, train_cfg = case.data, case.model, case.training
+    _check(case)
+    data_gen, noise_gen, sample_gen = ctx.generator(1), ctx.generator(2), ctx.generator(3)
+    images = data_cfg.dataset in IMAGE_SETS
+    if images:
+        split = load_split(data_cfg.dataset, data_cfg.heldout, data_cfg.train_size, ctx.generator(4))
+        train = split.train * 2 - 1  # Tanh generator: data scaled to [-1, 1]
+        shape = tuple(train.shape[1:])
+        classifier = classifier_for(data_cfg.dataset)
+        mon = ctx.start_monitor("gan", classifier=classifier, reference=split.heldout)
+    else:
+        distribution = make_distribution(data_cfg.dataset, **data_cfg.params)
+        shape = (2,)
+        mon = ctx.start_monitor("gan", modes=distribution.modes, mode_std=distribution.mode_std,
+                                reference=distribution.sample(2000, generator=ctx.generator(4)))
+    generator, discriminator = _networks(model_cfg, shape, images, critic=train_cfg.loss == "wgan-gp")
+    betas = (train_cfg.beta1, train_cfg.beta2)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=train_cfg.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=train_cfg.lr_d, betas=betas)
+    mon.watch(generator, name="generator", x_arg=0, t_arg=None)
+    mon.watch(discriminator, name="discriminator", x_arg=0, t_arg=None)
+    done = ctx.track(modules={"generator": generator, "discriminator": discriminator},
+                     optimizers={"g": opt_g, "d": opt_d},
+                     generators={"data": data_gen, "noise": noise_gen, "sample": sample_gen})
+
+    def real_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not images:
+            return distribution.sample(train_cfg.batch_size, generator=data_gen), None
+        index = torch.randint(0, len(train), (train_cfg.batch_size,), generator=data_gen)
+        return train[index].reshape(-1, *shape), split.train_labels[index] if model_cfg.conditional else None
+
+    def fake_batch(n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        labels = torch.randint(0, 10, (n,), generator=noise_gen) if model_cfg.conditional else None
+        return generator(torch.randn(n, model_cfg.z_dim, generator=noise_gen), labels), labels
+
+    d_output = "critic" if train_cfg.loss == "wgan-gp" else "logit"
+    final: dict[str, float] = {}
+    for step in range(done + 1, train_cfg.steps + 1):
+        with mon.phase("step"):
+            for _ in range(train_cfg.d_steps):
+                real, real_labels = real_batch()
+                fake, fake_labels = fake_batch(train_cfg.batch_size)
+                fake = fake.detach()
+                d_real, d_fake = discriminator(real, real_labels), discriminator(fake, fake_labels)
+                loss_d = discriminator_loss(train_cfg.loss, d_real, d_fake, train_cfg.real_label)
+                if train_cfg.loss == "wgan-gp":
+                    loss_d = loss_d + train_cfg.gp_lambda * gradient_penalty(discriminator, real, fake, noise_gen,
+                                                                             real_labels)
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                norm_d = grad_norm(discriminator)
+                opt_d.step()
+            for _ in range(train_cfg.g_steps):
+                fake, fake_labels = fake_batch(train_cfg.batch_size)
+                loss_g = generator_loss(train_cfg.loss, discriminator(fake, fake_labels))
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                norm_g = grad_norm(generator)
+                opt_g.step()
+        if step == 1 or step % train_cfg.observe_every == 0:
+            mon.observe_data(_to_unit(real) if images else real, role="data")
+        final = {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+        mon.step(step, loss_d=final["loss_d"], loss_g=final["loss_g"], d_real=d_real.detach(),
+                 d_fake=d_fake.detach(), d_output=d_output, grad_norm_d=norm_d, grad_norm_g=norm_g)
+        if step % train_cfg.sample_every == 0 and step != train_cfg.steps:
+            mon.observe_samples(_samples(generator, model_cfg, case.sampling.n_samples, sample_gen, images), step)
+        ctx.progress(step, {"loss": final["loss_d"] + final["loss_g"], **final})
+
+    samples = _samples(generator, model_cfg, case.sampling.n_samples, sample_gen, images)
+    mon.observe_samples(samples)
+    if images:
+        comparison = compare_images(samples, split, classifier, sample_gen)
+        figure = image_grid([("training images", split.train[:100]), ("generated", samples[:100])])
+        mon.add_section("Samples against data", text=comparison.text(),
+                        figures=[mon.save_figure(figure, "samples_vs_data")])
+        return {**comparison.results(), **final}
+    metrics = mode_metrics(samples, distribution.modes, distribution.mode_std)
+    results = {"modes_captured": metrics.modes_captured, "n_modes": metrics.n_modes,
+               "high_quality_share": metrics.high_quality_share, "reverse_kl": metrics.reverse_kl}
+    figure = _modes_figure(samples, distribution.modes, metrics.captured.tolist(), results)
+    mon.add_section(
+        "Samples against the modes",
+        text=(f"{len(samples)} samples: {metrics.modes_captured} of {metrics.n_modes} modes captured (a high-quality "
+              f"sample within 3 standard deviations), {metrics.high_quality_share:.1%} of samples high-quality, "
+              f"reverse KL of the mode histogram to uniform {metrics.reverse_kl:.3f}. Dropped modes: "
+              f"{metrics.dropped_modes or 'none'}."),
+        figures=[mon.save_figure(figure, "samples_vs_modes")],
+    )
+    return {**results, **final}
+
+
+def _check(case: Case) -> None:
+    model_cfg, data_cfg = case.model, case.data
+    if case.training.batch_size % model_cfg.pack:
+        raise CaseError(f"{case.path}: training.batch_size: must be a multiple of model.pack={model_cfg.pack}, "
+                        f"got {case.training.batch_size}")
+    if model_cfg.arch == "dcgan" and data_cfg.dataset != "mnist":
+        raise CaseError(f"{case.path}: model.arch: dcgan needs 28×28 images (data.dataset: mnist), "
+                        f"got dataset {data_cfg.dataset!r}")
+    if model_cfg.conditional and data_cfg.dataset in POINT_SETS:
+        raise CaseError(f"{case.path}: model.conditional: needs labelled images (mnist or digits), "
+                        f"got dataset {data_cfg.dataset!r}")
+    if model_cfg.conditional and model_cfg.arch != "mlp":
+        raise CaseError(f"{case.path}: model.conditional: only the mlp arch is conditional, got {model_cfg.arch!r}")
+
+
+def _networks(cfg: Model, shape: tuple[int, ...], images: bool,
+              critic: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The generator and discriminator; a WGAN-GP critic gets no batch norm (its penalty is per sample)."""
+    if cfg.arch == "dcgan":
+        return (DCGANGenerator(z_dim=cfg.z_dim, width=cfg.width),
+                DCGANDiscriminator(width=cfg.width, pack=cfg.pack, spectral_norm=cfg.spectral_norm,
+                                   batch_norm=not critic))
+    dim = int(torch.tensor(shape).prod())
+    classes = 10 if cfg.conditional else 0
+    generator = MLPGenerator(z_dim=cfg.z_dim, out_dim=dim, hidden=cfg.g_hidden, depth=cfg.g_depth,
+                             widen=cfg.g_widen, output="tanh" if images else "linear", n_classes=classes,
+                             batch_norm=cfg.g_batch_norm)
+    discriminator = MLPDiscriminator(in_dim=dim, hidden=cfg.d_hidden, depth=cfg.d_depth, narrow=cfg.d_narrow,
+                                     dropout=cfg.dropout, n_classes=classes, pack=cfg.pack,
+                                     spectral_norm=cfg.spectral_norm)
+    return generator, discriminator
+
+
+def _samples(generator: torch.nn.Module, cfg: Model, n: int, noise: torch.Generator, images: bool) -> torch.Tensor:
+    """`n` samples in eval mode (training mode restored): 2D points, or images in [0, 1] shaped (n, 1, S, S);
+    a conditional generator gets the labels 0..9 in turn."""
+    was_training = generator.training
+    generator.eval()
+    try:
+        with torch.no_grad():
+            labels = torch.arange(n) % 10 if cfg.conditional else None
+            out = generator(torch.randn(n, cfg.z_dim, generator=noise), labels)
+    finally:
+        generator.train(was_training)
+    if not images:
+        return out
+    side = int(round(out[0].numel() ** 0.5))
+    return _to_unit(out.reshape(n, 1, side, side))
+
+
+def _to_unit(x: torch.Tensor) -> torch.Tensor:
+    return ((x + 1) / 2).clamp(0, 1)
+
+
+def _modes_figure(samples: torch.Tensor, modes: torch.Tensor, captured: list[bool],
+                  results: dict[str, float]) -> plt.Figure:
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.4, color="tab:orange", label="generated")
+    colours = ["tab:green" if hit else "tab:red" for hit in captured]
+    axis.scatter(modes[:, 0], modes[:, 1], s=60, marker="x", c=colours, label="modes (red: dropped)")
+    axis.set_title(f"{results['modes_captured']}/{results['n_modes']} modes, "
+                   f"{results['high_quality_share']:.0%} high quality, reverse KL {results['reverse_kl']:.3f}")
+    axis.set_aspect("equal")
+    axis.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+register(Recipe(
+    name="gan",
+    description="GANs (MLP, conditional, DCGAN; BCE or WGAN-GP; spectral norm, PacGAN packing) on 2D modes or digits",
+    sections={"data": Data, "model": Model, "training": Training, "sampling": Sampling},
+    run=run,
+))

@@ -1,0 +1,130 @@
+"""Reference GANs: shapes, packing, the losses and the gradient penalty against hand-computed values, and the
+GAN recipe end to end on a few steps."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from gendiag.config import CaseError, load_case
+from gendiag.runner import run_case
+from reference_models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
+                                  discriminator_loss, generator_loss, grad_norm, gradient_penalty, pack_samples)
+
+CASES = Path(__file__).resolve().parent.parent / "cases"
+
+
+def test_pack_samples_joins_consecutive_samples() -> None:
+    x = torch.arange(8.0).reshape(4, 2)
+    assert torch.equal(pack_samples(x, 2), torch.tensor([[0.0, 1, 2, 3], [4, 5, 6, 7]]))
+    images = torch.randn(6, 1, 5, 5)
+    packed = pack_samples(images, 3)
+    assert packed.shape == (2, 3, 5, 5) and torch.equal(packed[1, 2], images[5, 0])
+    assert pack_samples(x, 1) is x
+    with pytest.raises(ValueError, match="not a multiple of pack=3"):
+        pack_samples(x, 3)
+
+
+def test_mlp_gan_shapes_and_ranges() -> None:
+    generator = MLPGenerator(z_dim=100, out_dim=784, hidden=16, depth=3)
+    out = generator(torch.randn(5, 100))
+    assert out.shape == (5, 784) and out.abs().max() <= 1
+    widths = [m.out_features for m in generator.net if isinstance(m, nn.Linear)]
+    assert widths == [16, 32, 64, 784]  # the MNIST recipe's doubling widths, scaled down
+    discriminator = MLPDiscriminator(in_dim=784, hidden=64, depth=3, pack=4)
+    assert discriminator(out.repeat(4, 1)[:20]).shape == (5,)
+    assert [m.out_features for m in discriminator.net if isinstance(m, nn.Linear)] == [64, 32, 16, 1]
+
+
+def test_conditional_networks_use_the_labels() -> None:
+    torch.manual_seed(0)
+    generator = MLPGenerator(z_dim=8, out_dim=4, hidden=16, depth=2, n_classes=10)
+    z = torch.randn(3, 8)
+    assert not torch.allclose(generator(z, torch.tensor([0, 0, 0])), generator(z, torch.tensor([1, 1, 1])))
+    with pytest.raises(ValueError, match="needs labels"):
+        generator(z)
+    with pytest.raises(ValueError, match="packing with label conditioning"):
+        MLPDiscriminator(in_dim=4, n_classes=10, pack=2)
+
+
+def test_dcgan_shapes_and_initialization() -> None:
+    torch.manual_seed(0)
+    generator, discriminator = DCGANGenerator(z_dim=100, width=16), DCGANDiscriminator(width=16, pack=2)
+    images = generator(torch.randn(4, 100))
+    assert images.shape == (4, 1, 28, 28) and images.abs().max() <= 1
+    assert discriminator(images).shape == (2,)
+    conv = next(m for m in discriminator.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.std().item() == pytest.approx(0.02, rel=0.15) and conv.bias.abs().max() == 0
+
+
+def test_spectral_norm_bounds_the_layers() -> None:
+    torch.manual_seed(0)
+    discriminator = MLPDiscriminator(in_dim=2, hidden=32, depth=2, dropout=0.0, spectral_norm=True)
+    for _ in range(20):  # power iterations run in training-mode forward passes
+        discriminator(torch.randn(64, 2))
+    for layer in (m for m in discriminator.modules() if isinstance(m, nn.Linear)):
+        assert torch.linalg.matrix_norm(layer.weight, ord=2).item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_bce_losses_by_hand() -> None:
+    real, fake = torch.tensor([10.0]), torch.tensor([0.0])
+    # softplus(x) - y·x for the real logit 10 with target 0.9, log 2 for the fake logit 0 with target 0
+    expected = math.log1p(math.exp(10.0)) - 9.0 + math.log(2.0)
+    assert discriminator_loss("bce", real, fake, real_label=0.9).item() == pytest.approx(expected, rel=1e-6)
+    assert generator_loss("bce", torch.tensor([0.0])).item() == pytest.approx(math.log(2.0))
+
+
+def test_wgan_losses_and_penalty_of_a_linear_critic() -> None:
+    real, fake = torch.tensor([3.0, 1.0]), torch.tensor([-1.0, 0.0])
+    assert discriminator_loss("wgan-gp", real, fake).item() == pytest.approx(-0.5 - 2.0)
+    assert generator_loss("wgan-gp", fake).item() == pytest.approx(0.5)
+    critic = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[3.0, 0.0, 0.0, 0.0]]))
+    gen = torch.Generator().manual_seed(0)
+    penalty = gradient_penalty(lambda x, labels=None: critic(x).squeeze(1), torch.randn(8, 4), torch.randn(8, 4), gen)
+    assert penalty.item() == pytest.approx((3.0 - 1.0) ** 2)  # ‖∇D‖ = ‖w‖ = 3 everywhere
+    packed = MLPDiscriminator(in_dim=2, hidden=4, depth=1, dropout=0.0, pack=2)
+    packed.net = nn.Sequential(critic)  # a linear critic on packed pairs: the gradient of a pair is w
+    penalty = gradient_penalty(packed, torch.randn(8, 2), torch.randn(8, 2), gen)
+    assert penalty.item() == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        discriminator_loss("hinge", real, fake)
+
+
+def test_grad_norm_by_hand() -> None:
+    layer = nn.Linear(2, 1)
+    assert grad_norm(layer) == 0.0
+    layer(torch.tensor([[3.0, 4.0]])).sum().backward()
+    assert grad_norm(layer) == pytest.approx(math.sqrt(9 + 16 + 1))
+
+
+def test_gan_recipe_runs_a_few_steps(tmp_path: Path) -> None:
+    case = load_case(CASES / "gan_ring.yaml", overrides=[
+        "training.steps=20", "training.sample_every=10", "sampling.n_samples=200", "model.pack=2",
+        "training.loss=wgan-gp", "training.d_steps=2", "probes.set=[gan-balance]", "probes.strict=true"])
+    result = run_case(case, out_root=tmp_path)
+    assert result.results["n_modes"] == 8 and 0 <= result.results["modes_captured"] <= 8
+    assert 0 <= result.results["high_quality_share"] <= 1
+    assert (result.run_dir / "figures" / "samples_vs_modes.png").is_file()
+    assert (result.run_dir / "figures" / "gan_balance.png").is_file()
+
+
+def test_gan_recipe_rejects_a_batch_that_packing_cannot_split(tmp_path: Path) -> None:
+    case = load_case(CASES / "gan_grid_fixed.yaml", overrides=["training.batch_size=30"])
+    with pytest.raises(CaseError, match="batch_size: must be a multiple of model.pack=4"):
+        run_case(case, out_root=tmp_path)
+
+
+@pytest.mark.slow
+def test_conditional_gan_recipe_on_digits(tmp_path: Path) -> None:
+    case = load_case(CASES / "cgan_mnist.yaml", overrides=[
+        "data.dataset=digits", "data.heldout=300", "training.steps=10", "training.sample_every=5",
+        "sampling.n_samples=100", "model.d_hidden=64", "model.g_hidden=32"])
+    result = run_case(case, out_root=tmp_path)
+    assert 1 <= result.results["classes_found"] <= 10
+    assert result.results["frechet"] >= 0 and result.results["frechet_floor"] >= 0
