@@ -7,7 +7,7 @@ import time
 import traceback
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -69,6 +69,7 @@ class Monitor:
         self._last_step: int | None = None
         self._finished: Report | None = None
         self._user_sections: list[ProbeSection] = []
+        self._conclusions: list[Callable[[list[Finding]], ProbeSection | None]] = []
         self._wants_forward = any(p.wants_forward for p in self.probes)
         self._dispatch("setup")
 
@@ -161,6 +162,11 @@ class Monitor:
         """Add a section of your own to the report (figures saved with `save_figure`), shown before the probes'."""
         self._user_sections.append(ProbeSection(title=title, text=text, figures=list(figures), table=table))
 
+    def add_conclusion(self, write: Callable[[list[Finding]], ProbeSection | None]) -> None:
+        """`write(findings)` runs in `finish` once the findings exist and returns a section shown first in the
+        report: an explanation that can quote the findings' own evidence."""
+        self._conclusions.append(write)
+
     def save_figure(self, figure: Any, name: str, step: int | None = None) -> str:
         """Save a matplotlib figure into the run folder and TensorBoard; returns its path for `add_section`."""
         return self.ctx.save_figure(figure, name, step)
@@ -188,6 +194,8 @@ class Monitor:
                 finding.probe = finding.probe or probe.name
                 findings.append(finding)
         findings = sort_findings(findings + self._failures)
+        conclusions = [section for write in self._conclusions if (section := write(findings)) is not None]
+        sections = conclusions + sections
         self.ctx.tb.text("findings", _findings_text(findings))
         if self.ctx.layout:
             self.ctx.tb.layout(self.ctx.layout)

@@ -26,6 +26,8 @@ from pydantic import Field
 
 from gendiag.config import Case, Section
 from gendiag.data import make_distribution, rasterize
+from gendiag.findings import Finding
+from gendiag.probes.base import ProbeSection
 from gendiag.recipes import Recipe, register
 from gendiag.runner import RunContext
 from reference_models.concat_mlp import ConcatMLP
@@ -281,7 +283,8 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     ]
     mon.add_section("Symptoms: generated pictures against the target and the start picture",
                     text=_symptoms_text(history.checkpoints, facts), figures=figures[:2])
-    mon.add_section("Why it collapses", text=explain(facts, case), figures=figures[2:])
+    mon.add_conclusion(lambda findings: ProbeSection("Why it collapses", text=explain(facts, case, findings),
+                                                     figures=figures[2:]))
     final = history.checkpoints[-1]
     return {
         "final_loss": history.losses[-1] if history.losses else float("nan"),
@@ -388,8 +391,9 @@ def _peak(checkpoints: list[Checkpoint]) -> dict[str, Any]:
             "last_cos_target": last.cos_target, "last_cos_source": last.cos_source}
 
 
-def explain(facts: dict[str, Any], case: Case) -> str:
-    """The collapse in plain words, heaviest cause first; each claim quotes a number measured in this run."""
+def explain(facts: dict[str, Any], case: Case, findings: list[Finding] = ()) -> str:
+    """The collapse in plain words, heaviest cause first; each claim quotes a number measured in this run, and
+    the probes' findings that back a claim are listed after it by code."""
     claims: list[str] = []
     ruled_out: list[str] = []
     moved = facts["displacement"]
@@ -483,6 +487,10 @@ def explain(facts: dict[str, Any], case: Case) -> str:
     lines += [f"{k}. {claim}" for k, claim in enumerate(claims, start=1)]
     if ruled_out:
         lines += ["", "Ruled out in this run:", ""] + [f"- {item}" for item in ruled_out]
+    backing = [f for f in findings if f"`{f.code}`" in "\n".join(lines)]
+    if backing:
+        lines += ["", "The probes' findings behind these claims (details under Findings):", ""]
+        lines += [f"- `{f.code}` ({f.severity}): {f.title}" for f in backing]
     if facts["resumed_at"]:
         lines += ["", f"(This run resumed at iteration {facts['resumed_at']}: loss shares and weight changes cover "
                       "the iterations after it.)"]
