@@ -1,0 +1,84 @@
+"""Quality bars of the GAN and VAE cases (issue 7), each run through `gendiag.runner.run_case` as `gendiag run` does.
+
+- gan_grid_fixed over seeds 0, 1, 2: modes captured of 25, high-quality share and reverse KL of the mode histogram
+  (PacGAN's metrics on 2,500 samples); the goal is on the mean over seeds (25 modes, ≥ 90 %, ≤ 0.1), shown beside
+  PacGAN's own table (PacGAN4 on the 2D grid: 24.8 modes, 93.6 % high quality, reverse KL 0.04).
+- dcgan_mnist, cgan_mnist, vae_mnist (seed 0): classes found among 1,000 samples (goal 10), the largest class share
+  (goal ≤ 20 %), and the Fréchet distance in the project classifier's feature space beside the floor of training
+  images against the same held-out images (reported, no goal).
+
+`quick` shrinks every case to a few steps: a smoke test of this module, with every bar's `met` left as None."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gendiag.config import load_case
+from gendiag.runner import run_case
+
+CASES = Path(__file__).resolve().parent.parent / "cases"
+PACGAN4_GRID = {"modes_captured": 24.8, "high_quality_share": 0.936, "reverse_kl": 0.04}
+GRID_SEEDS = (0, 1, 2)
+QUICK = {"gan": ["training.steps=20", "training.sample_every=10"], "vae": ["training.epochs=1",
+                                                                        "data.train_size=256"]}
+
+
+def _results(name: str, seed: int, quick: bool, out: Path) -> dict[str, Any]:
+    overrides = QUICK["vae" if name.startswith("vae") else "gan"] if quick else []
+    case = load_case(CASES / f"{name}.yaml", overrides=overrides, seed=seed)
+    result = run_case(case, out_root=out)
+    findings = [f.code for f in result.report.findings]
+    return {**result.results, "findings": findings}
+
+
+def _row(figure: str, values: list[float], unit: str, goal: str, met: bool | None, note: str) -> dict[str, Any]:
+    return {"benchmark": "gan_vae_quality", "figure": figure, "median": statistics.median(values),
+            "spread": max(values) - min(values), "unit": unit, "goal": goal, "met": met, "note": note}
+
+
+def grid_rows(quick: bool, out: Path) -> list[dict[str, Any]]:
+    seeds = GRID_SEEDS[:1] if quick else GRID_SEEDS
+    runs = [_results("gan_grid_fixed", seed, quick, out) for seed in seeds]
+    rows = []
+    bars = (("modes_captured", "modes captured of 25", "modes", "mean = 25", lambda mean: mean >= 25),
+            ("high_quality_share", "high-quality share", "share", "mean ≥ 0.90", lambda mean: mean >= 0.9),
+            ("reverse_kl", "reverse KL of the mode histogram", "nats", "mean ≤ 0.1", lambda mean: mean <= 0.1))
+    for key, label, unit, goal, check in bars:
+        values = [float(run[key]) for run in runs]
+        mean = statistics.fmean(values)
+        rows.append(_row(
+            f"gan_grid_fixed: {label}", values, unit, goal, None if quick else check(mean),
+            f"seeds {list(seeds)}: {[round(v, 3) for v in values]}, mean {mean:.3f}; PacGAN4 (PacGAN's table): "
+            f"{PACGAN4_GRID[key]}; spread = max − min; findings per seed: {[run['findings'] for run in runs]}"))
+    return rows
+
+
+def image_rows(quick: bool, out: Path) -> list[dict[str, Any]]:
+    rows = []
+    for name in ("dcgan_mnist", "cgan_mnist", "vae_mnist"):
+        run = _results(name, 0, quick, out)
+        note = (f"seed 0, 1,000 samples; class KL to uniform {run['class_kl']:.3f}; findings {run['findings']}")
+        rows.append(_row(f"{name}: classes found", [run["classes_found"]], "classes", "10",
+                         None if quick else run["classes_found"] == 10, note))
+        rows.append(_row(f"{name}: largest class share", [run["largest_class_share"]], "share", "≤ 0.20",
+                         None if quick else run["largest_class_share"] <= 0.2, note))
+        rows.append(_row(f"{name}: Fréchet distance (classifier features)", [run["frechet"]], "FD",
+                         f"reported beside train vs held-out {run['frechet_floor']:.2f}", None,
+                         f"floor: {run['frechet_floor']:.3f} (1,000 training images against the same 2,000 held-out "
+                         f"images); ratio {run['frechet'] / max(run['frechet_floor'], 1e-12):.1f}"))
+    return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="bench_gan_vae-") as folder:
+        out = Path(folder)
+        return grid_rows(quick, out) + image_rows(quick, out)
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=1))
