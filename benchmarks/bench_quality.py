@@ -84,8 +84,8 @@ def image_rows(quick: bool, out: Path) -> list[dict[str, Any]]:
                          "classes", "10 of 10, none above 20%", covered,
                          f"largest class share {results['largest_class_share']:.3f}; seed 0" + suffix))
         rows.append(_row(f"quality/{model}", "Fréchet distance to test (classifier features)",
-                         [results["fd_samples_test"]], "FD", "reported beside train vs test", None,
-                         f"train vs test FD {results['fd_train_test']:.3f}; seed 0" + suffix))
+                         [results["frechet"]], "FD", "reported beside train vs test", None,
+                         f"train vs test FD {results['frechet_floor']:.3f}; seed 0" + suffix))
     rows.append(_row("quality/PixelCNN digits", "held-out bits per pixel", [pixel["test_bits_per_dim"]], "bits/dim",
                      "below the per-pixel Bernoulli baseline", pixel["test_bits_per_dim"] < pixel["baseline_bits_per_dim"],
                      f"baseline {pixel['baseline_bits_per_dim']:.4f} bits/dim; seed 0" + suffix))

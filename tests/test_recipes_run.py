@@ -27,8 +27,8 @@ EXPECTED = {
     "pointcloud_checkerboard": {"w2", "w2_floor", "w2_ratio"},
     "pointcloud_stretched_gaussian": {"w2", "w2_floor", "w2_ratio"},
     "gmm_moons": {"w2", "w2_floor", "w2_ratio", "train_nll", "heldout_nll"},
-    "ddpm_digits": {"classes_found", "largest_class_share", "fd_samples_test", "fd_train_test"},
-    "pixelcnn_digits": {"test_bits_per_dim", "baseline_bits_per_dim", "classes_found", "fd_samples_test"},
+    "ddpm_digits": {"classes_found", "largest_class_share", "frechet", "frechet_floor"},
+    "pixelcnn_digits": {"test_bits_per_dim", "baseline_bits_per_dim", "classes_found", "frechet"},
 }
 
 

@@ -4,7 +4,6 @@ step for step, a non-finite loss stops cleanly with the last good checkpoint kep
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -167,7 +167,6 @@ class GradientsProbe(Probe):
         """Move the pending gradient norms into the history (one stack, one copy to the CPU) and log a few."""
         if not self.pending:
             return
-        size = len(self.params)
         rows = torch.stack(self.pending).to(dtype=torch.float64, device="cpu").numpy()
         steps, self.pending, self.pending_steps = self.pending_steps, [], []
         for step, norms in zip(steps, rows):

@@ -14,7 +14,7 @@ from gendiag.config import Case, Section
 from gendiag.recipes import Recipe, register
 from gendiag.recipes.ddpm_points import learning_rate
 from gendiag.metrics.classifier import load_classifier
-from gendiag.recipes.images_eval import digit_quality, image_grid, split_digits
+from gendiag.recipes.image_eval import compare_images, image_grid, load_split
 from gendiag.runner import RunContext
 from reference_models.ddpm import Schedule, ancestral_sample, ddim_sample, noise_prediction_loss
 from reference_models.unet import UNet
@@ -50,7 +50,7 @@ class Sampling(Section):
 
 def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     data_cfg, train_cfg, sample_cfg = case.data, case.training, case.sampling
-    split = split_digits(data_cfg.dataset, data_cfg.test_fraction, ctx.generator(0))
+    split = load_split(data_cfg.dataset, data_cfg.test_fraction, None, ctx.generator(0))
     train = split.train * 2 - 1
     shape = tuple(train.shape[1:])
     schedule = Schedule.make(train_cfg.schedule, train_cfg.diffusion_steps)
@@ -94,11 +94,11 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
                              for size in _chunks(sample_cfg.n_samples, sample_cfg.batch)])
     samples = ((samples + 1) / 2).clamp(0, 1)
     mon.observe_samples(samples)
-    quality = digit_quality(samples, split, load_classifier(data_cfg.dataset))
-    figure = image_grid([("training images", split.train), ("generated", samples), ("generated", samples[16:])])
-    mon.add_section("Samples and the digit classifier", text=quality.text(len(samples)),
+    comparison = compare_images(samples, split, load_classifier(data_cfg.dataset), eval_gen)
+    figure = image_grid([("training images", split.train), ("generated", samples)])
+    mon.add_section("Samples and the digit classifier", text=comparison.text(),
                     figures=[mon.save_figure(figure, "samples")])
-    return {**quality.results(), "bar_met": quality.met, "final_loss": loss}
+    return {**comparison.results(), "bar_met": comparison.met, "final_loss": loss}
 
 
 def _sample(model: torch.nn.Module, schedule: Schedule, start: torch.Tensor, cfg: Sampling,

@@ -22,7 +22,8 @@ from gendiag.config import Case, CaseError, Section
 from gendiag.data import make_distribution
 from gendiag.metrics import mode_metrics
 from gendiag.recipes import Recipe, register
-from gendiag.recipes.image_eval import IMAGE_SETS, classifier_for, compare_images, image_grid, load_split
+from gendiag.metrics.classifier import load_classifier
+from gendiag.recipes.image_eval import IMAGE_SETS, compare_images, image_grid, load_split
 from gendiag.runner import RunContext
 from reference_models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                                   discriminator_loss, generator_loss, grad_norm, gradient_penalty)
@@ -83,7 +84,7 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
         split = load_split(data_cfg.dataset, data_cfg.heldout, data_cfg.train_size, ctx.generator(4))
         train = split.train * 2 - 1  # Tanh generator: data scaled to [-1, 1]
         shape = tuple(train.shape[1:])
-        classifier = classifier_for(data_cfg.dataset)
+        classifier = load_classifier(data_cfg.dataset)
         mon = ctx.start_monitor("gan", classifier=classifier, reference=split.heldout)
     else:
         distribution = make_distribution(data_cfg.dataset, **data_cfg.params)

@@ -1,6 +1,6 @@
-"""Shared by the image recipes (GAN, VAE): a fixed train/held-out split, class coverage and the Fréchet distance of
-generated digits in the project's own classifier's feature space beside the train-versus-held-out distance, and a
-grid figure of images."""
+"""Shared by the image recipes (GAN, VAE, DDPM, PixelCNN): a fixed train/held-out split, class coverage and the
+Fréchet distance of generated digits in the project's own classifier's feature space beside the train-versus-held-out
+distance, and a grid figure of images."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 
 from gendiag.data import load_digits, load_mnist
 from gendiag.metrics import class_coverage, frechet_distance_between
-from gendiag.metrics.classifier import DigitClassifier, load_classifier
+from gendiag.metrics.classifier import DigitClassifier
 
 IMAGE_SETS = ("mnist", "digits")
 
@@ -30,12 +30,16 @@ class ImageSplit:
     kind: str
 
 
-def load_split(kind: str, heldout: int, train_size: int | None, generator: torch.Generator) -> ImageSplit:
-    """MNIST-10k or the 8×8 digits, shuffled with `generator`: the first `heldout` images held out, then up to
-    `train_size` training images (all the rest when None)."""
+def load_split(kind: str, heldout: int | float, train_size: int | None, generator: torch.Generator) -> ImageSplit:
+    """MNIST-10k or the 8×8 digits, shuffled with `generator`: the first `heldout` images held out (a float in
+    (0, 1) is a fraction of the set), then up to `train_size` training images (all the rest when None)."""
     if kind not in IMAGE_SETS:
         raise ValueError(f"load_split: image set must be one of {IMAGE_SETS}, got {kind!r}")
     images, labels = load_mnist() if kind == "mnist" else load_digits()
+    if isinstance(heldout, float):
+        if not 0 < heldout < 1:
+            raise ValueError(f"load_split: a fractional heldout must lie in (0, 1), got {heldout}")
+        heldout = int(heldout * len(images))
     if heldout >= len(images):
         raise ValueError(f"load_split: heldout={heldout} leaves no training images of the {len(images)} in {kind}")
     order = torch.randperm(len(images), generator=generator)
@@ -55,6 +59,11 @@ class ImageComparison:
     class_kl: float
     frechet: float
     frechet_floor: float
+
+    @property
+    def met(self) -> bool:
+        """The reference models' bar: all 10 classes present and none above 20% of the samples."""
+        return self.classes_found == 10 and self.largest_share <= 0.2
 
     def results(self) -> dict[str, float]:
         return {"classes_found": self.classes_found, "largest_class_share": self.largest_share,
@@ -83,16 +92,12 @@ def compare_images(samples: torch.Tensor, split: ImageSplit, classifier: DigitCl
     )
 
 
-def classifier_for(kind: str) -> DigitClassifier:
-    """The project's cached digit classifier for this image set (trained on first use)."""
-    return load_classifier(kind)
-
-
-def image_grid(panels: list[tuple[str, torch.Tensor]], columns: int = 10) -> plt.Figure:
-    """One grid per (title, images (N, 1, S, S) in [0, 1]), side by side; N a multiple of `columns`."""
+def image_grid(panels: list[tuple[str, torch.Tensor]], columns: int = 10, max_rows: int = 10) -> plt.Figure:
+    """One grid per (title, images (N, 1, S, S) in [0, 1]), side by side: the first full rows of `columns` images,
+    at most `max_rows` of them."""
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), squeeze=False)
     for axis, (title, images) in zip(axes[0], panels):
-        rows = max(1, images.shape[0] // columns)
+        rows = max(1, min(max_rows, images.shape[0] // columns))
         side = images.shape[-1]
         grid = images[:rows * columns, 0].reshape(rows, columns, side, side).permute(0, 2, 1, 3)
         axis.imshow(np.asarray(grid.reshape(rows * side, columns * side)), cmap="gray", vmin=0, vmax=1)

@@ -12,7 +12,7 @@ from pydantic import Field
 from gendiag.config import Case, Section
 from gendiag.metrics.classifier import load_classifier
 from gendiag.recipes import Recipe, register
-from gendiag.recipes.images_eval import digit_quality, image_grid, split_digits
+from gendiag.recipes.image_eval import compare_images, image_grid, load_split
 from gendiag.runner import RunContext
 from reference_models.pixelcnn import PixelCNN, bernoulli_baseline_bits_per_dim, nll_bits_per_dim, sample
 
@@ -47,9 +47,9 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     for name in ("first_kernel", "kernel"):
         if getattr(model_cfg, name) % 2 == 0:
             raise ValueError(f"{case.path}: model.{name} must be odd, got {getattr(model_cfg, name)}")
-    split = split_digits(data_cfg.dataset, data_cfg.test_fraction, ctx.generator(0))
+    split = load_split(data_cfg.dataset, data_cfg.test_fraction, None, ctx.generator(0))
     train = (split.train > data_cfg.threshold).float()
-    test = (split.test > data_cfg.threshold).float()
+    test = (split.heldout > data_cfg.threshold).float()
     height, width = train.shape[-2:]
     data_gen, eval_gen = ctx.generator(1), ctx.generator(3)
     model = PixelCNN(hidden=model_cfg.hidden, layers=model_cfg.layers, first_kernel=model_cfg.first_kernel,
@@ -81,18 +81,18 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     with mon.sampling():
         samples = sample(model, case.sampling.n_samples, height, width, generator=eval_gen)
     mon.observe_samples(samples)
-    quality = digit_quality(samples, split, load_classifier(data_cfg.dataset))
+    comparison = compare_images(samples, split, load_classifier(data_cfg.dataset), eval_gen)
     mon.add_section(
         "Likelihood and samples",
         text=(f"Held-out negative log-likelihood {test_bits:.4f} bits per pixel (training images {train_bits:.4f}); "
               f"independent per-pixel Bernoullis fitted on the training images give {baseline:.4f}, so the "
               f"PixelCNN {'beats' if test_bits < baseline else 'does not beat'} the baseline by "
-              f"{baseline - test_bits:.4f} bits per pixel.\n\n" + quality.text(len(samples))),
-        figures=[mon.save_figure(image_grid([("binarized training images", train), ("generated", samples),
-                                             ("generated", samples[16:])]), "samples")],
+              f"{baseline - test_bits:.4f} bits per pixel.\n\n" + comparison.text()),
+        figures=[mon.save_figure(image_grid([("binarized training images", train), ("generated", samples)]),
+                                 "samples")],
     )
     return {"test_bits_per_dim": test_bits, "train_bits_per_dim": train_bits, "baseline_bits_per_dim": baseline,
-            "beats_baseline": test_bits < baseline, **quality.results(), "final_loss": loss}
+            "beats_baseline": test_bits < baseline, **comparison.results(), "final_loss": loss}
 
 
 def _bits(model: PixelCNN, images: torch.Tensor) -> float:

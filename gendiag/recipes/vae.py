@@ -17,7 +17,8 @@ from gendiag.config import Case, CaseError, Section
 from gendiag.data import make_distribution
 from gendiag.probes.vae_health import ACTIVE_VARIANCE, activity
 from gendiag.recipes import Recipe, register
-from gendiag.recipes.image_eval import classifier_for, compare_images, image_grid, load_split
+from gendiag.metrics.classifier import load_classifier
+from gendiag.recipes.image_eval import compare_images, image_grid, load_split
 from gendiag.recipes.points_eval import compare_to_data, scatter_panels
 from gendiag.runner import RunContext
 from reference_models.vae import ConvVAE, MLPVAE, annealed_kl_weight, vae_loss
@@ -63,7 +64,7 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
                              f"got {data_cfg.dataset!r}")
         split = load_split("mnist", data_cfg.heldout, data_cfg.train_size, ctx.generator(4))
         train, heldout = split.train, split.heldout
-        classifier = classifier_for("mnist")
+        classifier = load_classifier("mnist")
         model: torch.nn.Module = ConvVAE(latent=model_cfg.latent, width=model_cfg.width, hidden=model_cfg.hidden)
         mon = ctx.start_monitor("vae", classifier=classifier, reference=heldout)
     else:
