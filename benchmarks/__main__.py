@@ -1,6 +1,9 @@
 """`python -m benchmarks [--quick] [--only NAME ...]`: runs every benchmarks/bench_*.py module, prints one table
 and writes benchmarks/RESULTS.md (machine, date, each figure's median over repetitions and its spread).
 
+Each module's rows are also kept in benchmarks/results/NAME.json with the machine and date they were measured on;
+RESULTS.md is rebuilt from all of them, so `--only NAME` refreshes one section and keeps the others as measured.
+
 Each module exposes `run(quick: bool = False) -> list[dict]` with rows
 {"benchmark", "figure", "median", "spread", "unit", "goal", "met", "note"}. Timings are ratios measured side by side
 in one process (A, B, A, B ...), never absolute times compared across runs."""
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import pkgutil
 import platform
@@ -23,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
 COLUMNS = ("benchmark", "figure", "median", "spread", "unit", "goal", "met", "note")
 
 
@@ -41,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     rows: list[dict] = []
     failures: list[str] = []
-    started = time.perf_counter()
     for name in names:
         console.print(f"[bold]{name}[/] ...")
         tick = time.perf_counter()
@@ -56,16 +60,30 @@ def main(argv: list[str] | None = None) -> int:
             missing = set(COLUMNS) - set(row)
             if missing:
                 raise ValueError(f"benchmarks.{name}: a row lacks {sorted(missing)}: {row}")
-            rows.append(row)
-        console.print(f"  done in {time.perf_counter() - tick:.0f} s")
-    total = time.perf_counter() - started
+        rows += produced
+        seconds = time.perf_counter() - tick
+        console.print(f"  done in {seconds:.0f} s")
+        if not args.quick:
+            RESULTS.mkdir(exist_ok=True)
+            record = {"module": name, "measured": datetime.now().isoformat(timespec="minutes"),
+                      "seconds": round(seconds, 1), "machine": _machine(), "rows": produced}
+            (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
     console.print(_table(rows))
     if failures:
         console.print("[red]failed:[/] " + "; ".join(failures))
     if not args.quick:
-        args.out.write_text(_markdown(rows, failures, total))
-        console.print(f"wrote {args.out}")
+        args.out.write_text(_markdown(_records(), failures))
+        console.print(f"wrote {args.out} (notes are there)")
     return 1 if failures else 0
+
+
+def _machine() -> str:
+    return (f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+            f"torch {torch.__version__} (threads {torch.get_num_threads()})")
+
+
+def _records() -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(RESULTS.glob("bench_*.json"))]
 
 
 def _fmt(value: object) -> str:
@@ -80,26 +98,31 @@ def _fmt(value: object) -> str:
 
 def _table(rows: list[dict]) -> Table:
     table = Table(title="benchmarks")
-    for column in COLUMNS:
+    shown = [c for c in COLUMNS if c != "note"]
+    for column in shown:
         table.add_column(column)
     for row in rows:
-        table.add_row(*[_fmt(row[c]).replace("**", "") for c in COLUMNS])
+        table.add_row(*[_fmt(row[c]).replace("**", "") for c in shown])
     return table
 
 
-def _markdown(rows: list[dict], failures: list[str], seconds: float) -> str:
+def _markdown(records: list[dict], failures: list[str]) -> str:
+    total = sum(record["seconds"] for record in records)
     lines = [
         "# Benchmark results", "",
-        f"Written by `python -m benchmarks` on {datetime.now().isoformat(timespec='minutes')}, in {seconds / 60:.1f} minutes.",
-        f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
-        f"torch {torch.__version__} (threads {torch.get_num_threads()}).", "",
-        "Medians over repetitions; the spread column says which spread in the note. Timings are ratios taken side by "
-        "side in one process. `met` compares the figure with its goal; a miss is shown, not hidden.", "",
-        "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS),
+        f"Written by `python -m benchmarks` on {datetime.now().isoformat(timespec='minutes')}; the modules below took "
+        f"{total / 60:.1f} minutes together.", "",
+        "Medians over repetitions; the spread column says which spread (or the note does). Timings are ratios taken "
+        "side by side in one process. `met` compares the figure with its goal; a miss is shown, not hidden.", "",
     ]
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in COLUMNS) + " |" for row in rows]
+    for record in records:
+        lines += [f"## {record['module']}", "",
+                  f"Measured {record['measured']} in {record['seconds'] / 60:.1f} minutes on {record['machine']}.", "",
+                  "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        lines += ["| " + " | ".join(_fmt(row[c]) for c in COLUMNS) + " |" for row in record["rows"]]
+        lines.append("")
     if failures:
-        lines += ["", "## Benchmarks that failed to run", ""] + [f"- {f}" for f in failures]
+        lines += ["## Benchmarks that failed to run in the last invocation", ""] + [f"- {f}" for f in failures]
     return "\n".join(lines) + "\n"
 
 
