@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import gendiag
 from gendiag.flow.reservoir import Reservoir, capacity_for
-from gendiag.probes.inputs import CRITICAL_RATIO, STATIC_RATIO, WARNING_RATIO, energy_distance, energy_test
+from gendiag.probes.inputs import (CRITICAL_RATIO, MIN_COEFFICIENT, STATIC_RATIO, WARNING_RATIO, energy_coefficient,
+                                   energy_distance, energy_test)
 from tests.loops import FlowSetup, codes, train_flow
 
 
@@ -122,3 +123,49 @@ def test_without_observed_batches_it_reports_unscaled_and_finds_nothing(tmp_path
     assert not [f for f in report.findings if f.code == "train-sample-input-mismatch"]
     section = next(s for s in report.sections if s.title == "Training versus sampling inputs")
     assert "unscaled" in section.text and float(section.table["energy"].max()) > 1.0
+
+
+def test_energy_coefficient_on_hand_samples() -> None:
+    """Two points at 0 against two at 1: E|A-B| = 1 and the within terms are 0, so the energy distance is 2 and
+    the coefficient 2 / (2 * 1) = 1; a sample against itself gives 0."""
+    a, b = torch.zeros(2, 1), torch.ones(2, 1)
+    assert energy_coefficient(a, b, energy_distance(a, b)) == pytest.approx(1.0)
+    assert energy_coefficient(a, a, energy_distance(a, a)) == 0.0
+
+
+def _over_dispersed_sampler(tmp_path: Path, widen: float) -> list:
+    """Training inputs on the path x_t = (1 - t) x1 + t z from data x1 ~ N(0, 1.2^2 I) to noise z ~ N(0, I);
+    sampling inputs the same, widened by `widen`. The data lies close to the source, so the data-source distance
+    that scales the ratio is small."""
+    model = TimedLinear()
+    gen = torch.Generator().manual_seed(0)
+
+    def path(n: int, t: torch.Tensor) -> torch.Tensor:
+        return (1 - t[:, None]) * torch.randn(n, 2, generator=gen) * 1.2 + t[:, None] * torch.randn(n, 2, generator=gen)
+
+    with gendiag.Monitor(tmp_path, task="diffusion", probes=["inputs"], strict=True) as mon:
+        mon.watch(model, name="model")
+        for step in range(1, 400):
+            mon.observe_data(torch.randn(64, 2, generator=gen) * 1.2, role="data")
+            mon.observe_data(torch.randn(64, 2, generator=gen), role="source")
+            t = torch.rand(64, generator=gen)
+            model(path(64, t), t)
+            mon.step(step, 0.0)
+        with mon.sampling():
+            for k in range(20):
+                t = torch.full((128,), (k + 0.5) / 20)
+                model(path(128, t) * widen, t)
+    return [f for f in mon.finish().findings if f.code == "train-sample-input-mismatch"]
+
+
+def test_a_small_gap_beside_a_source_close_to_the_data_is_only_info(tmp_path: Path) -> None:
+    """Sampling inputs a little wider than the training inputs, where the data lies close to the source: a ratio
+    far above the threshold, yet immaterial on the inputs' own scale (as a healthy DDPM's mid-t gap on the unit-scale
+    swiss roll): info, not a warning. Twice as wide is material: critical."""
+    assert _over_dispersed_sampler(tmp_path / "none", widen=1.0) == []
+    small = _over_dispersed_sampler(tmp_path / "small", widen=1.3)
+    assert [f.severity for f in small] == ["info"]
+    assert small[0].evidence["worst_ratio"] > 2 * WARNING_RATIO and small[0].evidence["worst_coefficient"] < MIN_COEFFICIENT
+    assert "own scale" in small[0].message
+    large = _over_dispersed_sampler(tmp_path / "large", widen=2.0)
+    assert [f.severity for f in large] == ["critical"] and large[0].evidence["worst_coefficient"] >= MIN_COEFFICIENT
