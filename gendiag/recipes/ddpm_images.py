@@ -12,7 +12,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gendiag.config import Case, Section
 from gendiag.recipes import Recipe, register
-from gendiag.recipes.ddpm_points import learning_rate
+from gendiag.recipes.schedules import learning_rate
 from gendiag.metrics.classifier import load_classifier
 from gendiag.recipes.image_eval import compare_images, image_grid, load_split
 from gendiag.runner import RunContext

@@ -7,7 +7,6 @@ that reaches noise both starts give the same quality; with the tutorial's ᾱ_T 
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import torch
@@ -18,6 +17,7 @@ from gendiag.data import make_distribution
 from gendiag.metrics import wasserstein2
 from gendiag.recipes import Recipe, register
 from gendiag.recipes.points_eval import compare_to_data, scatter_panels, w2_to
+from gendiag.recipes.schedules import learning_rate
 from gendiag.runner import RunContext
 from reference_models.ddpm import Schedule, ancestral_sample, ddim_sample, noise_prediction_loss
 from reference_models.nets import VelocityMLP
@@ -117,14 +117,6 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     return {"w2": comparison.w2, "w2_floor": comparison.floor, "w2_ratio": comparison.ratio,
             "w2_from_true_xT": w2_true_end, "start_gap_w2": start_gap, "alphas_cumprod_T": abar_end,
             "final_loss": loss}
-
-
-def learning_rate(base: float, decay: str, step: int, steps: int) -> float:
-    """The lr of step 1 … steps: constant, or cosine from `base` down to 0 (a pure function of the step, so a
-    resumed run continues exactly)."""
-    if decay == "none":
-        return base
-    return 0.5 * base * (1 + math.cos(math.pi * (step - 1) / steps))
 
 
 def _sample(model: torch.nn.Module, schedule: Schedule, start: torch.Tensor, cfg: Sampling,

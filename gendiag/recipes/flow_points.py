@@ -11,14 +11,14 @@ from typing import Any, Literal
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 from pydantic import Field
 
 from gendiag.config import Case, Section
 from gendiag.data import make_distribution
-from gendiag.metrics import wasserstein2
 from gendiag.recipes import Recipe, register
+from gendiag.recipes.points_eval import compare_to_data, scatter_panels
+from gendiag.recipes.schedules import learning_rate
 from gendiag.runner import RunContext
 from reference_models.flow_matching import flow_matching_loss
 from reference_models.nets import VelocityMLP
@@ -42,6 +42,7 @@ class Training(Section):
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(256, ge=2)
     lr: float = Field(1e-3, gt=0, le=1)
+    lr_decay: Literal["none", "cosine"] = Field("none", description="cosine: the lr falls to 0 by the last step")
     path: Literal["linear", "sqrt"] = "linear"
     observe_every: int = Field(50, ge=1, description="steps between batches shown to the data probes")
 
@@ -68,10 +69,13 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
                      generators={"data": data_gen, "noise": noise_gen})
     final_loss = float("nan")
     for step in range(done + 1, train_cfg.steps + 1):
+        lr = learning_rate(train_cfg.lr, train_cfg.lr_decay, step, train_cfg.steps)
         with mon.phase("data"):
             x1 = distribution.sample(train_cfg.batch_size, generator=data_gen)
             x0 = torch.randn(train_cfg.batch_size, 2, generator=noise_gen)
         with mon.phase("step"):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             batch = flow_matching_loss(model, x0, x1, path, generator=noise_gen)
             optimizer.zero_grad(set_to_none=True)
             batch.loss.backward()
@@ -79,7 +83,7 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
         if step == 1 or step % train_cfg.observe_every == 0:
             mon.observe_data(x1, role="data")
             mon.observe_data(x0, role="source")
-        mon.step(step, batch.loss, t=batch.t, per_sample_loss=batch.per_sample_loss, lr=train_cfg.lr)
+        mon.step(step, batch.loss, t=batch.t, per_sample_loss=batch.per_sample_loss, lr=lr)
         final_loss = batch.loss.item()
         ctx.progress(step, {"loss": final_loss})
 
@@ -88,31 +92,12 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     with mon.sampling():
         samples = solver(model, start, sample_cfg.steps)
     mon.observe_samples(samples)
-    heldout = distribution.sample(data_cfg.heldout, generator=data_gen)
-    second = distribution.sample(data_cfg.heldout, generator=data_gen)
-    n = min(sample_cfg.n_samples, data_cfg.heldout)
-    w2 = wasserstein2(samples[:n], heldout[:n])
-    floor = wasserstein2(second[:n], heldout[:n])
-    figure = _samples_figure(samples, heldout, w2, floor)
-    mon.add_section(
-        "Samples against data",
-        text=(f"{n} generated points against {n} held-out data points: W2 = {w2:.4f}; two independent data "
-              f"draws give the floor W2 = {floor:.4f}, so the ratio is {w2 / floor:.2f} (1 is perfect)."),
-        figures=[mon.save_figure(figure, "samples_vs_data")],
-    )
-    return {"w2": w2, "w2_floor": floor, "w2_ratio": w2 / floor, "final_loss": final_loss}
-
-
-def _samples_figure(samples: torch.Tensor, data: torch.Tensor, w2: float, floor: float) -> plt.Figure:
-    figure, axes = plt.subplots(1, 2, figsize=(8, 4), sharex=True, sharey=True)
-    axes[0].scatter(data[:, 0], data[:, 1], s=2, alpha=0.5, color="tab:blue")
-    axes[0].set_title("held-out data")
-    axes[1].scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, color="tab:orange")
-    axes[1].set_title(f"generated (W2 {w2:.3f}, floor {floor:.3f})")
-    for axis in axes:
-        axis.set_aspect("equal")
-    figure.tight_layout()
-    return figure
+    comparison = compare_to_data(samples, distribution, data_cfg.heldout, ctx.generator(3))
+    mon.add_section("Samples against data", text=comparison.text(),
+                    figures=[mon.save_figure(scatter_panels([("held-out data", comparison.heldout),
+                                                             (f"samples (W2 {comparison.w2:.3f})", samples)]),
+                                             "samples_vs_data")])
+    return {"w2": comparison.w2, "w2_floor": comparison.floor, "w2_ratio": comparison.ratio, "final_loss": final_loss}
 
 
 register(Recipe(

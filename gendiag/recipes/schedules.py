@@ -1,0 +1,13 @@
+"""Learning-rate schedules shared by the training loops of the recipes."""
+
+from __future__ import annotations
+
+import math
+
+
+def learning_rate(base: float, decay: str, step: int, steps: int) -> float:
+    """The lr of step 1 … steps: constant, or cosine from `base` down to 0 (a pure function of the step, so a
+    resumed run continues exactly)."""
+    if decay == "none":
+        return base
+    return 0.5 * base * (1 + math.cos(math.pi * (step - 1) / steps))
