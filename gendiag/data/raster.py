@@ -44,17 +44,20 @@ def _check_points(points: Any) -> torch.Tensor:
         raise ValueError(f"rasterize: 'points' must have shape (N, 2) or (B, N, 2), got {tuple(points.shape)}")
     if not points.is_floating_point():
         raise ValueError(f"rasterize: 'points' must be a floating-point tensor, got {points.dtype}")
-    if not torch.isfinite(points).all():
-        raise ValueError("rasterize: 'points' must be finite, found NaN or infinite values")
     return points if points.dim() == 3 else points.unsqueeze(0)
 
 
 def _block_pixels(block: torch.Tensor, size: int, scale: float, first_pixel: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat pixel index, into the whole batch's canvas, of each point of a block of images (k, N, 2) under the
     original convention, and the mask (k, N) of points outside the closed square [-scale, scale]^2. Computed in
-    float64, as the original's numpy arrays were; the flat index is formed in float64 too (exact integers)."""
+    float64, as the original's numpy arrays were; the flat index is formed in float64 too (exact integers).
+    Finiteness is checked here, on the block's extent (NaN and inf propagate through abs and amax), while the block
+    is in cache: a separate pass over the whole batch cost half of the render time."""
     exact = block.to(torch.float64, copy=True)
-    outside = exact.abs().amax(dim=-1).gt(scale)
+    extent = exact.abs().amax(dim=-1)
+    if not torch.isfinite(extent).all():
+        raise ValueError("rasterize: 'points' must be finite, found NaN or infinite values")
+    outside = extent.gt(scale)
     exact.add_(scale).div_(2 * scale).mul_(size).trunc_().clamp_(0, size - 1)
     image_start = torch.arange(len(block), dtype=torch.float64, device=block.device).unsqueeze(1) * size * size
     flat = exact[..., 1].mul(size).add_(exact[..., 0]).add_(image_start + first_pixel)
