@@ -34,7 +34,7 @@ def render_html(report: "Report", header: dict[str, Any]) -> str:
     facts = {k: header[k] for k in ("description", "started", "profile", "seed") if header.get(k) is not None}
     facts.update(header.get("results", {}))
     if facts:
-        parts.append("<ul>" + "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>"
+        parts.append("<ul>" + "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(_value(v))}</li>"
                                       for k, v in facts.items()) + "</ul>")
     parts.append(f"<h2>Findings ({len(report.findings)})</h2>")
     if not report.findings:

@@ -20,7 +20,7 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
         if header.get(key) is not None:
             lines.append(f"- **{key}**: {header[key]}")
     for key, value in header.get("results", {}).items():
-        lines.append(f"- **{key}**: {value}")
+        lines.append(f"- **{key}**: {_cell(value)}")
     lines += ["", "## Findings", ""]
     if not report.findings:
         lines.append("No findings: nothing in this run looked wrong to the probes that ran.")
