@@ -433,8 +433,9 @@ def explain(facts: dict[str, Any], case: Case, findings: list[Finding] = ()) -> 
             "is trained only at x0, never on the path a working sampler must walk. "
             + (f"In this run the sampler itself hardly moved ({mid:.3f} of the way at t ≈ 0.5, "
                f"{progress.get(late, float('nan')):.3f} at t = {late:.2f}), so sampling inputs also stayed at the "
-               "source and the probe's train-versus-sampling comparison (`train-sample-input-mismatch`) sees no "
-               "gap until the learning rate lets the field move the state (run `flattened_moons_lr_only.yaml`). "
+               "source and the per-t comparison of training and sampling inputs shows no gap until the learning "
+               "rate lets the field move the state (run `flattened_moons_lr_only.yaml`); the probe's finding "
+               "(`train-sample-input-mismatch`) stands on the training inputs alone, which do not change with t. "
                if moved < 0.25 else
                f"In sampling the state moved {mid:.3f} of the way by t ≈ 0.5 and "
                f"{progress.get(late, float('nan')):.3f} by t = {late:.2f}: from its first steps on the network is "
