@@ -15,6 +15,12 @@ CASES = Path(__file__).resolve().parent.parent / "cases"
 GOOD = (CASES / "pointcloud_moons.yaml").read_text()
 
 
+def _replaced(old: str, new: str) -> str:
+    """GOOD with `old` replaced; fails loudly if `old` is not in the case file (a no-op edit would test nothing)."""
+    assert old in GOOD, f"tests/test_config.py: {old!r} is no longer in pointcloud_moons.yaml"
+    return GOOD.replace(old, new)
+
+
 def write(tmp_path: Path, text: str, name: str = "case.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -28,7 +34,7 @@ def test_valid_case_loads_with_typed_sections() -> None:
 
 
 def test_unknown_key_suggests_the_close_one(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD.replace("  batch_size: 256", "  batch_sise: 256"))
+    path = write(tmp_path, _replaced("  batch_size:", "  batch_sise:"))
     with pytest.raises(CaseError) as error:
         load_case(path)
     message = str(error.value)
@@ -43,13 +49,13 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
 
 
 def test_wrong_type_names_key_and_expectation(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD.replace("  steps: 3000", "  steps: many"))
+    path = write(tmp_path, _replaced("  steps: 3000", "  steps: many"))
     with pytest.raises(CaseError, match=r"training\.steps: input should be a valid integer.*'many'"):
         load_case(path)
 
 
 def test_out_of_range_value(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD.replace("  lr: 0.001", "  lr: -1"))
+    path = write(tmp_path, _replaced("  lr: 0.001", "  lr: -1"))
     with pytest.raises(CaseError, match=r"training\.lr: input should be greater than 0"):
         load_case(path)
 
@@ -66,7 +72,7 @@ def test_malformed_yaml_gives_line(tmp_path: Path) -> None:
 
 
 def test_unknown_recipe(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD.replace("recipe: flow_matching", "recipe: flow_matchin"))
+    path = write(tmp_path, _replaced("recipe: flow_matching", "recipe: flow_matchin"))
     with pytest.raises(CaseError, match=r"unknown recipe 'flow_matchin' \(did you mean 'flow_matching'\?\)"):
         load_case(path)
 
@@ -88,7 +94,7 @@ def test_profiles_apply_and_unknown_profile_fails(tmp_path: Path) -> None:
 
 
 def test_cli_bad_case_exits_non_zero_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path, GOOD.replace("  hidden: 256", "  hiden: 256"))
+    path = write(tmp_path, _replaced("  hidden: 256", "  hiden: 256"))
     assert main(["run", str(path), "--out", str(tmp_path / "runs")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("gendiag: error:") and "model.hiden" in err and len(err.splitlines()) == 1
