@@ -7,11 +7,15 @@ pixel, cosine similarity to the target picture); where the issues set a bar for 
 run reaches it, otherwise the figure is reported with no goal. One run per case (seed of the case file): the
 spread column is 0, and the note says so.
 
-`quick` runs each case at a few steps: a smoke test of this module; every row's `met` is then None."""
+`quick` runs each case at a few steps: a smoke test of this module; every row's `met` is then None.
+
+`BENCH_CASES=name,name python -m benchmarks --only bench_cases` reruns only those cases and keeps the other cases'
+rows from benchmarks/results/bench_cases.json as they were measured (their notes say when)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
+PREVIOUS = Path(__file__).resolve().parent / "results" / "bench_cases.json"
 BUDGET_SECONDS = {"pointcloud_moons": 120}
 FLATTENED_BUDGET, DEFAULT_BUDGET = 180, 300
 QUICK_OVERRIDES = {
@@ -95,10 +100,25 @@ def run_one(case_file: Path, quick: bool, out: Path,
     return seconds, results, findings
 
 
+def _chosen_cases() -> list[Path]:
+    every = sorted(CASES.glob("*.yaml"))
+    names = [n.strip() for n in os.environ.get("BENCH_CASES", "").split(",") if n.strip()]
+    unknown = sorted(set(names) - {f.stem for f in every})
+    if unknown:
+        raise ValueError(f"BENCH_CASES: unknown cases {unknown}; known: {[f.stem for f in every]}")
+    return [f for f in every if f.stem in names] if names else every
+
+
+def _case_of(row: dict[str, Any]) -> str:
+    return row["figure"].split(":")[0]
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
+    chosen = _chosen_cases()
+    stamp = time.strftime("%Y-%m-%dT%H:%M")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_cases-") as folder:
-        for case_file in sorted(CASES.glob("*.yaml")):
+        for case_file in chosen:
             name = case_file.stem
             seconds, results, findings = run_one(case_file, quick, Path(folder))
             budget = _budget(name)
@@ -106,9 +126,14 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             rows.append({"benchmark": "cases/wall time", "figure": name, "median": seconds, "spread": 0.0,
                          "unit": "s", "goal": f"<= {budget}", "met": None if quick else seconds <= budget,
                          "note": "one run of the default profile through the CLI, imports included"
-                                 + (" (quick: a few steps)" if quick else "")})
+                                 + (" (quick: a few steps)" if quick else "") + f" [measured {stamp}]"})
             figure, value, goal, met = _quality(name, results)
             rows.append({"benchmark": "cases/quality", "figure": f"{name}: {figure}", "median": value, "spread": 0.0,
                          "unit": "", "goal": goal, "met": None if quick else met,
-                         "note": f"{_note_details(results)}; critical/warning findings: {serious or 'none'}"})
-    return rows
+                         "note": f"{_note_details(results)}; critical/warning findings: {serious or 'none'} "
+                                 f"[measured {stamp}]"})
+    if quick or len(chosen) == len(list(CASES.glob("*.yaml"))) or not PREVIOUS.is_file():
+        return rows
+    rerun = {f.stem for f in chosen}
+    kept = [row for row in json.loads(PREVIOUS.read_text())["rows"] if _case_of(row) not in rerun]
+    return sorted(kept + rows, key=lambda row: (_case_of(row), row["benchmark"] != "cases/wall time"))
