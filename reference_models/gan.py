@@ -72,31 +72,39 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """x (B, in_dim) [+ labels] → one logit or critic value per (packed) sample: Linear–LeakyReLU(0.2)–Dropout
     blocks whose widths halve from `hidden` (the MNIST recipe's 1024-512-256). `pack` > 1 takes `pack` samples
-    joined by `pack_samples`; `spectral_norm` wraps every linear layer."""
+    joined by `pack_samples`; the first `pack_after` blocks (`per_sample`, shared weights) see each sample on its
+    own before the join (0: PacGAN joins the raw inputs). `spectral_norm` wraps every linear layer."""
 
     def __init__(self, in_dim: int = 784, hidden: int = 1024, depth: int = 3, narrow: bool = True,
-                 dropout: float = 0.3, n_classes: int = 0, pack: int = 1, spectral_norm: bool = False) -> None:
+                 dropout: float = 0.3, n_classes: int = 0, pack: int = 1, spectral_norm: bool = False,
+                 pack_after: int = 0) -> None:
         super().__init__()
         if min(in_dim, hidden, depth, pack) < 1:
             raise ValueError(f"MLPDiscriminator: in_dim, hidden, depth, pack must be positive, got "
                              f"{in_dim}, {hidden}, {depth}, {pack}")
+        if not 0 <= pack_after <= depth:
+            raise ValueError(f"MLPDiscriminator: pack_after must be in 0..depth={depth}, got {pack_after}")
         if n_classes and pack > 1:
             raise ValueError("MLPDiscriminator: packing with label conditioning is not supported (pack must be 1)")
         self.pack, self.n_classes = pack, n_classes
         self.label_embedding = nn.Embedding(n_classes, n_classes) if n_classes else None
         widths = [max(1, hidden // (2 ** i if narrow else 1)) for i in range(depth)]
-        layers: list[nn.Module] = []
-        previous = in_dim * pack + n_classes
-        for width in widths:
-            layers += [_maybe_sn(nn.Linear(previous, width), spectral_norm), nn.LeakyReLU(0.2)]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+        blocks: list[list[nn.Module]] = []
+        previous = in_dim
+        for index, width in enumerate(widths):
+            if index == pack_after:
+                previous = previous * pack + n_classes
+            blocks.append([_maybe_sn(nn.Linear(previous, width), spectral_norm), nn.LeakyReLU(0.2)]
+                          + ([nn.Dropout(dropout)] if dropout > 0 else []))
             previous = width
-        layers.append(_maybe_sn(nn.Linear(previous, 1), spectral_norm))
-        self.net = nn.Sequential(*layers)
+        if pack_after == depth:
+            previous = previous * pack + n_classes
+        self.per_sample = nn.Sequential(*(layer for block in blocks[:pack_after] for layer in block))
+        self.net = nn.Sequential(*(layer for block in blocks[pack_after:] for layer in block),
+                                 _maybe_sn(nn.Linear(previous, 1), spectral_norm))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        x = pack_samples(x.flatten(1), self.pack)
+        x = pack_samples(self.per_sample(x.flatten(1)), self.pack)
         return self.net(_with_labels(x, labels, self.label_embedding)).squeeze(1)
 
 

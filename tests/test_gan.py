@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from gendiag.config import CaseError, load_case
+from gendiag.recipes.gan import lr_factor
 from gendiag.runner import run_case
 from reference_models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                                   discriminator_loss, generator_loss, grad_norm, gradient_penalty, pack_samples)
@@ -59,6 +60,24 @@ def test_dcgan_shapes_and_initialization() -> None:
     assert discriminator(images).shape == (2,)
     conv = next(m for m in discriminator.modules() if isinstance(m, nn.Conv2d))
     assert conv.weight.std().item() == pytest.approx(0.02, rel=0.15) and conv.bias.abs().max() == 0
+
+
+def test_pack_after_judges_each_sample_alone_before_the_join() -> None:
+    torch.manual_seed(0)
+    discriminator = MLPDiscriminator(in_dim=2, hidden=8, depth=3, narrow=False, dropout=0.0, pack=4, pack_after=2)
+    assert [m.in_features for m in discriminator.per_sample if isinstance(m, nn.Linear)] == [2, 8]
+    assert [m.in_features for m in discriminator.net if isinstance(m, nn.Linear)] == [32, 8]  # 4 samples × 8
+    x = torch.randn(8, 2)
+    assert discriminator(x).shape == (2,)
+    features = discriminator.per_sample(x)
+    moved = x.clone()
+    moved[5] += 1.0  # one sample of the second pack: the others' per-sample features stay as they were
+    changed = (discriminator.per_sample(moved) != features).any(dim=1)
+    assert changed.tolist() == [False] * 5 + [True] + [False] * 2
+    plain = MLPDiscriminator(in_dim=2, hidden=8, depth=3, pack=4)
+    assert len(plain.per_sample) == 0 and next(iter(plain.net)).in_features == 8  # 0: PacGAN packs raw inputs
+    with pytest.raises(ValueError, match="pack_after must be in 0..depth=3"):
+        MLPDiscriminator(in_dim=2, depth=3, pack_after=4)
 
 
 def test_spectral_norm_bounds_the_layers() -> None:
@@ -112,6 +131,36 @@ def test_gan_recipe_runs_a_few_steps(tmp_path: Path) -> None:
     assert 0 <= result.results["high_quality_share"] <= 1
     assert (result.run_dir / "figures" / "samples_vs_modes.png").is_file()
     assert (result.run_dir / "figures" / "gan_balance.png").is_file()
+
+
+def test_learning_rates_decay_linearly_to_the_stated_fraction(tmp_path: Path) -> None:
+    case = load_case(CASES / "gan_grid.yaml", overrides=[
+        "training.steps=10", "training.lr_decay_from=0.6", "training.lr_decay_to=0.1"])
+    factors = [lr_factor(case.training, step) for step in range(1, 11)]
+    assert factors[:6] == [1.0] * 6 and factors[-1] == pytest.approx(0.1)
+    assert factors[6:] == pytest.approx([1 - 0.9 * k / 4 for k in range(1, 5)])
+    assert lr_factor(load_case(CASES / "gan_grid.yaml").training, 4000) == 1.0  # the default: constant
+    case = load_case(CASES / "gan_grid_fixed.yaml", overrides=[
+        "training.steps=8", "training.sample_every=4", "sampling.n_samples=200", "training.lr_decay_from=0.5",
+        "training.lr_decay_to=0.25", "model.pack_after=1", "run.checkpoint_every=8"])
+    result = run_case(case, out_root=tmp_path)
+    groups = torch.load(result.run_dir / "checkpoints" / "last.pt", weights_only=False)["optimizers"]
+    assert groups["g"]["param_groups"][0]["lr"] == pytest.approx(0.25 * case.training.lr_g)  # the last step's lr
+    assert groups["d"]["param_groups"][0]["lr"] == pytest.approx(0.25 * case.training.lr_d)
+
+
+def test_generator_average_is_checkpointed_and_trails_the_generator(tmp_path: Path) -> None:
+    overrides = ["training.steps=6", "training.sample_every=3", "sampling.n_samples=200", "run.checkpoint_every=6"]
+    averaged = run_case(load_case(CASES / "gan_grid_fixed.yaml", overrides=[*overrides, "training.g_ema=0.9"]),
+                        out_root=tmp_path / "ema")
+    modules = torch.load(averaged.run_dir / "checkpoints" / "last.pt", weights_only=False)["modules"]
+    trained = modules["generator"]
+    average = {name.removeprefix("module."): value for name, value in modules["generator_ema"].items()}
+    assert average.keys() - {"n_averaged"} == trained.keys()
+    first_weight = next(name for name in trained if name.endswith("weight"))
+    assert not torch.equal(average[first_weight], trained[first_weight])  # an average of 6 iterates, not the last
+    plain = run_case(load_case(CASES / "gan_grid_fixed.yaml", overrides=overrides), out_root=tmp_path / "plain")
+    assert "generator_ema" not in torch.load(plain.run_dir / "checkpoints" / "last.pt", weights_only=False)["modules"]
 
 
 def test_gan_recipe_rejects_a_batch_that_packing_cannot_split(tmp_path: Path) -> None:

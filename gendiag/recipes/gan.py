@@ -3,9 +3,10 @@
 The plain loop: `d_steps` discriminator updates (BCE with smoothed real labels, or the WGAN critic loss with a
 gradient penalty), then `g_steps` generator updates (non-saturating BCE or −E[D(G(z))]); the discriminator's
 outputs on the last real and fake batches, both losses and both networks' gradient norms (read right after each
-backward) go to `Monitor.step`. Samples are shown to the Monitor at intervals (the mode timeline) and at the end;
-the headline results are PacGAN's known-mode metrics for 2D data, class coverage and the Fréchet distance for
-images."""
+backward) go to `Monitor.step`; both learning rates can fall linearly over the last part of the run, and the samples
+can come from an exponential moving average of the generator's weights (smoother than the last iterate). Samples
+are shown to the Monitor at intervals (the mode timeline) and at the end; the headline results are PacGAN's
+known-mode metrics for 2D data, class coverage and the Fréchet distance for images."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 from pydantic import Field
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gendiag.config import Case, CaseError, Section
 from gendiag.data import make_distribution
@@ -53,6 +55,8 @@ class Model(Section):
     conditional: bool = Field(False, description="condition both networks on the class label (images)")
     spectral_norm: bool = False
     pack: int = Field(1, ge=1, le=16, description="PacGAN packing degree (1: none)")
+    pack_after: int = Field(0, ge=0, description="MLP discriminator layers that see each sample on its own (shared "
+                                                 "weights) before packing joins them (0: PacGAN packs the raw inputs)")
 
 
 class Training(Section):
@@ -67,6 +71,11 @@ class Training(Section):
     d_steps: int = Field(1, ge=1, description="discriminator (critic) updates per round")
     g_steps: int = Field(2, ge=1, description="generator updates per round")
     gp_lambda: float = Field(10.0, ge=0)
+    lr_decay_from: float = Field(1.0, ge=0, le=1, description="share of the steps after which both learning rates "
+                                                               "fall linearly to lr_decay_to of their start (1: none)")
+    lr_decay_to: float = Field(1.0, ge=0, le=1, description="fraction of the starting learning rates at the last step")
+    g_ema: float = Field(0.0, ge=0, lt=1, description="decay of an exponential moving average of the generator's "
+                                                     "weights that draws the samples (0: the generator itself)")
     sample_every: int = Field(250, ge=1, description="steps between sample sets shown to the Monitor")
     observe_every: int = Field(50, ge=1, description="steps between data batches shown to the Monitor")
 
@@ -95,9 +104,14 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     betas = (train_cfg.beta1, train_cfg.beta2)
     opt_g = torch.optim.Adam(generator.parameters(), lr=train_cfg.lr_g, betas=betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=train_cfg.lr_d, betas=betas)
+    # copied before `watch`, so the Monitor's hooks stay on the trained generator only
+    averaged = (AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(train_cfg.g_ema), use_buffers=True)
+                if train_cfg.g_ema > 0 else None)
+    sampler = averaged.module if averaged is not None else generator
     mon.watch(generator, name="generator", x_arg=0, t_arg=None)
     mon.watch(discriminator, name="discriminator", x_arg=0, t_arg=None)
-    done = ctx.track(modules={"generator": generator, "discriminator": discriminator},
+    done = ctx.track(modules={"generator": generator, "discriminator": discriminator,
+                              **({"generator_ema": averaged} if averaged is not None else {})},
                      optimizers={"g": opt_g, "d": opt_d},
                      generators={"data": data_gen, "noise": noise_gen, "sample": sample_gen})
 
@@ -114,6 +128,10 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     d_output = "critic" if train_cfg.loss == "wgan-gp" else "logit"
     final: dict[str, float] = {}
     for step in range(done + 1, train_cfg.steps + 1):
+        decay = lr_factor(train_cfg, step)
+        for optimizer, base in ((opt_g, train_cfg.lr_g), (opt_d, train_cfg.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = base * decay
         with mon.phase("step"):
             for _ in range(train_cfg.d_steps):
                 real, real_labels = real_batch()
@@ -135,16 +153,18 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
                 loss_g.backward()
                 norm_g = grad_norm(generator)
                 opt_g.step()
+                if averaged is not None:
+                    averaged.update_parameters(generator)
         if step == 1 or step % train_cfg.observe_every == 0:
             mon.observe_data(_to_unit(real) if images else real, role="data")
         final = {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
         mon.step(step, loss_d=final["loss_d"], loss_g=final["loss_g"], d_real=d_real.detach(),
                  d_fake=d_fake.detach(), d_output=d_output, grad_norm_d=norm_d, grad_norm_g=norm_g)
         if step % train_cfg.sample_every == 0 and step != train_cfg.steps:
-            mon.observe_samples(_samples(generator, model_cfg, case.sampling.n_samples, sample_gen, images), step)
+            mon.observe_samples(_samples(sampler, model_cfg, case.sampling.n_samples, sample_gen, images), step)
         ctx.progress(step, {"loss": final["loss_d"] + final["loss_g"], **final})
 
-    samples = _samples(generator, model_cfg, case.sampling.n_samples, sample_gen, images)
+    samples = _samples(sampler, model_cfg, case.sampling.n_samples, sample_gen, images)
     mon.observe_samples(samples)
     if images:
         comparison = compare_images(samples, split, classifier, sample_gen)
@@ -178,6 +198,9 @@ def _check(case: Case) -> None:
     if model_cfg.conditional and data_cfg.dataset in POINT_SETS:
         raise CaseError(f"{case.path}: model.conditional: needs labelled images (mnist or digits), "
                         f"got dataset {data_cfg.dataset!r}")
+    if model_cfg.pack_after > model_cfg.d_depth or (model_cfg.pack_after and model_cfg.arch != "mlp"):
+        raise CaseError(f"{case.path}: model.pack_after: must be at most model.d_depth={model_cfg.d_depth} and needs "
+                        f"the mlp arch, got {model_cfg.pack_after} with arch {model_cfg.arch!r}")
     if model_cfg.conditional and model_cfg.arch != "mlp":
         raise CaseError(f"{case.path}: model.conditional: only the mlp arch is conditional, got {model_cfg.arch!r}")
 
@@ -196,8 +219,17 @@ def _networks(cfg: Model, shape: tuple[int, ...], images: bool,
                              batch_norm=cfg.g_batch_norm)
     discriminator = MLPDiscriminator(in_dim=dim, hidden=cfg.d_hidden, depth=cfg.d_depth, narrow=cfg.d_narrow,
                                      dropout=cfg.dropout, n_classes=classes, pack=cfg.pack,
-                                     spectral_norm=cfg.spectral_norm)
+                                     spectral_norm=cfg.spectral_norm, pack_after=cfg.pack_after)
     return generator, discriminator
+
+
+def lr_factor(cfg: Training, step: int) -> float:
+    """The learning rates' multiplier at `step` (1 … steps): 1 until lr_decay_from of the steps, then linear down to
+    lr_decay_to at the last step (a pure function of the step, so a resumed run continues exactly)."""
+    start = cfg.lr_decay_from * cfg.steps
+    if step <= start:
+        return 1.0
+    return 1.0 + (cfg.lr_decay_to - 1.0) * (step - start) / (cfg.steps - start)
 
 
 def _samples(generator: torch.nn.Module, cfg: Model, n: int, noise: torch.Generator, images: bool) -> torch.Tensor:
