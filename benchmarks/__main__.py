@@ -1,5 +1,8 @@
-"""`python -m benchmarks [--quick] [--only NAME ...]`: runs every benchmarks/bench_*.py module, prints one table
-and writes benchmarks/RESULTS.md (machine, date, each figure's median over repetitions and its spread).
+"""`python -m benchmarks [--quick] [--full] [--only NAME ...]`: runs the benchmarks/bench_*.py modules, prints one
+table and writes benchmarks/RESULTS.md (machine, date, each figure's median over repetitions and its spread).
+
+The default set is every module but those marked `FULL_ONLY` (multi-seed quality bars that take most of an hour on
+2 cores); `--full` adds them, `--only` names modules explicitly.
 
 Each module's rows are also kept in benchmarks/results/NAME.json with the machine and date they were measured on;
 RESULTS.md is rebuilt from all of them, so `--only NAME` refreshes one section and keeps the others as measured.
@@ -28,12 +31,14 @@ from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+INVOCATION = "last_invocation.json"
 COLUMNS = ("benchmark", "figure", "median", "spread", "unit", "goal", "met", "note")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test (not for RESULTS.md)")
+    parser.add_argument("--full", action="store_true", help="also the FULL_ONLY modules (multi-seed quality bars)")
     parser.add_argument("--only", nargs="*", default=None, help="module names, e.g. bench_rasterizer")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="where to write the results")
     args = parser.parse_args(argv)
@@ -43,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown benchmark modules {unknown}; known: {names}")
         names = [n for n in names if n in args.only]
+    elif not args.full:
+        names = [n for n in names if not getattr(importlib.import_module(f"benchmarks.{n}"), "FULL_ONLY", False)]
     console = Console()
+    started = time.perf_counter()
     rows: list[dict] = []
     failures: list[str] = []
     for name in names:
@@ -69,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
                       "seconds": round(seconds, 1), "machine": _machine(), "rows": produced}
             (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
     console.print(_table(rows))
+    if not args.quick and not args.only and not failures:
+        (RESULTS / INVOCATION).write_text(json.dumps(
+            {"measured": datetime.now().isoformat(timespec="minutes"), "full": args.full, "modules": names,
+             "seconds": round(time.perf_counter() - started, 1), "machine": _machine()}, indent=1) + "\n")
     if failures:
         console.print("[red]failed:[/] " + "; ".join(failures))
     if not args.quick:
@@ -106,12 +118,28 @@ def _table(rows: list[dict]) -> Table:
     return table
 
 
+def _invocation_line() -> str:
+    """The one-command goal (issue 8: the default set in under 15 minutes), from the last whole run of it."""
+    path = RESULTS / INVOCATION
+    if not path.is_file():
+        return "No whole run of `python -m benchmarks` is recorded yet (only `--only` runs)."
+    last = json.loads(path.read_text())
+    minutes = last["seconds"] / 60
+    if last["full"]:
+        verdict = "the 15-minute goal is for the default set, without --full"
+    else:
+        verdict = "goal: under 15 minutes, " + ("met" if minutes < 15 else f"**missed** by {minutes - 15:.1f} minutes")
+    which = "`python -m benchmarks --full`" if last["full"] else "`python -m benchmarks` (the default set)"
+    return (f"The last whole run of {which}, {last['measured']} on {last['machine']}, took {minutes:.1f} minutes "
+            f"for {', '.join(last['modules'])} ({verdict}).")
+
+
 def _markdown(records: list[dict], failures: list[str]) -> str:
     total = sum(record["seconds"] for record in records)
     lines = [
         "# Benchmark results", "",
         f"Written by `python -m benchmarks` on {datetime.now().isoformat(timespec='minutes')}; the modules below took "
-        f"{total / 60:.1f} minutes together.", "",
+        f"{total / 60:.1f} minutes together.", "", _invocation_line(), "",
         "Medians over repetitions; the spread column says which spread (or the note does). Timings are ratios taken "
         "side by side in one process. `met` compares the figure with its goal; a miss is shown, not hidden.", "",
     ]

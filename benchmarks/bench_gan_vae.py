@@ -7,6 +7,9 @@
   (goal ≤ 20 %), and the Fréchet distance in the project classifier's feature space beside the floor of training
   images against the same held-out images (reported, no goal).
 
+Three seeds of the grid take about 10 minutes here, so this module is left out of the default `python -m benchmarks`
+(bench_cases runs every case's seed 0 there); run it with `--full` or `--only bench_gan_vae`.
+
 `quick` shrinks every case to a few steps: a smoke test of this module, with every bar's `met` left as None."""
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ import json
 import statistics
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from benchmarks import median_row
 from gendiag.config import load_case
 from gendiag.runner import run_case
 
+FULL_ONLY = True
 CASES = Path(__file__).resolve().parent.parent / "cases"
 PACGAN4_GRID = {"modes_captured": 24.8, "high_quality_share": 0.936, "reverse_kl": 0.04}
 GRID_SEEDS = (0, 1, 2)
+_row = partial(median_row, "gan_vae_quality")
 QUICK = {"gan": ["training.steps=20", "training.sample_every=10"], "vae": ["training.epochs=1",
                                                                         "data.train_size=256"]}
 
@@ -34,11 +41,6 @@ def _results(name: str, seed: int, quick: bool, out: Path) -> dict[str, Any]:
     result = run_case(case, out_root=out)
     findings = [f.code for f in result.report.findings]
     return {**result.results, "findings": findings}
-
-
-def _row(figure: str, values: list[float], unit: str, goal: str, met: bool | None, note: str) -> dict[str, Any]:
-    return {"benchmark": "gan_vae_quality", "figure": figure, "median": statistics.median(values),
-            "spread": max(values) - min(values), "unit": unit, "goal": goal, "met": met, "note": note}
 
 
 def grid_rows(quick: bool, out: Path) -> list[dict[str, Any]]:
