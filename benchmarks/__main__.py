@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(_table(rows))
     if not args.quick and not args.only and not failures:
         (RESULTS / INVOCATION).write_text(json.dumps(
-            {"measured": datetime.now().isoformat(timespec="minutes"), "full": args.full, "modules": names,
+            {"finished": datetime.now().isoformat(timespec="minutes"), "full": args.full, "modules": names,
              "seconds": round(time.perf_counter() - started, 1), "machine": _machine()}, indent=1) + "\n")
     if failures:
         console.print("[red]failed:[/] " + "; ".join(failures))
@@ -130,7 +130,8 @@ def _invocation_line() -> str:
     else:
         verdict = "goal: under 15 minutes, " + ("met" if minutes < 15 else f"**missed** by {minutes - 15:.1f} minutes")
     which = "`python -m benchmarks --full`" if last["full"] else "`python -m benchmarks` (the default set)"
-    return (f"The last whole run of {which}, {last['measured']} on {last['machine']}, took {minutes:.1f} minutes "
+    return (f"The last whole run of {which}, finished {last['finished']} on {last['machine']}, took {minutes:.1f} "
+            f"minutes "
             f"for {', '.join(last['modules'])} ({verdict}).")
 
 

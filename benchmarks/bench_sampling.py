@@ -84,7 +84,8 @@ def solver_rows(quick: bool) -> list[dict[str, Any]]:
             "faster at equal W2", statistics.median(speedups) > 1 and w2 <= 1.05 * reference_w2,
             f"{n} points; {name} {steps} steps W2 {w2:.4f} vs loop W2 {reference_w2:.4f}; loop "
             f"{statistics.median(loop_times):.2f} s, batched {statistics.median(times):.3f} s CPU time "
-            f"(process_time, one thread); {repeats} interleaved repeat(s), spread min-max"))
+            f"(process_time, all threads; torch threads {torch.get_num_threads()}); {repeats} interleaved "
+            f"repeat(s), spread min-max"))
     return rows
 
 
