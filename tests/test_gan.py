@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from gendiag.config import CaseError, load_case
-from gendiag.recipes.gan import lr_factor
+from gendiag.recipes.schedules import linear_decay_factor
 from gendiag.runner import run_case
 from reference_models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                                   discriminator_loss, generator_loss, grad_norm, gradient_penalty, pack_samples)
@@ -136,10 +136,13 @@ def test_gan_recipe_runs_a_few_steps(tmp_path: Path) -> None:
 def test_learning_rates_decay_linearly_to_the_stated_fraction(tmp_path: Path) -> None:
     case = load_case(CASES / "gan_grid.yaml", overrides=[
         "training.steps=10", "training.lr_decay_from=0.6", "training.lr_decay_to=0.1"])
-    factors = [lr_factor(case.training, step) for step in range(1, 11)]
+    training = case.training
+    factors = [linear_decay_factor(step, training.steps, training.lr_decay_from, training.lr_decay_to)
+               for step in range(1, 11)]
     assert factors[:6] == [1.0] * 6 and factors[-1] == pytest.approx(0.1)
     assert factors[6:] == pytest.approx([1 - 0.9 * k / 4 for k in range(1, 5)])
-    assert lr_factor(load_case(CASES / "gan_grid.yaml").training, 4000) == 1.0  # the default: constant
+    default = load_case(CASES / "gan_grid.yaml").training
+    assert linear_decay_factor(4000, default.steps, default.lr_decay_from, default.lr_decay_to) == 1.0  # constant
     case = load_case(CASES / "gan_grid_fixed.yaml", overrides=[
         "training.steps=8", "training.sample_every=4", "sampling.n_samples=200", "training.lr_decay_from=0.5",
         "training.lr_decay_to=0.25", "model.pack_after=1", "run.checkpoint_every=8"])

@@ -26,6 +26,7 @@ from gendiag.metrics import mode_metrics
 from gendiag.recipes import Recipe, register
 from gendiag.metrics.classifier import load_classifier
 from gendiag.recipes.image_eval import IMAGE_SETS, compare_images, image_grid, load_split
+from gendiag.recipes.schedules import linear_decay_factor
 from gendiag.runner import RunContext
 from reference_models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                                   discriminator_loss, generator_loss, grad_norm, gradient_penalty)
@@ -128,7 +129,7 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     d_output = "critic" if train_cfg.loss == "wgan-gp" else "logit"
     final: dict[str, float] = {}
     for step in range(done + 1, train_cfg.steps + 1):
-        decay = lr_factor(train_cfg, step)
+        decay = linear_decay_factor(step, train_cfg.steps, train_cfg.lr_decay_from, train_cfg.lr_decay_to)
         for optimizer, base in ((opt_g, train_cfg.lr_g), (opt_d, train_cfg.lr_d)):
             for group in optimizer.param_groups:
                 group["lr"] = base * decay
@@ -221,15 +222,6 @@ def _networks(cfg: Model, shape: tuple[int, ...], images: bool,
                                      dropout=cfg.dropout, n_classes=classes, pack=cfg.pack,
                                      spectral_norm=cfg.spectral_norm, pack_after=cfg.pack_after)
     return generator, discriminator
-
-
-def lr_factor(cfg: Training, step: int) -> float:
-    """The learning rates' multiplier at `step` (1 … steps): 1 until lr_decay_from of the steps, then linear down to
-    lr_decay_to at the last step (a pure function of the step, so a resumed run continues exactly)."""
-    start = cfg.lr_decay_from * cfg.steps
-    if step <= start:
-        return 1.0
-    return 1.0 + (cfg.lr_decay_to - 1.0) * (step - start) / (cfg.steps - start)
 
 
 def _samples(generator: torch.nn.Module, cfg: Model, n: int, noise: torch.Generator, images: bool) -> torch.Tensor:
