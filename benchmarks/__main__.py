@@ -131,8 +131,7 @@ def _invocation_line() -> str:
         verdict = "goal: under 15 minutes, " + ("met" if minutes < 15 else f"**missed** by {minutes - 15:.1f} minutes")
     which = "`python -m benchmarks --full`" if last["full"] else "`python -m benchmarks` (the default set)"
     return (f"The last whole run of {which}, finished {last['finished']} on {last['machine']}, took {minutes:.1f} "
-            f"minutes "
-            f"for {', '.join(last['modules'])} ({verdict}).")
+            f"minutes for {', '.join(last['modules'])} ({verdict}).")
 
 
 def _markdown(records: list[dict], failures: list[str]) -> str:

@@ -120,12 +120,9 @@ def _case_of(row: dict[str, Any]) -> str:
     return row["figure"].split(":")[0]
 
 
-def _longest_first(cases: list[Path]) -> list[Path]:
-    """Cases ordered by their last recorded wall time, longest first (unknown ones first of all)."""
-    recorded: dict[str, float] = {}
-    if PREVIOUS.is_file():
-        recorded = {row["figure"]: row["median"] for row in json.loads(PREVIOUS.read_text())["rows"]
-                    if row["benchmark"] == "cases/wall time"}
+def _longest_first(cases: list[Path], previous: list[dict[str, Any]]) -> list[Path]:
+    """Cases ordered by their wall time in the `previous` rows, longest first (unknown ones first of all)."""
+    recorded = {row["figure"]: row["median"] for row in previous if row["benchmark"] == "cases/wall time"}
     return sorted(cases, key=lambda case: -recorded.get(case.stem, float("inf")))
 
 
@@ -137,7 +134,8 @@ def _workers() -> int:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    chosen = _longest_first(_chosen_cases())
+    previous = json.loads(PREVIOUS.read_text())["rows"] if PREVIOUS.is_file() else []
+    chosen = _longest_first(_chosen_cases(), previous)
     workers = min(_workers(), len(chosen))
     threads = max(1, (os.cpu_count() or 1) // workers)
     stamp = time.strftime("%Y-%m-%dT%H:%M")
@@ -159,6 +157,6 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                          "note": f"{_note_details(results)}; critical/warning findings: {serious or 'none'} "
                                  f"[measured {stamp}]"})
     rerun = {f.stem for f in chosen}
-    if not quick and len(chosen) < len(list(CASES.glob("*.yaml"))) and PREVIOUS.is_file():
-        rows += [row for row in json.loads(PREVIOUS.read_text())["rows"] if _case_of(row) not in rerun]
+    if not quick and len(chosen) < len(list(CASES.glob("*.yaml"))):
+        rows += [row for row in previous if _case_of(row) not in rerun]
     return sorted(rows, key=lambda row: (_case_of(row), row["benchmark"] != "cases/wall time"))
