@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,16 +12,27 @@ from torch.utils.tensorboard import SummaryWriter
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+SCALAR_BATCH = 256  # scalars held back before they go to the writer together
+SCALAR_MAX_WAIT_S = 10.0  # ... or once the oldest has waited this long, so a live TensorBoard stays current
+
 
 class TensorBoardSink:
-    """A thin wrapper that fixes the folder and keeps the tag namespaces in one place."""
+    """A thin wrapper that fixes the folder and keeps the tag namespaces in one place.
+
+    Scalars are handed to the writer in batches, each with the wall time it was logged at: a write per step
+    wakes the writer's thread every step, and its pure-Python record checksums then take the interpreter lock
+    from the training loop (about 0.2 ms a step on a 6 ms CPU step, three times the cost of the write itself)."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = Path(log_dir)
-        self._writer = SummaryWriter(log_dir=str(self.log_dir), flush_secs=30)
+        self._writer = SummaryWriter(log_dir=str(self.log_dir), flush_secs=30, max_queue=SCALAR_BATCH)
+        self._scalars: list[tuple[str, float, int, float]] = []
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        self._writer.add_scalar(tag, value, step)
+        now = time.time()
+        self._scalars.append((tag, float(value), int(step), now))
+        if len(self._scalars) >= SCALAR_BATCH or now - self._scalars[0][3] >= SCALAR_MAX_WAIT_S:
+            self._write_scalars()
 
     def histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
         self._writer.add_histogram(tag, values.detach().float().cpu(), step)
@@ -41,7 +53,14 @@ class TensorBoardSink:
         self._writer.add_hparams(plain, metrics, run_name=".")
 
     def flush(self) -> None:
+        self._write_scalars()
         self._writer.flush()
 
     def close(self) -> None:
+        self._write_scalars()
         self._writer.close()
+
+    def _write_scalars(self) -> None:
+        for tag, value, step, wall_time in self._scalars:
+            self._writer.add_scalar(tag, value, step, walltime=wall_time)
+        self._scalars.clear()
