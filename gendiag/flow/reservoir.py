@@ -63,12 +63,17 @@ class Reservoir:
         elif width != self._rows.shape[1]:
             raise ValueError(f"Reservoir: rows of {width} numbers offered to a reservoir of rows of "
                              f"{self._rows.shape[1]}")
-        taken: dict[int, int] = {}  # slot -> row of this batch (a later row overrides an earlier one)
-        for row in range(min(max(self.capacity - self.seen, 0), count)):
-            taken[self.seen + row] = row
-            if self.seen + row == self.capacity - 1:
+        flat = batch.detach().reshape(count, width)
+        flat_times = None if times is None else times.detach().reshape(-1)
+        filling = min(max(self.capacity - self.seen, 0), count)
+        if filling:  # not yet full: the first rows go to the next free slots, one slice copy
+            self._rows[self.seen: self.seen + filling] = flat[:filling]
+            if flat_times is not None:
+                self._times[self.seen: self.seen + filling] = flat_times[:filling]
+            if self.seen + filling == self.capacity:
                 self._weight = math.exp(math.log(self._uniform()) / self.capacity)
                 self._next_kept = self.capacity + self._skip()
+        taken: dict[int, int] = {}  # slot -> row of this batch (a later row overrides an earlier one)
         while self._next_kept < self.seen + count:
             taken[self._random.randrange(self.capacity)] = self._next_kept - self.seen
             self._weight *= math.exp(math.log(self._uniform()) / self.capacity)
@@ -77,10 +82,10 @@ class Reservoir:
         if not taken:
             return
         slots = torch.tensor(list(taken), dtype=torch.long)
-        chosen = torch.tensor(list(taken.values()), dtype=torch.long)
-        self._rows[slots] = batch.detach()[chosen].reshape(len(chosen), -1).float().cpu()
-        if times is not None:
-            self._times[slots] = times.detach().reshape(-1)[chosen].float().cpu()
+        chosen = torch.tensor(list(taken.values()), dtype=torch.long, device=flat.device)
+        self._rows[slots] = flat[chosen].float().cpu()
+        if flat_times is not None:
+            self._times[slots] = flat_times[chosen].float().cpu()
 
     def _uniform(self) -> float:
         return 1.0 - self._random.random()  # in (0, 1]: safe for log
