@@ -4,12 +4,14 @@ evaluate a watched network."""
 from __future__ import annotations
 
 import contextlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
+from gendiag.io import atomic_write_bytes
 from gendiag.sinks.scalars import ScalarTable
 from gendiag.sinks.tensorboard import TensorBoardSink
 
@@ -49,7 +51,8 @@ class ProbeContext:
         self.layout.setdefault(category, {})[title] = ["Multiline", list(tags)]
 
     def save_figure(self, figure: "Figure", name: str, step: int | None = None) -> str:
-        """Write a figure to figures/NAME.png, log it to TensorBoard, close it; returns its relative path."""
+        """Write a figure to figures/NAME.png, log the same image to TensorBoard (drawn once), close it; returns its
+        relative path."""
         import matplotlib.pyplot as plt
 
         if not name or name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
@@ -58,11 +61,11 @@ class ProbeContext:
         relative = f"figures/{name}.png"
         path = self.run_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".png.tmp")
-        figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        tmp.replace(path)
-        self.tb.figure(name, figure, self.step if step is None else step)
+        png = io.BytesIO()
+        figure.savefig(png, dpi=110, bbox_inches="tight", format="png")
         plt.close(figure)
+        atomic_write_bytes(path, png.getvalue())
+        self.tb.png(f"figures/{name}", png.getvalue(), self.step if step is None else step)
         return relative
 
     @contextlib.contextmanager

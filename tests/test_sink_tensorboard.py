@@ -41,3 +41,29 @@ def test_an_old_pending_scalar_goes_out_without_a_flush(tmp_path: Path, monkeypa
     sink._writer.flush()  # the writer's own flush only: the sink's pending list is not touched
     assert [event.step for event in _scalars(tmp_path, "loss/train")] == [1, 2]
     sink.close()
+
+
+def test_a_saved_figure_is_the_same_image_in_the_run_folder_and_in_tensorboard(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from gendiag.context import ProbeContext
+    from gendiag.sinks.scalars import ScalarTable
+
+    ctx = ProbeContext(run_dir=tmp_path, task="generic", facts={}, tb=TensorBoardSink(tmp_path / "tb"),
+                       table=ScalarTable(), step=7)
+    figure, axes = plt.subplots(figsize=(3, 2))
+    axes.plot([0, 1], [1, 0])
+    relative = ctx.save_figure(figure, "probe/curve")
+    ctx.tb.close()
+    with Image.open(tmp_path / relative) as saved:
+        size = saved.size
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    [logged] = events.Images("figures/probe/curve")
+    assert relative == "figures/probe/curve.png" and logged.step == 7
+    assert (logged.width, logged.height) == size
+    assert not plt.get_fignums()  # closed

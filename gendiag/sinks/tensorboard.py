@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 SCALAR_BATCH = 256  # scalars held back before they go to the writer together
 SCALAR_MAX_WAIT_S = 10.0  # ... or once the oldest has waited this long, so a live TensorBoard stays current
@@ -37,8 +37,11 @@ class TensorBoardSink:
     def histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
         self._writer.add_histogram(tag, values.detach().float().cpu(), step)
 
-    def figure(self, tag: str, figure: "Figure", step: int) -> None:
-        self._writer.add_figure(f"figures/{tag}", figure, step, close=False)
+    def png(self, tag: str, png: bytes, step: int) -> None:
+        """An image already encoded as PNG (a figure drawn once for the run folder and for TensorBoard)."""
+        with Image.open(io.BytesIO(png)) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        self._writer.add_image(tag, pixels, step, dataformats="HWC")
 
     def text(self, tag: str, text: str, step: int = 0) -> None:
         self._writer.add_text(tag, text, step)
