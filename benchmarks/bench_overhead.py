@@ -8,6 +8,7 @@ number of steps; the ratio is per repetition, the median and the min-max spread 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from reference_models.flow_matching import flow_matching_loss
 from reference_models.nets import VelocityMLP
 from reference_models.paths import LinearPath
 
+MMAP_THRESHOLD = 64 * 1024  # bytes: glibc serves larger blocks with mmap and returns them when freed
 SHAPES = {"2d": dict(dim=2, hidden=256, depth=4, batch=256), "flat4096": dict(dim=4096, hidden=512, depth=2, batch=64)}
 
 
@@ -69,13 +71,18 @@ def _resident_mb() -> float:
 
 def _loop_memory_mb(shape: str, probes: str | None, steps: int) -> float:
     """Resident memory a fresh process gains over `steps` steps of the loop, after its imports: the peak of
-    ru_maxrss is set by the imports themselves (torch, matplotlib, tensorboard) and hides what the probes keep."""
+    ru_maxrss is set by the imports themselves (torch, matplotlib, tensorboard) and hides what the probes keep.
+
+    glibc's malloc is given a fixed mmap threshold: with its default, sliding one, the freed megabyte-sized
+    activations of the 4,096-D loop go back to the heap, and any small block a probe keeps above them (a step's
+    `t`) pins that heap in resident memory: 50-150 MB that varied from run to run and that nothing held."""
     code = ("import json, sys, tempfile, pathlib; sys.path.insert(0, %r); "
             "from benchmarks.bench_overhead import _loop, _resident_mb; "
             "d = pathlib.Path(tempfile.mkdtemp()); before = _resident_mb(); _loop(%r, %r, 1, %d, d); "
             "print(json.dumps(_resident_mb() - before))"
             % (str(Path(__file__).resolve().parent.parent), shape, probes, steps))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment)
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -124,7 +131,8 @@ def run(quick: bool = False) -> list[dict]:
                 "median": gained[measured_as], "spread": 0.0,
                 "unit": "MB resident over bare", "goal": "reported", "met": None,
                 "note": f"one fresh process each; resident memory gained over {memory_steps} steps after the imports, "
-                        f"minus the bare loop's gain ({bare_mb:.0f} MB)" + _same_set_note(probes, measured_as),
+                        f"minus the bare loop's gain ({bare_mb:.0f} MB); malloc's mmap threshold fixed at 64 KiB"
+                        + _same_set_note(probes, measured_as),
             })
     return rows
 
