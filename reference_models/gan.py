@@ -1,5 +1,6 @@
 """Compact reference GANs: MLP generator and discriminator (vectors, 2D points, flattened images), optionally
-label-conditioned; DCGAN for 28×28 images; the losses (BCE with smoothed real labels, WGAN-GP) and PacGAN packing.
+label-conditioned; DCGAN for 28×28 images; the losses (BCE with smoothed real labels, WGAN-GP), the R1 penalty
+and PacGAN packing.
 
 The MLP GAN follows the classic MNIST recipe: z of size 100, LeakyReLU, Tanh output on data scaled to [−1, 1],
 a discriminator with dropout trained by BCE with real labels smoothed to 0.9, and the generator updated twice per
@@ -204,6 +205,14 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, 
     (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     grad = pack_samples(grad.flatten(1), pack)
     return ((grad.norm(dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(d_real: torch.Tensor, real: torch.Tensor, pack: int = 1) -> torch.Tensor:
+    """Mescheder et al.'s R1 penalty E[‖∇D(x)‖²] on real samples: `d_real` are the discriminator's outputs on `real`,
+    which must require grad; one squared gradient norm per packed group. Multiply by γ/2. It keeps D from turning
+    steep on the data, where a saturated D leaves the generator no useful gradient."""
+    (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+    return pack_samples(grad.flatten(1), pack).pow(2).sum(dim=1).mean()
 
 
 def grad_norm(module: nn.Module) -> float:

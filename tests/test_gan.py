@@ -14,7 +14,8 @@ from gendiag.config import CaseError, load_case
 from gendiag.recipes.schedules import linear_decay_factor
 from gendiag.runner import run_case
 from reference_models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
-                                  discriminator_loss, generator_loss, grad_norm, gradient_penalty, pack_samples)
+                                  discriminator_loss, generator_loss, grad_norm, gradient_penalty, pack_samples,
+                                  r1_penalty)
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
 
@@ -80,6 +81,11 @@ def test_pack_after_judges_each_sample_alone_before_the_join() -> None:
         MLPDiscriminator(in_dim=2, depth=3, pack_after=4)
 
 
+def test_gan_recipe_checks_r1() -> None:
+    with pytest.raises(CaseError, match="training.r1_gamma: input should be greater than or equal to 0"):
+        load_case(CASES / "gan_grid_fixed.yaml", overrides=["training.r1_gamma=-1"])
+
+
 def test_spectral_norm_bounds_the_layers() -> None:
     torch.manual_seed(0)
     discriminator = MLPDiscriminator(in_dim=2, hidden=32, depth=2, dropout=0.0, spectral_norm=True)
@@ -115,6 +121,19 @@ def test_wgan_losses_and_penalty_of_a_linear_critic() -> None:
         discriminator_loss("hinge", real, fake)
 
 
+def test_r1_penalty_by_hand() -> None:
+    real = torch.tensor([[1.0, 2.0], [0.0, -3.0]], requires_grad=True)
+    # D(x) = ‖x‖²: ∇D = 2x, so E‖∇D‖² = 4 · (5 + 9) / 2
+    assert r1_penalty(real.pow(2).sum(dim=1), real).item() == pytest.approx(28.0)
+    critic = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[3.0, 0.0, 0.0, 4.0]]))
+    packed = MLPDiscriminator(in_dim=2, hidden=4, depth=1, dropout=0.0, pack=2)
+    packed.net = nn.Sequential(critic)  # a linear D on packed pairs: the gradient of a pair is w, ‖w‖² = 25
+    real = torch.randn(6, 2, requires_grad=True)
+    assert r1_penalty(packed(real), real, pack=2).item() == pytest.approx(25.0)
+
+
 def test_grad_norm_by_hand() -> None:
     layer = nn.Linear(2, 1)
     assert grad_norm(layer) == 0.0
@@ -125,7 +144,8 @@ def test_grad_norm_by_hand() -> None:
 def test_gan_recipe_runs_a_few_steps(tmp_path: Path) -> None:
     case = load_case(CASES / "gan_ring.yaml", overrides=[
         "training.steps=20", "training.sample_every=10", "sampling.n_samples=200", "model.pack=2",
-        "training.loss=wgan-gp", "training.d_steps=2", "probes.set=[gan-balance]", "probes.strict=true"])
+        "training.loss=wgan-gp", "training.d_steps=2", "training.r1_gamma=1.0", "probes.set=[gan-balance]",
+        "probes.strict=true"])
     result = run_case(case, out_root=tmp_path)
     assert result.results["n_modes"] == 8 and 0 <= result.results["modes_captured"] <= 8
     assert 0 <= result.results["high_quality_share"] <= 1

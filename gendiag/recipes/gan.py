@@ -1,12 +1,13 @@
 """GANs on 2D mixtures with known modes (ring, grid) and on digit images (MNIST-10k, 8×8 digits).
 
 The plain loop: `d_steps` discriminator updates (BCE with smoothed real labels, or the WGAN critic loss with a
-gradient penalty), then `g_steps` generator updates (non-saturating BCE or −E[D(G(z))]); the discriminator's
-outputs on the last real and fake batches, both losses and both networks' gradient norms (read right after each
-backward) go to `Monitor.step`; both learning rates can fall linearly over the last part of the run, and the samples
-can come from an exponential moving average of the generator's weights (smoother than the last iterate). Samples
-are shown to the Monitor at intervals (the mode timeline) and at the end; the headline results are PacGAN's
-known-mode metrics for 2D data, class coverage and the Fréchet distance for images."""
+gradient penalty; either optionally with an R1 penalty on the real samples), then `g_steps` generator updates
+(non-saturating BCE or −E[D(G(z))]); the discriminator's outputs on the last real and fake batches, both losses and
+both networks' gradient norms (read right after each backward) go to `Monitor.step`; both learning rates can fall
+linearly over the last part of the run, and the samples can come from an exponential moving average of the
+generator's weights (smoother than the last iterate). Samples are shown to the Monitor at intervals (the mode
+timeline) and at the end; the headline results are PacGAN's known-mode metrics for 2D data, class coverage and the
+Fréchet distance for images."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from gendiag.recipes.image_eval import IMAGE_SETS, compare_images, image_grid, l
 from gendiag.recipes.schedules import linear_decay_factor
 from gendiag.runner import RunContext
 from reference_models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
-                                  discriminator_loss, generator_loss, grad_norm, gradient_penalty)
+                                  discriminator_loss, generator_loss, grad_norm, gradient_penalty, r1_penalty)
 
 POINT_SETS = ("ring", "grid")
 
@@ -72,6 +73,8 @@ class Training(Section):
     d_steps: int = Field(1, ge=1, description="discriminator (critic) updates per round")
     g_steps: int = Field(2, ge=1, description="generator updates per round")
     gp_lambda: float = Field(10.0, ge=0)
+    r1_gamma: float = Field(0.0, ge=0, description="weight γ of the R1 penalty γ/2·E‖∇D(real)‖² added to D's loss "
+                                                   "(0: none); it stops D from saturating")
     lr_decay_from: float = Field(1.0, ge=0, le=1, description="share of the steps after which both learning rates "
                                                                "fall linearly to lr_decay_to of their start (1: none)")
     lr_decay_to: float = Field(1.0, ge=0, le=1, description="fraction of the starting learning rates at the last step")
@@ -136,10 +139,14 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
         with mon.phase("step"):
             for _ in range(train_cfg.d_steps):
                 real, real_labels = real_batch()
-                fake, fake_labels = fake_batch(train_cfg.batch_size)
-                fake = fake.detach()
+                with torch.no_grad():  # D's step needs no graph through G
+                    fake, fake_labels = fake_batch(train_cfg.batch_size)
+                if train_cfg.r1_gamma > 0:
+                    real.requires_grad_(True)
                 d_real, d_fake = discriminator(real, real_labels), discriminator(fake, fake_labels)
                 loss_d = discriminator_loss(train_cfg.loss, d_real, d_fake, train_cfg.real_label)
+                if train_cfg.r1_gamma > 0:
+                    loss_d = loss_d + train_cfg.r1_gamma / 2 * r1_penalty(d_real, real, model_cfg.pack)
                 if train_cfg.loss == "wgan-gp":
                     loss_d = loss_d + train_cfg.gp_lambda * gradient_penalty(discriminator, real, fake, noise_gen,
                                                                              real_labels)
@@ -157,7 +164,8 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
                 if averaged is not None:
                     averaged.update_parameters(generator)
         if step == 1 or step % train_cfg.observe_every == 0:
-            mon.observe_data(_to_unit(real) if images else real, role="data")
+            seen = real.detach()
+            mon.observe_data(_to_unit(seen) if images else seen, role="data")
         final = {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
         mon.step(step, loss_d=final["loss_d"], loss_g=final["loss_g"], d_real=d_real.detach(),
                  d_fake=d_fake.detach(), d_output=d_output, grad_norm_d=norm_d, grad_norm_g=norm_g)
