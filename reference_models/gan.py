@@ -217,5 +217,5 @@ def r1_penalty(d_real: torch.Tensor, real: torch.Tensor, pack: int = 1) -> torch
 
 def grad_norm(module: nn.Module) -> float:
     """The L2 norm of all of `module`'s parameter gradients (0 where none are set); read right after backward."""
-    grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
-    return float(torch.cat(grads).norm()) if grads else 0.0
+    grads = [p.grad.detach() for p in module.parameters() if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))) if grads else 0.0
