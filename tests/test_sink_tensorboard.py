@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gendiag.sinks import tensorboard
@@ -66,4 +67,12 @@ def test_a_saved_figure_is_the_same_image_in_the_run_folder_and_in_tensorboard(t
     [logged] = events.Images("figures/probe/curve")
     assert relative == "figures/probe/curve.png" and logged.step == 7
     assert (logged.width, logged.height) == size
+    assert logged.encoded_image_string == (tmp_path / relative).read_bytes()  # the very bytes, not a re-encoding
     assert not plt.get_fignums()  # closed
+
+
+def test_png_rejects_bytes_that_are_not_a_png(tmp_path: Path) -> None:
+    sink = TensorBoardSink(tmp_path)
+    with pytest.raises(ValueError, match="'figures/x' is not a PNG image"):
+        sink.png("figures/x", b"GIF89a" + bytes(40), 0)
+    sink.close()

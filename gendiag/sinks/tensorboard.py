@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import io
+import struct
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
 SCALAR_BATCH = 256  # scalars held back before they go to the writer together
 SCALAR_MAX_WAIT_S = 10.0  # ... or once the oldest has waited this long, so a live TensorBoard stays current
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type (grey, RGB, grey + alpha, RGBA) -> channels
 
 
 class TensorBoardSink:
@@ -38,10 +39,14 @@ class TensorBoardSink:
         self._writer.add_histogram(tag, values.detach().float().cpu(), step)
 
     def png(self, tag: str, png: bytes, step: int) -> None:
-        """An image already encoded as PNG (a figure drawn once for the run folder and for TensorBoard)."""
-        with Image.open(io.BytesIO(png)) as image:
-            pixels = np.asarray(image.convert("RGB"))
-        self._writer.add_image(tag, pixels, step, dataformats="HWC")
+        """An image already encoded as PNG (a figure drawn once for the run folder and for TensorBoard), logged
+        as it is rather than decoded and re-encoded by add_image (about 60 ms a figure)."""
+        if png[:8] != PNG_SIGNATURE or png[12:16] != b"IHDR" or png[25] not in PNG_CHANNELS:
+            raise ValueError(f"TensorBoardSink.png: {tag!r} is not a PNG image (expected the PNG signature and header)")
+        width, height = struct.unpack(">II", png[16:24])
+        image = Summary.Image(height=height, width=width, colorspace=PNG_CHANNELS[png[25]], encoded_image_string=png)
+        # SummaryWriter has no public call for a ready-made summary; its add_* methods all go through this one
+        self._writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
     def text(self, tag: str, text: str, step: int = 0) -> None:
         self._writer.add_text(tag, text, step)
