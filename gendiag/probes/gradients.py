@@ -2,9 +2,9 @@
 of a step, the gradient noise (how much two consecutive batch gradients differ against what they share), and
 histograms of weights and gradients a handful of times over the run.
 
-Cost per due step: one `torch._foreach_norm` over the gradients and one stack; every 64 due steps the rows are
-copied to the CPU together into a history of at most `HISTORY` rows (when full it keeps every other row and halves
-its rate). Every `SAMPLE_EVERY` due steps the probe copies the weights and gradients (memory: 2x the watched
+Cost per due step: one `torch._foreach_norm` over the gradients (its per-tensor norms wait as they are); every 64
+due steps they are stacked and copied to the CPU together into a history of at most `HISTORY` rows (when full it
+keeps every other row and halves its rate). Every `SAMPLE_EVERY` due steps the probe copies the weights and gradients (memory: 2x the watched
 parameters, allocated once and reused) and at the next `Monitor.step` measures the update
 ‖W_s - W_{s-1}‖ / ‖W_s‖ per tensor and the gradient difference. Histograms of weights and gradients: a strided
 sample of 4096 values of each is kept at the first due step, then at steps ~100, 1000, 10000, ... (32 kB per
@@ -66,7 +66,7 @@ class GradientsProbe(Probe):
         self.params: list[torch.Tensor] = []
         self.history = np.empty((HISTORY, 0))
         self.history_steps: list[int] = []
-        self.pending: list[torch.Tensor] = []
+        self.pending: list[tuple[torch.Tensor, ...]] = []  # per due step, one 0-d norm per tensor
         self.pending_steps: list[int] = []
         self.keep_every = 1
         self.due_count = 0
@@ -118,8 +118,8 @@ class GradientsProbe(Probe):
         grads = [p.grad for p in self.params]
         complete = all(g is not None for g in grads)
         if self.due_count % self.keep_every == 0:
-            self.pending.append(torch.stack(torch._foreach_norm(grads)) if complete else torch.stack(
-                [g.norm() if g is not None else _nan_norm(p) for g, p in zip(grads, self.params)]))
+            self.pending.append(tuple(torch._foreach_norm(grads)) if complete else tuple(
+                g.norm() if g is not None else _nan_norm(p) for g, p in zip(grads, self.params)))
             self.pending_steps.append(record.step)
             if len(self.pending) >= FLUSH_STEPS:
                 self._flush(ctx)
@@ -167,7 +167,8 @@ class GradientsProbe(Probe):
         """Move the pending gradient norms into the history (one stack, one copy to the CPU) and log a few."""
         if not self.pending:
             return
-        rows = torch.stack(self.pending).to(dtype=torch.float64, device="cpu").numpy()
+        flat = torch.stack([norm for row in self.pending for norm in row])
+        rows = flat.view(len(self.pending), -1).to(dtype=torch.float64, device="cpu").numpy()
         steps, self.pending, self.pending_steps = self.pending_steps, [], []
         for step, norms in zip(steps, rows):
             if len(self.history_steps) == HISTORY:
