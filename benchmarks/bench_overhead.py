@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import median_row
 from gendiag import Monitor
 from gendiag.probes import select_probes
 from reference_models.flow_matching import flow_matching_loss
@@ -30,6 +31,7 @@ from reference_models.paths import LinearPath
 MMAP_THRESHOLD = 64 * 1024  # bytes: glibc serves larger blocks with mmap and returns them when freed
 SHAPES = {"2d": dict(dim=2, hidden=256, depth=4, batch=256), "flat4096": dict(dim=4096, hidden=512, depth=2, batch=64)}
 BLOCK = 10  # steps each loop runs before the other takes its turn
+NO_MONITOR = "none"  # a second loop without a Monitor: its ratio to the first is the measurement's own noise
 WARMUP = 5
 
 
@@ -78,11 +80,13 @@ class TrainingLoop:
 def interleaved_ratios(shape: str, probes: list[str], every: int, steps: int, repetitions: int,
                        run_dir: Path) -> dict[str, list[float]]:
     """Per repetition, each probe set's loop time over the bare loop's, all loops taking turns in blocks of
-    `BLOCK` steps (the order reversed every other block) for `steps` steps each."""
+    `BLOCK` steps (the order reversed every other block) for `steps` steps each. `NO_MONITOR` among `probes` is a
+    second bare loop."""
     ratios: dict[str, list[float]] = {name: [] for name in probes}
     for repetition in range(repetitions):
         loops = {None: TrainingLoop(shape, None, every, None)}
-        loops.update({name: TrainingLoop(shape, name, every, run_dir / f"{name}-{repetition}") for name in probes})
+        loops.update({name: TrainingLoop(shape, None, every, None) if name == NO_MONITOR
+                      else TrainingLoop(shape, name, every, run_dir / f"{name}-{repetition}") for name in probes})
         seconds = dict.fromkeys(loops, 0.0)
         order = list(loops)
         for block in range(steps // BLOCK):
@@ -140,7 +144,14 @@ def run(quick: bool = False) -> list[dict]:
         steps = (20 if quick else 60) if shape == "flat4096" else (40 if quick else 150)
         for every in (1, 4, 16):
             with tempfile.TemporaryDirectory() as tmp:
-                ratios = interleaved_ratios(shape, measured, every, steps, repetitions, Path(tmp))
+                ratios = interleaved_ratios(shape, measured + ([NO_MONITOR] if every == 1 else []), every, steps,
+                                            repetitions, Path(tmp))
+            if every == 1:
+                rows.append(median_row(
+                    "probe overhead", f"{shape}, a second loop without Monitor", ratios[NO_MONITOR], "× bare step",
+                    "reported (≈ 1: the measurement's own noise)", None,
+                    f"{repetitions} repetitions of {steps} steps a loop, taking turns with the rows above every "
+                    f"{BLOCK} steps; spread = max − min"))
             for probes, measured_as in sets.items():
                 values = ratios[measured_as]
                 goal = "≤ 1.10× (Cockpit economy: 1.51× at 1, 1.04× at 16)" if probes == "default" else "reported"
