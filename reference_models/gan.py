@@ -39,14 +39,18 @@ def _maybe_sn(layer: nn.Module, spectral: bool) -> nn.Module:
 
 
 class MLPGenerator(nn.Module):
-    """z (B, z_dim) [+ labels (B,)] → x (B, out_dim): Linear–LeakyReLU(0.2) blocks whose widths double from `hidden`
-    (the MNIST recipe's 256-512-1024), then Tanh (data in [−1, 1]) or a linear output (2D points)."""
+    """z (B, z_dim) [+ labels (B,)] → x (B, out_dim): Linear–LeakyReLU(0.2) blocks (or ReLU, PacGAN's 2D generator)
+    whose widths double from `hidden` (the MNIST recipe's 256-512-1024), then Tanh (data in [−1, 1]) or a linear
+    output (2D points)."""
 
     def __init__(self, z_dim: int = 100, out_dim: int = 784, hidden: int = 256, depth: int = 3,
-                 widen: bool = True, output: str = "tanh", n_classes: int = 0, batch_norm: bool = False) -> None:
+                 widen: bool = True, output: str = "tanh", n_classes: int = 0, batch_norm: bool = False,
+                 activation: str = "leaky_relu") -> None:
         super().__init__()
         if output not in ("tanh", "linear"):
             raise ValueError(f"MLPGenerator: output must be 'tanh' or 'linear', got {output!r}")
+        if activation not in ("leaky_relu", "relu"):
+            raise ValueError(f"MLPGenerator: activation must be 'leaky_relu' or 'relu', got {activation!r}")
         if min(z_dim, out_dim, hidden, depth) < 1:
             raise ValueError(f"MLPGenerator: z_dim, out_dim, hidden, depth must be positive, got "
                              f"{z_dim}, {out_dim}, {hidden}, {depth}")
@@ -59,7 +63,7 @@ class MLPGenerator(nn.Module):
             layers.append(nn.Linear(previous, width))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(width))
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(nn.LeakyReLU(0.2) if activation == "leaky_relu" else nn.ReLU())
             previous = width
         layers.append(nn.Linear(previous, out_dim))
         if output == "tanh":

@@ -42,6 +42,21 @@ def test_mlp_gan_shapes_and_ranges() -> None:
     assert [m.out_features for m in discriminator.net if isinstance(m, nn.Linear)] == [64, 32, 16, 1]
 
 
+def test_mlp_generator_activation() -> None:
+    leaky = MLPGenerator(z_dim=2, out_dim=2, hidden=8, depth=2, widen=False, output="linear")
+    relu = MLPGenerator(z_dim=2, out_dim=2, hidden=8, depth=2, widen=False, output="linear", activation="relu")
+    kinds = [[type(m) for m in net.net if isinstance(m, (nn.ReLU, nn.LeakyReLU))] for net in (leaky, relu)]
+    assert kinds == [[nn.LeakyReLU] * 2, [nn.ReLU] * 2]
+    relu.load_state_dict(leaky.state_dict())  # same parameters, only the nonlinearity differs
+    hidden = torch.tensor([[-2.0, 3.0]])
+    assert relu.net[1](hidden).tolist() == [[0.0, 3.0]]
+    assert torch.allclose(leaky.net[1](hidden), torch.tensor([[-0.4, 3.0]]))
+    z = torch.randn(5, 2)
+    assert not torch.allclose(relu(z), leaky(z))
+    with pytest.raises(ValueError, match="activation must be 'leaky_relu' or 'relu'"):
+        MLPGenerator(z_dim=2, out_dim=2, activation="tanh")
+
+
 def test_conditional_networks_use_the_labels() -> None:
     torch.manual_seed(0)
     generator = MLPGenerator(z_dim=8, out_dim=4, hidden=16, depth=2, n_classes=10)

@@ -49,6 +49,8 @@ class Model(Section):
     g_depth: int = Field(3, ge=1)
     g_widen: bool = True
     g_batch_norm: bool = False
+    g_activation: Literal["leaky_relu", "relu"] = Field("leaky_relu", description="the MLP generator's hidden "
+                                                        "activation: LeakyReLU(0.2), or ReLU (PacGAN's 2D generator)")
     d_hidden: int = Field(1024, ge=4, description="first discriminator width (halves per layer when d_narrow)")
     d_depth: int = Field(3, ge=1)
     d_narrow: bool = True
@@ -225,7 +227,7 @@ def _networks(cfg: Model, shape: tuple[int, ...], images: bool,
     classes = 10 if cfg.conditional else 0
     generator = MLPGenerator(z_dim=cfg.z_dim, out_dim=dim, hidden=cfg.g_hidden, depth=cfg.g_depth,
                              widen=cfg.g_widen, output="tanh" if images else "linear", n_classes=classes,
-                             batch_norm=cfg.g_batch_norm)
+                             batch_norm=cfg.g_batch_norm, activation=cfg.g_activation)
     discriminator = MLPDiscriminator(in_dim=dim, hidden=cfg.d_hidden, depth=cfg.d_depth, narrow=cfg.d_narrow,
                                      dropout=cfg.dropout, n_classes=classes, pack=cfg.pack,
                                      spectral_norm=cfg.spectral_norm, pack_after=cfg.pack_after)
