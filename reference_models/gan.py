@@ -11,6 +11,9 @@ WGAN, critic values); `pack` > 1 makes a PacGAN discriminator that judges `pack`
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -217,6 +220,21 @@ def r1_penalty(d_real: torch.Tensor, real: torch.Tensor, pack: int = 1) -> torch
     steep on the data, where a saturated D leaves the generator no useful gradient."""
     (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
     return pack_samples(grad.flatten(1), pack).pow(2).sum(dim=1).mean()
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block, `module`'s parameters take no gradient (each one's requires_grad is restored after): the
+    generator's step needs only the discriminator's gradient with respect to its input, so D's weight gradients
+    are neither computed nor added to D's `.grad`, which keeps holding what D's own step left there."""
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    for param in trainable:
+        param.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for param in trainable:
+            param.requires_grad_(True)
 
 
 def grad_norm(module: nn.Module) -> float:

@@ -14,8 +14,8 @@ from gendiag.config import CaseError, load_case
 from gendiag.recipes.schedules import linear_decay_factor
 from gendiag.runner import run_case
 from reference_models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
-                                  discriminator_loss, generator_loss, grad_norm, gradient_penalty, pack_samples,
-                                  r1_penalty)
+                                  discriminator_loss, frozen, generator_loss, grad_norm, gradient_penalty,
+                                  pack_samples, r1_penalty)
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
 
@@ -134,6 +134,27 @@ def test_wgan_losses_and_penalty_of_a_linear_critic() -> None:
     assert penalty.item() == pytest.approx(4.0)
     with pytest.raises(ValueError, match="loss must be one of"):
         discriminator_loss("hinge", real, fake)
+
+
+def test_frozen_discriminator_passes_the_same_generator_gradient_and_keeps_its_own() -> None:
+    torch.manual_seed(0)
+    generator, discriminator = MLPGenerator(z_dim=2, out_dim=2, hidden=8, output="linear"), MLPDiscriminator(
+        in_dim=2, hidden=8, dropout=0.0)
+    z = torch.randn(16, 2)
+    generator_loss("bce", discriminator(generator(z))).backward()
+    expected = [p.grad.clone() for p in generator.parameters()]
+    generator.zero_grad(set_to_none=True)
+    own = [torch.full_like(p, 7.0) for p in discriminator.parameters()]  # what D's own step left in .grad
+    for param, grad in zip(discriminator.parameters(), own):
+        param.grad = grad.clone()
+    discriminator.net[0].weight.requires_grad_(False)  # already frozen before: stays frozen after
+    with frozen(discriminator):
+        generator_loss("bce", discriminator(generator(z))).backward()
+    for param, grad in zip(generator.parameters(), expected):
+        assert torch.equal(param.grad, grad)
+    assert all(torch.equal(p.grad, g) for p, g in zip(discriminator.parameters(), own))
+    assert [p.requires_grad for p in discriminator.parameters()] == [p is not discriminator.net[0].weight
+                                                                    for p in discriminator.parameters()]
 
 
 def test_r1_penalty_by_hand() -> None:

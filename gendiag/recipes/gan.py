@@ -30,7 +30,8 @@ from gendiag.recipes.image_eval import IMAGE_SETS, compare_images, image_grid, l
 from gendiag.recipes.schedules import linear_decay_factor
 from gendiag.runner import RunContext
 from reference_models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
-                                  discriminator_loss, generator_loss, grad_norm, gradient_penalty, r1_penalty)
+                                  discriminator_loss, frozen, generator_loss, grad_norm, gradient_penalty,
+                                  r1_penalty)
 
 POINT_SETS = ("ring", "grid")
 
@@ -158,9 +159,10 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
                 opt_d.step()
             for _ in range(train_cfg.g_steps):
                 fake, fake_labels = fake_batch(train_cfg.batch_size)
-                loss_g = generator_loss(train_cfg.loss, discriminator(fake, fake_labels))
                 opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
+                with frozen(discriminator):
+                    loss_g = generator_loss(train_cfg.loss, discriminator(fake, fake_labels))
+                    loss_g.backward()
                 norm_g = grad_norm(generator)
                 opt_g.step()
                 if averaged is not None:
