@@ -100,11 +100,14 @@ def test_neighbour_helpers_match_full_matrices() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_distance_blocks_are_bit_identical_to_scikit_learn(dtype: type) -> None:
+def test_distance_blocks_match_scikit_learn_to_rounding(dtype: type) -> None:
+    """Same formula as scikit-learn's, but not bit for bit: a multi-threaded BLAS may split a 64-row product
+    differently from the full one and round the last bit differently (seen with 2 threads on one machine)."""
     rng = np.random.default_rng(5)
     x, y = (rng.normal(size=(300, 16)) * 3 + 1).astype(dtype), rng.normal(size=(200, 16)).astype(dtype)
     blocks = np.concatenate([block for _, block in distance_blocks(x, y, chunk=64)])
-    assert blocks.dtype == dtype and np.array_equal(blocks, euclidean_distances(x, y))
+    assert blocks.dtype == dtype
+    np.testing.assert_allclose(blocks, euclidean_distances(x, y), rtol=8 * np.finfo(dtype).eps, atol=0)
 
 
 def test_memory_stays_far_below_the_full_matrix() -> None:
