@@ -85,8 +85,8 @@ def interleaved_ratios(shape: str, probes: list[str], every: int, steps: int, re
     ratios: dict[str, list[float]] = {name: [] for name in probes}
     for repetition in range(repetitions):
         loops = {None: TrainingLoop(shape, None, every, None)}
-        loops.update({name: TrainingLoop(shape, None, every, None) if name == NO_MONITOR
-                      else TrainingLoop(shape, name, every, run_dir / f"{name}-{repetition}") for name in probes})
+        loops.update({name: TrainingLoop(shape, None if name == NO_MONITOR else name, every,
+                                         run_dir / f"{name}-{repetition}") for name in probes})
         seconds = dict.fromkeys(loops, 0.0)
         order = list(loops)
         for block in range(steps // BLOCK):
