@@ -71,6 +71,7 @@ class Monitor:
         self._user_sections: list[ProbeSection] = []
         self._conclusions: list[Callable[[list[Finding]], ProbeSection | None]] = []
         self._wants_forward = any(p.wants_forward for p in self.probes)
+        self._listeners: dict[str, list[Probe]] = {}
         self._dispatch("setup")
 
     # -- the user's calls -------------------------------------------------------------------------
@@ -231,14 +232,16 @@ class Monitor:
                 t=_rows(_argument(args, kwargs, watched.t_arg), rows),
                 output=_rows(output if isinstance(output, torch.Tensor) else None, rows),
             )
-            self._dispatch("on_forward", call, only_forward=True)
+            self._dispatch("on_forward", call)
 
         return hook
 
-    def _dispatch(self, method: str, *args: Any, only_forward: bool = False) -> None:
-        for probe in list(self.probes):
-            if only_forward and not probe.wants_forward:
-                continue
+    def _dispatch(self, method: str, *args: Any) -> None:
+        listeners = self._listeners.get(method)
+        if listeners is None:  # the probes whose class overrides the callback: most leave most of them empty
+            listeners = [probe for probe in self.probes if getattr(type(probe), method) is not getattr(Probe, method)]
+            self._listeners[method] = listeners
+        for probe in listeners:
             self._call(probe, method, *args)
 
     def _call(self, probe: Probe, method: str, *args: Any) -> Any:
@@ -252,6 +255,7 @@ class Monitor:
 
     def _disable(self, probe: Probe, method: str, error: Exception) -> None:
         self.probes.remove(probe)
+        self._listeners.clear()
         log = self.run_dir / "probe_errors" / f"{probe.name}.txt"
         atomic_write_text(log, "".join(traceback.format_exception(error)))
         self._failures.append(Finding(

@@ -36,6 +36,7 @@ MIN_ROWS_PER_BIN = 12
 PERMUTATIONS = 200
 SIGNIFICANCE = 0.01
 MAX_ROWS_PER_BIN = 256
+KEPT_INPUT_ROWS = 2048  # 2-D input rows kept per network and mode: ~400 a bin, over the MAX_ROWS_PER_BIN compared
 WARNING_RATIO, CRITICAL_RATIO = 0.4, 0.7
 MIN_COEFFICIENT = 0.02
 STATIC_RATIO = 0.25
@@ -112,7 +113,7 @@ class InputsProbe(Probe):
         store = self._train if call.mode == "train" else self._sampling
         if call.model not in store:
             seed = (17 if call.mode == "train" else 29) + len(store)
-            store[call.model] = Reservoir(capacity_for(int(call.x[0].numel()), 4096, 1024), seed=seed)
+            store[call.model] = Reservoir(capacity_for(int(call.x[0].numel()), KEPT_INPUT_ROWS, 1024), seed=seed)
         store[call.model].add(call.x[:rows], times[:rows])
 
     def on_data(self, ctx: Any, batch: torch.Tensor, role: str) -> None:
