@@ -1,6 +1,7 @@
 """Probe overhead: the same flow-matching loop, same seed, bare and with the Monitor (default probes, then every
-probe), per-step time ratio at probe intervals 1, 4 and 16, on 2D points and on 4,096-dimensional flattened
-images; and the extra memory (resident memory a fresh process gains over the loop, minus the bare loop's gain).
+probe), per-step time ratio at probe intervals 1, 4 and 16, on 2D points (pointcloud_moons' network and batch, and
+the same network on a quarter of the batch) and on 4,096-dimensional flattened images; and the extra memory
+(resident memory a fresh process gains over the loop, minus the bare loop's gain).
 
 The loops being compared live side by side in one process and take turns in short blocks of `BLOCK` steps
 (A B B A A B ...), so a slow spell of the machine lands on both alike; each repetition's ratio is the monitored
@@ -29,7 +30,10 @@ from reference_models.nets import VelocityMLP
 from reference_models.paths import LinearPath
 
 MMAP_THRESHOLD = 64 * 1024  # bytes: glibc serves larger blocks with mmap and returns them when freed
-SHAPES = {"2d": dict(dim=2, hidden=256, depth=4, batch=256), "flat4096": dict(dim=4096, hidden=512, depth=2, batch=64)}
+# "2d" is pointcloud_moons' own network and batch, the loop the goal is set on; "2d-b256" is the same network on a
+# quarter of the batch, where the Monitor's fixed per-step cost weighs four times as much.
+SHAPES = {"2d": dict(dim=2, hidden=256, depth=4, batch=1024), "2d-b256": dict(dim=2, hidden=256, depth=4, batch=256),
+          "flat4096": dict(dim=4096, hidden=512, depth=2, batch=64)}
 BLOCK = 10  # steps each loop runs before the other takes its turn
 NO_MONITOR = "none"  # a second loop without a Monitor: its ratio to the first is the measurement's own noise
 WARMUP = 5
@@ -142,6 +146,7 @@ def run(quick: bool = False) -> list[dict]:
     measured = sorted(set(sets.values()))
     for shape in SHAPES:
         steps = (20 if quick else 60) if shape == "flat4096" else (40 if quick else 150)
+        batch_note = f"batch {SHAPES[shape]['batch']}; "
         for every in (1, 4, 16):
             with tempfile.TemporaryDirectory() as tmp:
                 ratios = interleaved_ratios(shape, measured + ([NO_MONITOR] if every == 1 else []), every, steps,
@@ -150,18 +155,19 @@ def run(quick: bool = False) -> list[dict]:
                 rows.append(median_row(
                     "probe overhead", f"{shape}, a second loop without Monitor", ratios[NO_MONITOR], "× bare step",
                     "reported (≈ 1: the measurement's own noise)", None,
-                    f"{repetitions} repetitions of {steps} steps a loop, taking turns with the rows above every "
-                    f"{BLOCK} steps; spread = max − min"))
+                    f"{batch_note}{repetitions} repetitions of {steps} steps a loop, taking turns with the rows above "
+                    f"every {BLOCK} steps; spread = max − min"))
             for probes, measured_as in sets.items():
                 values = ratios[measured_as]
-                goal = "≤ 1.10× (Cockpit economy: 1.51× at 1, 1.04× at 16)" if probes == "default" else "reported"
+                on_goal = probes == "default" and shape != "2d-b256"
+                goal = "≤ 1.10× (Cockpit economy: 1.51× at 1, 1.04× at 16)" if on_goal else "reported"
                 median = statistics.median(values)
                 rows.append({
                     "benchmark": "probe overhead", "figure": f"{shape}, {probes} probes, every {every}",
                     "median": median, "spread": max(values) - min(values), "unit": "× bare step", "goal": goal,
                     "met": (median <= 1.10) if (probes == "default" and every == 1 and shape == "2d") else None,
-                    "note": f"{repetitions} repetitions of {steps} steps a loop, the loops taking turns every {BLOCK} "
-                            f"steps; spread = max − min"
+                    "note": f"{batch_note}{repetitions} repetitions of {steps} steps a loop, the loops taking turns "
+                            f"every {BLOCK} steps; spread = max − min"
                             + _same_set_note(probes, measured_as),
                 })
         memory_steps = 60 if shape == "flat4096" else 150
@@ -172,8 +178,9 @@ def run(quick: bool = False) -> list[dict]:
                 "benchmark": "probe memory", "figure": f"{shape}, {probes} probes, every 1",
                 "median": gained[measured_as], "spread": 0.0,
                 "unit": "MB resident over bare", "goal": "reported", "met": None,
-                "note": f"one fresh process each; resident memory gained over {memory_steps} steps after the imports, "
-                        f"minus the bare loop's gain ({bare_mb:.0f} MB); malloc's mmap threshold fixed at 64 KiB"
+                "note": f"{batch_note}one fresh process each; resident memory gained over {memory_steps} steps after "
+                        f"the imports, minus the bare loop's gain ({bare_mb:.0f} MB); malloc's mmap threshold fixed at "
+                        f"64 KiB"
                         + _same_set_note(probes, measured_as),
             })
     return rows
