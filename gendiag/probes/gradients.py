@@ -5,8 +5,9 @@ histograms of weights and gradients a handful of times over the run.
 Cost per due step: one `torch._foreach_norm` over the gradients, its per-tensor norms written into one row of a
 buffer allocated once on their device (holding hundreds of small norm tensors alive between flushes slowed the
 training step itself by ~4% on a 2-D MLP, more than the norms cost); every 64 due steps the buffer is copied to the
-CPU in one go into a history of at most `HISTORY` rows (when full it keeps every other row and halves its rate). Every `SAMPLE_EVERY` due steps the probe copies the weights and gradients (memory: 2x the watched
-parameters, allocated once and reused) and at the next `Monitor.step` measures the update
+CPU in one go into a history of at most `HISTORY` rows (when full it keeps every other row and halves its rate).
+Every `SAMPLE_EVERY` due steps the probe copies the weights and gradients (memory: 2x the watched parameters,
+allocated once and reused) and at the next `Monitor.step` measures the update
 ‖W_s - W_{s-1}‖ / ‖W_s‖ per tensor and the gradient difference. Histograms of weights and gradients: a strided
 sample of 4096 values of each is kept at the first due step, then at steps ~100, 1000, 10000, ... (32 kB per
 tensor each time, on the CPU) and written to TensorBoard by `finish`, with the final weights.
