@@ -1,13 +1,69 @@
-"""Findings: what a probe concludes, with the numbers and the figure that back it."""
+"""Findings: what a probe concludes, with the numbers and the figure that back it; and the order a report
+shows them in: most severe first, causes before what they explain.
+
+Every finding code belongs to a stage of the pipeline, data and set-up → optimisation → model → samples, so that
+among findings of one severity the earlier cause comes first. A short table of known cause → consequence relations
+(`CONSEQUENCES`) marks, once all probes have spoken, a finding that another finding of the same run likely explains
+(`link_consequences`); `sort_findings` then puts it right after its cause."""
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SEVERITIES = ("critical", "warning", "info")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+# Every code by stage, in the order a cause comes before what it may explain. Codes not listed (`probe-failed`,
+# which is about the diagnosis rather than the training, and any code of a user's own probe) come after them all.
+STAGES: dict[str, tuple[str, ...]] = {
+    "data and set-up": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
+                        "source-not-noise", "schedule-not-reaching-noise", "target-explodes",
+                        "train-sample-input-mismatch", "data-bottleneck"),
+    "optimisation": ("loss-nonfinite", "params-stalled", "loss-diverging", "loss-t-imbalance", "gan-d-dominates",
+                     "gan-oscillation"),
+    "model": ("posterior-collapse", "field-ignores-x", "field-ignores-t"),
+    "samples": ("sampler-state-frozen", "mode-collapse", "memorization"),
+}
+_CODE_RANK = {code: (stage, place) for stage, codes in enumerate(STAGES.values()) for place, code in enumerate(codes)}
+
+# cause -> {consequence: why the cause likely produces it}. Only relations the probes' own measurements support:
+# fixing the cause removes the consequence's measured symptom.
+CONSEQUENCES: dict[str, dict[str, str]] = {
+    "rendered-point-cloud": {
+        "data-near-duplicates": "pictures of one whole point cloud are near-copies of one another",
+        "data-binary-pixels": "a rendering marks only whether a pixel was hit",
+    },
+    "source-not-noise": {
+        "train-sample-input-mismatch": "training starts its inputs from a source unlike the noise the sampler draws",
+    },
+    "schedule-not-reaching-noise": {
+        "train-sample-input-mismatch": "training inputs keep much of the data at the last step, while the sampler "
+                                       "starts there from pure N(0, I) noise",
+        "mode-collapse": "sampling starts from noise the model never saw at the last step, and the samples inherit "
+                         "that error",
+    },
+    "target-explodes": {
+        "loss-nonfinite": "a target that grows without bound near one end of t overflows",
+        "loss-diverging": "a target that grows without bound near one end of t makes the loss jump",
+    },
+    "params-stalled": {
+        "field-ignores-x": "weights that do not train leave the field as it was at initialisation",
+        "field-ignores-t": "weights that do not train leave the field as it was at initialisation",
+        "mode-collapse": "a model whose weights do not train cannot learn the modes",
+    },
+    "posterior-collapse": {
+        "mode-collapse": "a decoder that ignores the latent code gives every sample the same output",
+    },
+    "field-ignores-x": {
+        "mode-collapse": "a field that does not look at x moves every sample the same way",
+    },
+    "sampler-state-frozen": {
+        "mode-collapse": "a sampler whose state does not move returns the noise it started from",
+    },
+}
 
 
 @dataclass
@@ -15,7 +71,8 @@ class Finding:
     """One diagnosis: a stable code, how bad it is, what it means, the evidence and what to change.
 
     `evidence` holds plain numbers, lists and short strings measured in the run (steps, t ranges, ratios);
-    `figure` is the path of the figure that shows it, relative to the run folder.
+    `figure` is the path of the figure that shows it, relative to the run folder; `consequence_of` the codes of
+    the findings of the same run that likely explain this one (set by `link_consequences`).
     """
 
     code: str
@@ -26,6 +83,7 @@ class Finding:
     suggestion: str = ""
     figure: str | None = None
     probe: str = ""
+    consequence_of: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITY_RANK:
@@ -39,9 +97,71 @@ class Finding:
         return cls(**data)
 
 
+def advice(texts: dict[str, str], task: str) -> str:
+    """A rule's suggestion for the Monitor's task: `texts[task]`, else `texts["generic"]`."""
+    return texts.get(task, texts["generic"])
+
+
+def link_consequences(findings: list[Finding]) -> list[Finding]:
+    """Mark each finding that a cause present in the same findings likely explains (see `CONSEQUENCES`): its
+    `consequence_of` names the causes and its message gains one sentence saying so. Findings already linked (read
+    back from a run folder) are left as they are. Returns the same list."""
+    present = {finding.code for finding in findings}
+    for finding in findings:
+        if finding.consequence_of:
+            continue
+        causes = sorted((cause for cause, effects in CONSEQUENCES.items()
+                         if finding.code in effects and cause in present and cause != finding.code), key=_code_rank)
+        if not causes:
+            continue
+        finding.consequence_of = causes
+        reasons = " and of ".join(f"`{cause}` ({CONSEQUENCES[cause][finding.code]})" for cause in causes)
+        finding.message = (f"{finding.message} Likely a consequence of {reasons}: fix "
+                           f"{'that' if len(causes) == 1 else 'those'} first.")
+    return findings
+
+
 def sort_findings(findings: list[Finding]) -> list[Finding]:
-    """Most severe first; within a severity, in the order the probes produced them."""
-    return sorted(findings, key=lambda f: SEVERITY_RANK[f.severity])
+    """Most severe first; within a severity by stage (data and set-up → optimisation → model → samples) and the
+    code's place in its stage, then in the order the probes produced them. A finding whose `consequence_of` names a
+    finding present follows that cause directly (its own consequences after it, in the same order), and a cause with
+    its consequences is placed by the most severe of them and the cause's stage: a warning cause stands before its
+    critical consequence, among the critical findings."""
+    rank = {id(f): (SEVERITY_RANK[f.severity], *_code_rank(f.code), i) for i, f in enumerate(findings)}
+    ordered = sorted(findings, key=lambda f: rank[id(f)])
+    first_of: dict[str, Finding] = {}
+    for finding in ordered:
+        first_of.setdefault(finding.code, finding)
+    parent: dict[int, Finding] = {}
+    for finding in ordered:
+        causes = [first_of[code] for code in finding.consequence_of if code in first_of]
+        cause = min(causes, key=lambda f: rank[id(f)], default=None)
+        if cause is not None and not _descends_from(cause, finding, parent):
+            parent[id(finding)] = cause
+    children: dict[int, list[Finding]] = defaultdict(list)
+    for finding in ordered:
+        if id(finding) in parent:
+            children[id(parent[id(finding)])].append(finding)
+
+    def group(finding: Finding) -> list[Finding]:
+        return [finding] + [member for child in children[id(finding)] for member in group(child)]
+
+    groups = [group(finding) for finding in ordered if id(finding) not in parent]
+    groups.sort(key=lambda members: (min(SEVERITY_RANK[f.severity] for f in members), *rank[id(members[0])][1:]))
+    return [finding for members in groups for finding in members]
+
+
+def _code_rank(code: str) -> tuple[int, int]:
+    return _CODE_RANK.get(code, (len(STAGES), 0))
+
+
+def _descends_from(finding: Finding, ancestor: Finding, parent: dict[int, Finding]) -> bool:
+    """Whether `ancestor` is `finding` or lies on its chain of causes (linking them would make a loop)."""
+    while finding is not ancestor:
+        if id(finding) not in parent:
+            return False
+        finding = parent[id(finding)]
+    return True
 
 
 def _plain(value: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from gendiag.context import ProbeContext, WatchedModel
-from gendiag.findings import Finding, sort_findings
+from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.probes import select_probes
 from gendiag.probes.base import TASKS, ForwardCall, Probe, ProbeSection, StepRecord
@@ -194,7 +194,7 @@ class Monitor:
             for finding in self._call(probe, "findings") or []:
                 finding.probe = finding.probe or probe.name
                 findings.append(finding)
-        findings = sort_findings(findings + self._failures)
+        findings = sort_findings(link_consequences(findings + self._failures))
         conclusions = [section for write in self._conclusions if (section := write(findings)) is not None]
         sections = conclusions + sections
         self.ctx.tb.text("findings", _findings_text(findings))

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from gendiag.findings import Finding, sort_findings
+from gendiag.findings import SEVERITY_RANK, Finding, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.probes.base import ProbeSection
 from gendiag.report.html import render_html
@@ -39,7 +39,8 @@ class Report:
         return self.run_dir / "report.html"
 
     def worst(self) -> str | None:
-        return self.findings[0].severity if self.findings else None
+        """The most severe finding's severity (a warning cause may stand before its critical consequence)."""
+        return min((f.severity for f in self.findings), key=SEVERITY_RANK.__getitem__, default=None)
 
 
 def render_run(run_dir: Path, findings: list[Finding], sections: list[ProbeSection],

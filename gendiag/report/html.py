@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import markdown
 
-from gendiag.report.markdown import markdown_table
+from gendiag.report.markdown import explained, markdown_table
 
 if TYPE_CHECKING:
     from gendiag.report import Report
@@ -42,8 +42,11 @@ def render_html(report: "Report", header: dict[str, Any]) -> str:
     for finding in report.findings:
         parts.append(f"<div class='finding {finding.severity}'>"
                      f"<h3><span class='badge {finding.severity}'>{finding.severity}</span> "
-                     f"<code>{html.escape(finding.code)}</code> {html.escape(finding.title)}</h3>"
-                     f"<p>{html.escape(finding.message)}</p>")
+                     f"<code>{html.escape(finding.code)}</code> {html.escape(finding.title)}</h3>")
+        if explains := explained(report.findings, finding):
+            codes = ", ".join(f"<code>{html.escape(code)}</code>" for code in explains)
+            parts.append(f"<p><i>Likely explains {codes} (below): fix this first.</i></p>")
+        parts.append(f"<p>{html.escape(finding.message)}</p>")
         if finding.evidence:
             rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_value(v))}</td></tr>"
                            for k, v in finding.evidence.items())

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
+    from gendiag.findings import Finding
     from gendiag.report import Report
 
 _MARK = {"critical": "🔴 CRITICAL", "warning": "🟠 WARNING", "info": "🔵 INFO"}
@@ -25,7 +26,10 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
     if not report.findings:
         lines.append("No findings: nothing in this run looked wrong to the probes that ran.")
     for finding in report.findings:
-        lines += [f"### {_MARK[finding.severity]} `{finding.code}` — {finding.title}", "", finding.message, ""]
+        lines += [f"### {_MARK[finding.severity]} `{finding.code}` — {finding.title}", ""]
+        if explains := explained(report.findings, finding):
+            lines += [f"*Likely explains {', '.join(f'`{code}`' for code in explains)} (below): fix this first.*", ""]
+        lines += [finding.message, ""]
         if finding.evidence:
             lines.append("| evidence | value |")
             lines.append("|---|---|")
@@ -43,6 +47,11 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
             lines += [markdown_table(section.table), ""]
         lines += [f"![{section.title}]({figure})\n" for figure in section.figures]
     return "\n".join(lines) + "\n"
+
+
+def explained(findings: list["Finding"], cause: "Finding") -> list[str]:
+    """The codes of the findings that `cause` likely explains (their `consequence_of` names it)."""
+    return [finding.code for finding in findings if cause.code in finding.consequence_of]
 
 
 def _cell(value: Any) -> str:
