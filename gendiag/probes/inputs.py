@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from gendiag.findings import Finding
+from gendiag.findings import Finding, advice
 from gendiag.flow.projection import principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.probes import register
@@ -40,6 +40,18 @@ KEPT_INPUT_ROWS = 2048  # 2-D input rows kept per network and mode: ~400 a bin, 
 WARNING_RATIO, CRITICAL_RATIO = 0.4, 0.7
 MIN_COEFFICIENT = 0.02
 STATIC_RATIO = 0.25
+ADVICE = {  # `train-sample-input-mismatch`, by task: flow's x0 is the noise, diffusion's the data
+    "flow": ("Feed the network the interpolant x_t = t*x1 + (1 - t)*x0 at the t you draw (not the source batch x0 or "
+             "the data batch), with x0 drawn the way the sampler draws its start; check that the sampler integrates "
+             "the same t direction the training uses."),
+    "diffusion": ("Feed the network x_t = sqrt(ᾱ_t)·x0 + sqrt(1 - ᾱ_t)·ε (x0 the data batch, ε fresh N(0, I) noise) at "
+                  "the t you draw, with t on the same scale the sampler passes (integer step or step / T) and ᾱ_t "
+                  "from the same schedule; check that ᾱ_T is near 0, so that x_T looks like the N(0, I) noise the "
+                  "sampler starts from."),
+    "generic": ("Feed the network in training the inputs the sampler gives it: at each t, the data noised the way "
+                "the sampler's path has it at that t, with the same noise and the same t convention (direction and "
+                "scale) as the sampler."),
+}
 
 
 def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -234,9 +246,7 @@ class InputsProbe(Probe):
             severity=("critical" if static or (not material.empty and worst["ratio"] >= CRITICAL_RATIO) else
                       "warning" if not material.empty else "info"),
             title=title, message=" ".join(parts), evidence=evidence,
-            suggestion=("Feed the network the interpolant x_t = t*x1 + (1 - t)*x0 at the t you draw (not the source "
-                        "batch x0 or the data batch), with x0 drawn the way the sampler draws its start; check that "
-                        "the sampler integrates the same t direction the training uses."),
+            suggestion=advice(ADVICE, ctx.task),
             figure=self._figure,
         )]
 

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from gendiag.context import ProbeContext
-from gendiag.findings import Finding
+from gendiag.findings import Finding, advice
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, StepRecord
 from gendiag.probes.thinning import LogStride
@@ -108,7 +108,7 @@ class LossProbe(Probe):
     def findings(self, ctx: ProbeContext) -> list[Finding]:
         found: list[Finding] = []
         if self.first_nonfinite is not None:
-            found.append(_nonfinite_finding(self.summary, self.figure))
+            found.append(_nonfinite_finding(self.summary, self.figure, ctx.task))
         if self.summary.get("diverging"):
             found.append(_diverging_finding(self.summary, self.figure, ctx.task))
         return found
@@ -157,7 +157,29 @@ def _summarise(steps: np.ndarray, values: np.ndarray) -> dict[str, Any]:
     return summary
 
 
-def _nonfinite_finding(summary: dict[str, Any], figure: str | None) -> Finding:
+NONFINITE_ADVICE = {  # `loss-nonfinite`, by task
+    "gan": ("Lower the learning rates or clip gradients; compute the losses from D's logits (BCEWithLogitsLoss), not "
+            "log(D(x)) of a sigmoid output, which is log 0 once D saturates."),
+    "vae": ("Lower the learning rate or clip gradients; keep the log-variances bounded (clamp or softplus) so that "
+            "exp(logvar) cannot overflow, and compute a Bernoulli likelihood from logits (BCEWithLogitsLoss)."),
+    "generic": ("Lower the learning rate or clip gradients (torch.nn.utils.clip_grad_norm_); look for a division by a "
+                "quantity that reaches 0 (1 - t, sigma, a norm) or a log of 0 in the loss."),
+}
+_TARGET_HINT = ("Lower the learning rate (or check that the scheduler does not raise it), clip gradient norms, and "
+                "check the findings on the loss by t: a target that explodes makes the loss jump.")
+DIVERGING_ADVICE = {  # `loss-diverging`, by task
+    "flow": _TARGET_HINT,
+    "diffusion": _TARGET_HINT,
+    "gan": ("Judge a GAN by its samples and the balance of D and G rather than by a rising loss; if the samples "
+            "worsen too, lower both learning rates (Adam β1 = 0.5) and regularise D (spectral normalization, "
+            "gradient penalty)."),
+    "vae": ("Lower the learning rate (or check that the scheduler does not raise it), clip gradient norms, and keep "
+            "the log-variances bounded (clamp or softplus): exp of a large logvar makes the loss jump."),
+    "generic": "Lower the learning rate (or check that the scheduler does not raise it) and clip gradient norms.",
+}
+
+
+def _nonfinite_finding(summary: dict[str, Any], figure: str | None, task: str) -> Finding:
     first = summary["first_nonfinite_step"]
     last = summary.get("last_loss")
     return Finding(
@@ -171,8 +193,7 @@ def _nonfinite_finding(summary: dict[str, Any], figure: str | None) -> Finding:
         evidence={"first_nonfinite_step": first, "nonfinite_steps": summary["nonfinite"],
                   "recorded_steps": summary["recorded"], "last_finite_loss": last,
                   "last_finite_step": summary.get("last_finite_step")},
-        suggestion=("Lower the learning rate or clip gradients (torch.nn.utils.clip_grad_norm_); look for a "
-                    "division by a quantity that reaches 0 (1 - t, sigma, a norm) or a log of 0 in the loss."),
+        suggestion=advice(NONFINITE_ADVICE, task),
         figure=figure,
     )
 
@@ -199,8 +220,7 @@ def _diverging_finding(summary: dict[str, Any], figure: str | None, task: str) -
             " (A GAN's losses are not minimised, so this is only noted.)" if gan else ""),
         evidence={k: summary[k] for k in ("best_window", "best_median", "last_median", "peak_window", "peak_median",
                                            "rise", "trend_tau", "oscillation_growth", "spikes")},
-        suggestion=("Lower the learning rate (or check that the scheduler does not raise it), clip gradient norms, "
-                    "and check the findings on the loss by t: a target that explodes makes the loss jump."),
+        suggestion=advice(DIVERGING_ADVICE, task),
         figure=figure,
     )
 

@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.findings import Finding
+from gendiag.findings import Finding, advice
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, StepRecord
 from gendiag.probes.thinning import LogStride
@@ -127,7 +127,7 @@ class LossByTProbe(Probe):
             found.append(_imbalance_finding(self.summary, self.figure))
         for end in self.summary["tails"]:
             if end["explodes"]:
-                found.append(_explodes_finding(end, self.figure))
+                found.append(_explodes_finding(end, self.figure, ctx.task))
         return found
 
     def state(self) -> dict[str, Any]:
@@ -304,7 +304,19 @@ def _imbalance_finding(summary: dict[str, Any], figure: str | None) -> Finding:
     )
 
 
-def _explodes_finding(tail: dict[str, Any], figure: str | None) -> Finding:
+EXPLODES_ADVICE = {  # `target-explodes`, by task
+    "flow": ("Regress on a bounded target: for the linear path x_t = t·x1 + (1 - t)·x0 the conditional velocity is "
+             "x1 - x0 (no division by 1 - t); if the formula must divide, evaluate it at x_t, not x0, and draw t from "
+             "[0, 1 - eps]."),
+    "diffusion": ("Regress on a bounded target: the noise ε (or v = sqrt(ᾱ_t)·ε - sqrt(1 - ᾱ_t)·x0), not the score "
+                  "-ε / sqrt(1 - ᾱ_t), which grows without bound where ᾱ_t → 1, nor x0 recovered by dividing by "
+                  "sqrt(ᾱ_t), which does where ᾱ_t → 0; a loss weight that divides by either needs clipping."),
+    "generic": ("Regress on a target that stays bounded over t: find the division by a quantity that reaches 0 at "
+                "one end of t (1 - t, t, sigma) and remove it, clip it, or keep t away from that end."),
+}
+
+
+def _explodes_finding(tail: dict[str, Any], figure: str | None, task: str) -> Finding:
     end = tail["end"]
     near = "1 - t" if end == "t -> 1" else "t"
     return Finding(
@@ -322,9 +334,7 @@ def _explodes_finding(tail: dict[str, Any], figure: str | None) -> Finding:
                   "outer_distance": tail["outer_distance"],
                   "outer_value": tail["outer_value"], "ratio_to_median": tail["outer_ratio"],
                   "median_over_t": tail["median"], "quantity": tail["quantity"]},
-        suggestion=("Regress on a bounded target: for the linear path x_t = t·x1 + (1 - t)·x0 the conditional "
-                    "velocity is x1 - x0 (no division by 1 - t); if the formula must divide, evaluate it at x_t, "
-                    "not x0, and draw t from [0, 1 - eps]."),
+        suggestion=advice(EXPLODES_ADVICE, task),
         figure=figure,
     )
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.findings import Finding
+from gendiag.findings import Finding, advice
 from gendiag.metrics.memorization import Memorization, birthday_support, duplicate_pairs, memorization
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection
@@ -38,6 +38,15 @@ MAX_TRAIN_ROWS = 10_000
 MAX_TRAIN_VALUES = 20_000_000  # float32 values kept (80 MB) however wide the rows
 MAX_COMPARED = 2_500  # generated and held-out samples compared
 PAIRS_SHOWN = 6
+_FEWER = ("The model reproduces its training data: use more data or augmentation, a smaller model or fewer epochs "
+          "(stop at the best held-out loss), weight decay or dropout")
+ADVICE = {  # `memorization`, by task
+    "vae": _FEWER + "; check that the KL term is not switched off (without it the VAE is an autoencoder).",
+    "gan": _FEWER + "; a discriminator that memorises the data set drives this: augment what D sees (ADA).",
+    "diffusion": _FEWER + ": a denoiser fitted exactly to few samples leads every sample back to one of them.",
+    "flow": _FEWER + ": the exact velocity field of few samples carries every sample onto one of them.",
+    "generic": _FEWER + ".",
+}
 
 
 @register
@@ -173,9 +182,7 @@ class MemorizationProbe(Probe):
                      f"training set {evidence['median_distance_generated']:.4g} for generated samples against "
                      f"{evidence['median_distance_heldout']:.4g} for held-out ones."),
             evidence=evidence, figure=self.figure,
-            suggestion=("The model reproduces its training data: use more data or augmentation, a smaller model or "
-                        "fewer epochs (stop at the best held-out loss), weight decay or dropout; for a VAE, check "
-                        "that the KL term is not switched off."),
+            suggestion=advice(ADVICE, ctx.task),
         )]
 
     def state(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import torch
 from scipy.stats import chi2
 
 from gendiag.context import ProbeContext
-from gendiag.findings import Finding
+from gendiag.findings import Finding, advice
 from gendiag.metrics.classes import class_coverage
 from gendiag.metrics.modes import HIGH_QUALITY_STDS, mode_metrics
 from gendiag.probes import register
@@ -38,6 +38,20 @@ KL_HIGH = 0.2  # nats: reverse KL of the mode/class histogram against uniform ab
 MISS_CHANCE = 0.01  # an even generator would miss some mode with at most this probability
 KL_NOISE_QUANTILE = 0.99  # G-test level: a KL this far above uniform is not sampling noise
 KEEP_SAMPLES = 2500  # samples of the last observation kept for the figure
+ADVICE = {  # `mode-collapse`, by task
+    "gan": ("Let the discriminator see several samples at once (PacGAN packing, or minibatch discrimination), or "
+            "train with WGAN-GP; lower the learning rates (Adam β1 = 0.5) and keep D from overpowering G."),
+    "vae": ("Look at the latent code: if the posterior collapsed (the decoder ignores z), lower the KL weight or "
+            "anneal it from 0, use free bits, or weaken the decoder so that it must use z; draw samples by decoding "
+            "z from the same N(0, I) prior the KL term pulls the posterior toward."),
+    "diffusion": ("Train longer (rare modes are learned last), sample with more steps and from the same schedule "
+                  "as training, starting from N(0, I) at the last step (check that the schedule reaches noise); "
+                  "with guidance, lower the guidance scale."),
+    "flow": ("Train longer (rare modes are learned last), integrate with more steps or a higher-order solver, "
+             "starting from the same noise as training; with guidance, lower the guidance scale."),
+    "generic": ("Check how samples are drawn (the prior or noise they start from, the number of sampling steps) and "
+                "train longer: rare modes are learned last."),
+}
 SAMPLES_PER_CLASS_SHOWN = 8
 
 
@@ -158,13 +172,14 @@ class ModeCollapseProbe(Probe):
                             figures=[self.figure])
 
     def findings(self, ctx: ProbeContext) -> list[Finding]:
-        found = [self._finding(self.mode_timeline, "mode", "reverse_kl", len(self.centers))
+        found = [self._finding(self.mode_timeline, "mode", "reverse_kl", len(self.centers), ctx.task)
                  if self.mode_timeline else None,
-                 self._finding(self.class_timeline, "class", "kl_uniform", self.n_classes)
+                 self._finding(self.class_timeline, "class", "kl_uniform", self.n_classes, ctx.task)
                  if self.class_timeline else None]
         return [f for f in found if f is not None]
 
-    def _finding(self, timeline: list[dict[str, Any]], unit: str, kl_key: str, n_units: int) -> Finding | None:
+    def _finding(self, timeline: list[dict[str, Any]], unit: str, kl_key: str, n_units: int,
+                 task: str) -> Finding | None:
         last = timeline[-1]
         chance = miss_chance(n_units, last["n_samples"])
         dropped = [k for k, captured in enumerate(last["captured"]) if not captured]
@@ -217,9 +232,7 @@ class ModeCollapseProbe(Probe):
                    + (f", {kl_text} {_fmt(kl)}" if kl_high else "")),
             message=f"At step {last['step']} ({last['n_samples']} generated samples): " + " ".join(parts),
             evidence=evidence, figure=self.figure,
-            suggestion=("Let the discriminator see several samples at once (PacGAN packing, or minibatch "
-                        "discrimination), or train with WGAN-GP; lower the learning rates (Adam β1 = 0.5) and keep "
-                        "D from overpowering G. For a VAE or flow, check the latent prior and the sampler instead."),
+            suggestion=advice(ADVICE, task),
         )
 
     def state(self) -> dict[str, Any]:
