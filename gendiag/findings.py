@@ -16,8 +16,9 @@ from typing import Any
 SEVERITIES = ("critical", "warning", "info")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
-# Every code by stage, in the order a cause comes before what it may explain. Codes not listed (`probe-failed`,
-# which is about the diagnosis rather than the training, and any code of a user's own probe) come after them all.
+# Every code by stage, in the order a cause comes before what it may explain (`samples-unlike-data` is the
+# samples-vs-data probe's). Codes not listed (`probe-failed`, which is about the diagnosis rather than the training,
+# and any code of a user's own probe) come after them all.
 STAGES: dict[str, tuple[str, ...]] = {
     "data and set-up": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
                         "source-not-noise", "schedule-not-reaching-noise", "target-explodes",
@@ -25,7 +26,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "optimisation": ("loss-nonfinite", "params-stalled", "loss-diverging", "loss-t-imbalance", "gan-d-dominates",
                      "gan-oscillation"),
     "model": ("posterior-collapse", "field-ignores-x", "field-ignores-t"),
-    "samples": ("sampler-state-frozen", "mode-collapse", "memorization"),
+    "samples": ("sampler-state-frozen", "samples-unlike-data", "mode-collapse", "memorization"),
 }
 _CODE_RANK = {code: (stage, place) for stage, codes in enumerate(STAGES.values()) for place, code in enumerate(codes)}
 
@@ -44,6 +45,8 @@ CONSEQUENCES: dict[str, dict[str, str]] = {
                                        "starts there from pure N(0, I) noise",
         "mode-collapse": "sampling starts from noise the model never saw at the last step, and the samples inherit "
                          "that error",
+        "samples-unlike-data": "sampling starts from noise the model never saw at the last step, and the samples "
+                               "inherit that error",
     },
     "target-explodes": {
         "loss-nonfinite": "a target that grows without bound near one end of t overflows",
@@ -56,12 +59,14 @@ CONSEQUENCES: dict[str, dict[str, str]] = {
     },
     "posterior-collapse": {
         "mode-collapse": "a decoder that ignores the latent code gives every sample the same output",
+        "samples-unlike-data": "a decoder that ignores the latent code gives every sample the same output",
     },
     "field-ignores-x": {
         "mode-collapse": "a field that does not look at x moves every sample the same way",
     },
     "sampler-state-frozen": {
         "mode-collapse": "a sampler whose state does not move returns the noise it started from",
+        "samples-unlike-data": "a sampler whose state does not move returns the noise it started from",
     },
 }
 
