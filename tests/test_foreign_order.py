@@ -133,7 +133,8 @@ def collapsing_vae(run_dir: Path, beta: float = 50.0, steps: int = 200) -> gendi
     vae = TinyVAE()
     opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
     held_out = ring(512)
-    with gendiag.Monitor(run_dir, task="vae", probes=["vae-health", "mode-collapse"], modes=RING,
+    # the two probes in the default set's order, which used to list the consequence first
+    with gendiag.Monitor(run_dir, task="vae", probes=["mode-collapse", "vae-health"], modes=RING,
                          mode_std=0.05) as mon:
         for step in range(1, steps + 1):
             x = ring(128)
