@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from gendiag.context import ProbeContext, WatchedModel
+from gendiag.facts import check_facts
 from gendiag.findings import Finding, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.probes import select_probes
@@ -32,8 +33,10 @@ class Monitor:
         strict: a probe that raises stops training (for tests) instead of being switched off.
         record_rows: rows of each recorded forward call kept (inputs seen in training and in sampling).
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
-            `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `reference=data`,
-            `source=callable(n) -> noise batch`, `sampler=callable(velocity_fn, x0, steps) -> x1`.
+            `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
+            `reference=data`, `likelihood="bernoulli"`, `source=callable(n, generator=None) -> noise batch`,
+            `sampler=callable(velocity_fn, x0, steps) -> x1`. `gendiag.facts.FACTS` lists them with their rules;
+            an unknown or malformed fact is a ValueError here, before training starts.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Monitor:
             raise ValueError(f"Monitor: task {task!r} is not one of {TASKS}")
         if record_rows < 1:
             raise ValueError(f"Monitor: record_rows must be >= 1, got {record_rows}")
+        check_facts(facts, keywords=("task", "probes", "every", "strict", "record_rows"))
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.strict = strict
