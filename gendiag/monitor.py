@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from gendiag.context import ProbeContext, WatchedModel
+from gendiag.context import Call, Inputs, ProbeContext, WatchedModel, batch_times
 from gendiag.facts import check_facts
 from gendiag.findings import Finding, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
@@ -20,6 +20,9 @@ from gendiag.probes.base import TASKS, ForwardCall, Probe, ProbeSection, StepRec
 from gendiag.report import Report, render_run
 from gendiag.sinks.scalars import ScalarTable
 from gendiag.sinks.tensorboard import TensorBoardSink
+
+
+WATCH_HINT = " (mon.watch: t_arg=None for a network without time, or inputs=lambda args, kwargs: (x, t))"
 
 
 class Monitor:
@@ -81,13 +84,26 @@ class Monitor:
     # -- the user's calls -------------------------------------------------------------------------
 
     def watch(self, model: torch.nn.Module, name: str = "model", x_arg: int | str = 0,
-              t_arg: int | str | None = 1) -> torch.nn.Module:
-        """Record what `model` is fed, in training and in sampling (a few rows per call, detached)."""
+              t_arg: int | str | None = 1, *, inputs: Inputs | None = None, call: Call | None = None
+              ) -> torch.nn.Module:
+        """Record what `model` is fed, in training and in sampling (a few rows per call, detached).
+
+        By default x is the call's argument `x_arg` and t its argument `t_arg` (a position or a keyword; t_arg=None
+        for a network without time). For any other convention give `inputs(args, kwargs) -> (x, t)`, for example
+        `inputs=lambda args, kwargs: (args[0][:, :-1], args[0][:, -1])` for `net(torch.cat([x, t[:, None]], 1))`
+        or `lambda args, kwargs: (args[1], args[0])` for `net(t, x)`. t may be None, a number, a 0-d tensor or a
+        (B,) or (B, 1) tensor; it is recorded as (B,). Probes that run the network themselves (velocity, sampler)
+        call it as `model(x, t)` through x_arg/t_arg, or through `call(module, x, t) -> output` where given (t a
+        (B,) tensor), for example `call=lambda net, x, t: net(torch.cat([x, t[:, None]], 1))`; with `inputs`
+        and no `call` those probes say so in the report instead of running."""
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Monitor.watch: model must be a torch.nn.Module, got {type(model).__name__}")
         if name in self.ctx.models:
             raise ValueError(f"Monitor.watch: a model named {name!r} is already watched")
-        self.ctx.models[name] = WatchedModel(model, x_arg, t_arg)
+        for what, function in (("inputs", inputs), ("call", call)):
+            if function is not None and not callable(function):
+                raise TypeError(f"Monitor.watch({name!r}): {what} must be callable, got {type(function).__name__}")
+        self.ctx.models[name] = WatchedModel(model, x_arg, t_arg, inputs=inputs, call=call)
         if self._wants_forward:
             self._hooks.append(model.register_forward_hook(self._forward_hook(name), with_kwargs=True))
         self._dispatch("on_watch", name, model)
@@ -230,10 +246,13 @@ class Monitor:
             if self._mode == "train" and (self._forward_calls[name] - 1) % self._record_every:
                 return
             rows = self.record_rows
+            x, t = _call_inputs(name, watched, args, kwargs)
+            times = None
+            if isinstance(x, torch.Tensor) and x.dim() > 0:
+                times = batch_times(t, x.shape[0], f"Monitor.watch({name!r})", WATCH_HINT)
             call = ForwardCall(
                 model=name, mode=self._mode, step=self.ctx.step,
-                x=_rows(_argument(args, kwargs, watched.x_arg), rows),
-                t=_rows(_argument(args, kwargs, watched.t_arg), rows),
+                x=_rows(x, rows), t=_rows(times, rows),
                 output=_rows(output if isinstance(output, torch.Tensor) else None, rows),
             )
             self._dispatch("on_forward", call)
@@ -272,6 +291,21 @@ class Monitor:
             suggestion="Check the inputs this probe needs (see the traceback file); report a bug if they are right.",
             probe=probe.name,
         ))
+
+
+def _call_inputs(name: str, watched: WatchedModel, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    """(x, t) of one forward call, through the watch's `inputs` where given, else x_arg and t_arg."""
+    if watched.inputs is None:
+        return _argument(args, kwargs, watched.x_arg), _argument(args, kwargs, watched.t_arg)
+    try:
+        found = watched.inputs(args, kwargs)
+    except Exception as error:  # the user's extractor: name the watch and the call it could not read
+        raise ValueError(f"Monitor.watch({name!r}): inputs(args, kwargs) raised {type(error).__name__}: {error} on a "
+                         f"call with {len(args)} positional arguments and keywords {sorted(kwargs)}") from error
+    if not isinstance(found, tuple) or len(found) != 2:
+        raise ValueError(f"Monitor.watch({name!r}): inputs(args, kwargs) must return (x, t), got "
+                         f"{type(found).__name__}")
+    return found
 
 
 def _argument(args: tuple, kwargs: dict, where: int | str | None) -> Any:
