@@ -74,6 +74,7 @@ class Monitor:
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
         self._phase_seconds: dict[str, float] = defaultdict(float)
         self._last_step: int | None = None
+        self._epoch: tuple[int, int, int] | None = None  # (epoch, its offset, its last batch index)
         self._finished: Report | None = None
         self._user_sections: list[ProbeSection] = []
         self._conclusions: list[Callable[[list[Finding]], ProbeSection | None]] = []
@@ -125,12 +126,19 @@ class Monitor:
         finally:
             self._phase_seconds[name] += time.perf_counter() - start
 
-    def step(self, step: int, loss: float | torch.Tensor | None = None, t: torch.Tensor | None = None,
-             per_sample_loss: torch.Tensor | None = None, **scalars: Any) -> None:
+    def step(self, step: int | None = None, loss: float | torch.Tensor | None = None, t: torch.Tensor | None = None,
+             per_sample_loss: torch.Tensor | None = None, *, epoch: int | None = None, **scalars: Any) -> None:
         """Once per training step, after the optimizer step. Extra scalars are logged as given; tensors
-        (for example a GAN's `d_real`, `d_fake`) and strings (`d_output="prob"`) are handed to the probes."""
-        if self._last_step is not None and step <= self._last_step:
-            raise ValueError(f"Monitor.step: steps must increase, got {step} after {self._last_step}")
+        (for example a GAN's `d_real`, `d_fake`) and strings (`d_output="prob"`) are handed to the probes.
+
+        `step` is the global step and must increase. Two other ways to count:
+        - `step=None`: the Monitor counts itself, one more than the last step (1 for the first call).
+        - `epoch=e`: `step` is the batch index within epoch e (it restarts each epoch, `enumerate(loader)`); the
+          global step is that index plus the epoch's offset, each epoch starting one after the last step of the
+          one before (exact when every batch is reported). `epoch` is also logged as `train/epoch`."""
+        step = self._global_step(step, epoch)
+        if epoch is not None:
+            scalars["epoch"] = epoch
         record = StepRecord(step=int(step), loss=_scalar(loss), t=_detach(t),
                             per_sample_loss=_detach(per_sample_loss))
         for key, value in scalars.items():
@@ -235,6 +243,32 @@ class Monitor:
         self.finish(partial=partial)
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _global_step(self, step: int | None, epoch: int | None) -> int:
+        """The global step of a `step` call (see `step`); raises ValueError where the count would not increase."""
+        last = self._last_step
+        if step is None:
+            return 1 if last is None else last + 1
+        step = int(step)
+        if epoch is None:
+            self._epoch = None
+        else:
+            epoch = int(epoch)
+            if self._epoch is not None and epoch < self._epoch[0]:
+                raise ValueError(f"Monitor.step: epochs must not go back, got epoch {epoch} after {self._epoch[0]}")
+            if self._epoch is not None and epoch > self._epoch[0] and step > self._epoch[2]:
+                raise ValueError(f"Monitor.step: with epoch=, step is the batch index within the epoch and restarts "
+                                 f"each epoch; got {step} to open epoch {epoch} after {self._epoch[2]} in epoch "
+                                 f"{self._epoch[0]} (for a global step, leave epoch= out)")
+            if self._epoch is None or epoch > self._epoch[0]:
+                offset = 0 if last is None else last + 1 - step
+            else:
+                offset = self._epoch[1]
+            self._epoch = (epoch, offset, step)
+            step += offset
+        if last is not None and step <= last:
+            raise ValueError(f"Monitor.step: steps must increase, got {step} after {last}")
+        return step
 
     def _forward_hook(self, name: str) -> Any:
         watched = self.ctx.models[name]
