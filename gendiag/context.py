@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 
@@ -19,11 +20,37 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+Inputs = Callable[[tuple, dict], tuple[Any, Any]]
+Call = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], Any]
+
+
 @dataclass
 class WatchedModel:
+    """A watched network and its call convention: where x and t sit in a call (`x_arg`, `t_arg`), or `inputs(args,
+    kwargs) -> (x, t)` for any other convention, and `call(module, x, t)` to run it on (x, t)."""
+
     module: torch.nn.Module
     x_arg: int | str
     t_arg: int | str | None
+    inputs: Inputs | None = None
+    call: Call | None = None
+
+
+def batch_times(t: Any, batch: int, where: str, hint: str = "") -> torch.Tensor | None:
+    """The time of a call as a (B,) tensor: None stays None, a number or a 0-d or one-element tensor is broadcast
+    to the batch, a (B,) or (B, 1) tensor is flattened. Anything else is a ValueError naming `where`, then `hint`."""
+    if t is None:
+        return None
+    if isinstance(t, numbers.Real) and not isinstance(t, bool):
+        return torch.full((batch,), float(t))
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{where}: the time must be a number or a tensor, got {type(t).__name__}{hint}")
+    if t.numel() == 1:
+        return t.detach().reshape(1).expand(batch)
+    if t.numel() == batch and t.shape[0] == batch:
+        return t.detach().reshape(batch)
+    raise ValueError(f"{where}: the time has shape {tuple(t.shape)} for a batch of {batch}; expected a number, a 0-d "
+                     f"tensor, (B,) or (B, 1){hint}")
 
 
 @dataclass
@@ -78,30 +105,51 @@ class ProbeContext:
         finally:
             self.recording_suspended = before
 
+    def cannot_evaluate(self, name: str) -> str | None:
+        """Why `evaluate` cannot run watched network `name` (one line, for a probe's report), or None if it can."""
+        watched = self.models[name]
+        if watched.inputs is not None and watched.call is None:
+            return (f"network {name!r} was watched with inputs= but without call=, so it cannot be run on (x, t); "
+                    f"pass call=lambda net, x, t: ... to mon.watch")
+        return None
+
     def evaluate(self, name: str, x: torch.Tensor, t: torch.Tensor | float | None = None) -> torch.Tensor:
         """Run watched network `name` on (x, t) without touching training state: no gradients, eval mode
-        restored to what it was, no recording, inputs moved to the network's device and dtype."""
+        restored to what it was, no recording, inputs moved to the network's device and dtype. `t` (a number or a
+        tensor) reaches the network as a (B,) tensor, through the watch's `call` where one was given."""
         watched = self.models[name]
+        reason = self.cannot_evaluate(name)
+        if reason is not None:
+            raise ValueError(f"ctx.evaluate: {reason}")
         module = watched.module
         param = next(module.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         dtype = param.dtype if param is not None else torch.float32
         x = x.to(device=device, dtype=dtype)
-        placements: dict[int | str, torch.Tensor] = {watched.x_arg: x}
-        if watched.t_arg is not None:
-            if not isinstance(t, torch.Tensor):
-                t = torch.full((x.shape[0],), 0.0 if t is None else float(t))
-            placements[watched.t_arg] = t.to(device=device, dtype=dtype)
-        positions = sorted(k for k in placements if isinstance(k, int))
-        if positions != list(range(len(positions))):
-            raise ValueError(f"watch({name!r}): positional x_arg/t_arg must be 0 and 1, got {positions}")
-        args = [placements[i] for i in positions]
-        kwargs = {k: v for k, v in placements.items() if isinstance(k, str)}
+        if t is None and (watched.call is not None or watched.t_arg is not None):
+            t = 0.0
+        times = batch_times(t, x.shape[0], f"ctx.evaluate({name!r})")
+        times = None if times is None else times.to(device=device, dtype=dtype)
         was_training = module.training
         module.eval()
         try:
             with torch.no_grad(), self.suspended_recording():
-                out = module(*args, **kwargs)
+                out = watched.call(module, x, times) if watched.call is not None else _call(watched, name, x, times)
         finally:
             module.train(was_training)
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"ctx.evaluate({name!r}): the network returned {type(out).__name__}, expected a tensor")
         return out.detach().float().cpu()
+
+
+def _call(watched: WatchedModel, name: str, x: torch.Tensor, t: torch.Tensor | None) -> Any:
+    """Call the network with x and t placed where `x_arg` and `t_arg` say."""
+    placements: dict[int | str, torch.Tensor] = {watched.x_arg: x}
+    if watched.t_arg is not None:
+        placements[watched.t_arg] = t
+    positions = sorted(k for k in placements if isinstance(k, int))
+    if positions != list(range(len(positions))):
+        raise ValueError(f"watch({name!r}): positional x_arg/t_arg must be 0 and 1, got {positions}")
+    args = [placements[i] for i in positions]
+    kwargs = {k: v for k, v in placements.items() if isinstance(k, str)}
+    return watched.module(*args, **kwargs)

@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from gendiag.context import ProbeContext, WatchedModel
+from gendiag.context import Call, Inputs, ProbeContext, WatchedModel, batch_times
+from gendiag.facts import check_facts
 from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.probes import select_probes
@@ -19,6 +20,9 @@ from gendiag.probes.base import TASKS, ForwardCall, Probe, ProbeSection, StepRec
 from gendiag.report import Report, render_run
 from gendiag.sinks.scalars import ScalarTable
 from gendiag.sinks.tensorboard import TensorBoardSink
+
+
+WATCH_HINT = " (mon.watch: t_arg=None for a network without time, or inputs=lambda args, kwargs: (x, t))"
 
 
 class Monitor:
@@ -32,8 +36,10 @@ class Monitor:
         strict: a probe that raises stops training (for tests) instead of being switched off.
         record_rows: rows of each recorded forward call kept (inputs seen in training and in sampling).
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
-            `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `reference=data`,
-            `source=callable(n) -> noise batch`, `sampler=callable(velocity_fn, x0, steps) -> x1`.
+            `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
+            `reference=data`, `likelihood="bernoulli"`, `source=callable(n, generator=None) -> noise batch`,
+            `sampler=callable(velocity_fn, x0, steps) -> x1`. `gendiag.facts.FACTS` lists them with their rules;
+            an unknown or malformed fact is a ValueError here, before training starts.
     """
 
     def __init__(
@@ -51,6 +57,7 @@ class Monitor:
             raise ValueError(f"Monitor: task {task!r} is not one of {TASKS}")
         if record_rows < 1:
             raise ValueError(f"Monitor: record_rows must be >= 1, got {record_rows}")
+        check_facts(facts, keywords=("task", "probes", "every", "strict", "record_rows"))
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.strict = strict
@@ -67,6 +74,7 @@ class Monitor:
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
         self._phase_seconds: dict[str, float] = defaultdict(float)
         self._last_step: int | None = None
+        self._epoch: tuple[int, int, int] | None = None  # (epoch, its offset, its last batch index)
         self._finished: Report | None = None
         self._user_sections: list[ProbeSection] = []
         self._conclusions: list[Callable[[list[Finding]], ProbeSection | None]] = []
@@ -77,13 +85,26 @@ class Monitor:
     # -- the user's calls -------------------------------------------------------------------------
 
     def watch(self, model: torch.nn.Module, name: str = "model", x_arg: int | str = 0,
-              t_arg: int | str | None = 1) -> torch.nn.Module:
-        """Record what `model` is fed, in training and in sampling (a few rows per call, detached)."""
+              t_arg: int | str | None = 1, *, inputs: Inputs | None = None, call: Call | None = None
+              ) -> torch.nn.Module:
+        """Record what `model` is fed, in training and in sampling (a few rows per call, detached).
+
+        By default x is the call's argument `x_arg` and t its argument `t_arg` (a position or a keyword; t_arg=None
+        for a network without time). For any other convention give `inputs(args, kwargs) -> (x, t)`, for example
+        `inputs=lambda args, kwargs: (args[0][:, :-1], args[0][:, -1])` for `net(torch.cat([x, t[:, None]], 1))`
+        or `lambda args, kwargs: (args[1], args[0])` for `net(t, x)`. t may be None, a number, a 0-d tensor or a
+        (B,) or (B, 1) tensor; it is recorded as (B,). Probes that run the network themselves (velocity, sampler)
+        call it as `model(x, t)` through x_arg/t_arg, or through `call(module, x, t) -> output` where given (t a
+        (B,) tensor), for example `call=lambda net, x, t: net(torch.cat([x, t[:, None]], 1))`; with `inputs`
+        and no `call` those probes say so in the report instead of running."""
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Monitor.watch: model must be a torch.nn.Module, got {type(model).__name__}")
         if name in self.ctx.models:
             raise ValueError(f"Monitor.watch: a model named {name!r} is already watched")
-        self.ctx.models[name] = WatchedModel(model, x_arg, t_arg)
+        for what, function in (("inputs", inputs), ("call", call)):
+            if function is not None and not callable(function):
+                raise TypeError(f"Monitor.watch({name!r}): {what} must be callable, got {type(function).__name__}")
+        self.ctx.models[name] = WatchedModel(model, x_arg, t_arg, inputs=inputs, call=call)
         if self._wants_forward:
             self._hooks.append(model.register_forward_hook(self._forward_hook(name), with_kwargs=True))
         self._dispatch("on_watch", name, model)
@@ -105,12 +126,19 @@ class Monitor:
         finally:
             self._phase_seconds[name] += time.perf_counter() - start
 
-    def step(self, step: int, loss: float | torch.Tensor | None = None, t: torch.Tensor | None = None,
-             per_sample_loss: torch.Tensor | None = None, **scalars: Any) -> None:
+    def step(self, step: int | None = None, loss: float | torch.Tensor | None = None, t: torch.Tensor | None = None,
+             per_sample_loss: torch.Tensor | None = None, *, epoch: int | None = None, **scalars: Any) -> None:
         """Once per training step, after the optimizer step. Extra scalars are logged as given; tensors
-        (for example a GAN's `d_real`, `d_fake`) and strings (`d_output="prob"`) are handed to the probes."""
-        if self._last_step is not None and step <= self._last_step:
-            raise ValueError(f"Monitor.step: steps must increase, got {step} after {self._last_step}")
+        (for example a GAN's `d_real`, `d_fake`) and strings (`d_output="prob"`) are handed to the probes.
+
+        `step` is the global step and must increase. Two other ways to count:
+        - `step=None`: the Monitor counts itself, one more than the last step (1 for the first call).
+        - `epoch=e`: `step` is the batch index within epoch e (it restarts each epoch, `enumerate(loader)`); the
+          global step is that index plus the epoch's offset, each epoch starting one after the last step of the
+          one before (exact when every batch is reported). `epoch` is also logged as `train/epoch`."""
+        step = self._global_step(step, epoch)
+        if epoch is not None:
+            scalars["epoch"] = epoch
         record = StepRecord(step=int(step), loss=_scalar(loss), t=_detach(t),
                             per_sample_loss=_detach(per_sample_loss))
         for key, value in scalars.items():
@@ -216,6 +244,32 @@ class Monitor:
 
     # -- internals --------------------------------------------------------------------------------
 
+    def _global_step(self, step: int | None, epoch: int | None) -> int:
+        """The global step of a `step` call (see `step`); raises ValueError where the count would not increase."""
+        last = self._last_step
+        if step is None:
+            return 1 if last is None else last + 1
+        step = int(step)
+        if epoch is None:
+            self._epoch = None
+        else:
+            epoch = int(epoch)
+            if self._epoch is not None and epoch < self._epoch[0]:
+                raise ValueError(f"Monitor.step: epochs must not go back, got epoch {epoch} after {self._epoch[0]}")
+            if self._epoch is not None and epoch > self._epoch[0] and step > self._epoch[2]:
+                raise ValueError(f"Monitor.step: with epoch=, step is the batch index within the epoch and restarts "
+                                 f"each epoch; got {step} to open epoch {epoch} after {self._epoch[2]} in epoch "
+                                 f"{self._epoch[0]} (for a global step, leave epoch= out)")
+            if self._epoch is None or epoch > self._epoch[0]:
+                offset = 0 if last is None else last + 1 - step
+            else:
+                offset = self._epoch[1]
+            self._epoch = (epoch, offset, step)
+            step += offset
+        if last is not None and step <= last:
+            raise ValueError(f"Monitor.step: steps must increase, got {step} after {last}")
+        return step
+
     def _forward_hook(self, name: str) -> Any:
         watched = self.ctx.models[name]
 
@@ -226,10 +280,13 @@ class Monitor:
             if self._mode == "train" and (self._forward_calls[name] - 1) % self._record_every:
                 return
             rows = self.record_rows
+            x, t = _call_inputs(name, watched, args, kwargs)
+            times = None
+            if isinstance(x, torch.Tensor) and x.dim() > 0:
+                times = batch_times(t, x.shape[0], f"Monitor.watch({name!r})", WATCH_HINT)
             call = ForwardCall(
                 model=name, mode=self._mode, step=self.ctx.step,
-                x=_rows(_argument(args, kwargs, watched.x_arg), rows),
-                t=_rows(_argument(args, kwargs, watched.t_arg), rows),
+                x=_rows(x, rows), t=_rows(times, rows),
                 output=_rows(output if isinstance(output, torch.Tensor) else None, rows),
             )
             self._dispatch("on_forward", call)
@@ -268,6 +325,21 @@ class Monitor:
             suggestion="Check the inputs this probe needs (see the traceback file); report a bug if they are right.",
             probe=probe.name,
         ))
+
+
+def _call_inputs(name: str, watched: WatchedModel, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    """(x, t) of one forward call, through the watch's `inputs` where given, else x_arg and t_arg."""
+    if watched.inputs is None:
+        return _argument(args, kwargs, watched.x_arg), _argument(args, kwargs, watched.t_arg)
+    try:
+        found = watched.inputs(args, kwargs)
+    except Exception as error:  # the user's extractor: name the watch and the call it could not read
+        raise ValueError(f"Monitor.watch({name!r}): inputs(args, kwargs) raised {type(error).__name__}: {error} on a "
+                         f"call with {len(args)} positional arguments and keywords {sorted(kwargs)}") from error
+    if not isinstance(found, tuple) or len(found) != 2:
+        raise ValueError(f"Monitor.watch({name!r}): inputs(args, kwargs) must return (x, t), got "
+                         f"{type(found).__name__}")
+    return found
 
 
 def _argument(args: tuple, kwargs: dict, where: int | str | None) -> Any:

@@ -90,9 +90,6 @@ def test_without_a_schedule_the_probe_is_quiet(tmp_path: Path) -> None:
     assert report.findings == [] and report.sections == []
 
 
-def test_betas_passed_as_schedule_switch_the_probe_off_with_the_hint(tmp_path: Path) -> None:
-    with gendiag.Monitor(tmp_path, task="diffusion", probes=PROBE,
-                         schedule=torch.linspace(1e-4, 0.02, 100)) as mon:
-        mon.step(1, 1.0)
-    failure = next(f for f in mon.finish().findings if f.code == "probe-failed")
-    assert "cumprod(1 - betas)" in failure.message
+def test_betas_passed_as_schedule_are_refused_at_once_with_the_hint(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"fact 'schedule'.*cumprod\(1 - betas\)"):
+        gendiag.Monitor(tmp_path, task="diffusion", probes=PROBE, schedule=torch.linspace(1e-4, 0.02, 100))

@@ -107,3 +107,11 @@ class Probe:
     def state(self) -> dict[str, Any]:
         """Summary numbers kept in the run folder (probe_data.json) for `gendiag report` and comparisons."""
         return {}
+
+
+def not_run(probe: str, reason: str) -> Finding:
+    """An info finding: `probe` could not do its work because of how the network was watched (`reason`, one line
+    from `ProbeContext.cannot_evaluate`); shown instead of a traceback."""
+    return Finding(code="probe-not-run", severity="info", title=f"Probe {probe} did not run",
+                   message=f"Probe {probe} needs to run the network itself, but the {reason}.",
+                   suggestion="Give mon.watch a call= that runs the network on (x, t), t a (B,) tensor.", probe=probe)

@@ -39,6 +39,7 @@ from gendiag.checks.representation import (
     image_view, noise_check, rendered_point_cloud, spread, value_profile,
 )
 from gendiag.context import ProbeContext
+from gendiag.figures import legend
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import TASKS, Probe, ProbeSection
@@ -318,7 +319,7 @@ class DataRepresentationProbe(Probe):
                 second = values[:, 1] if values.shape[1] > 1 else torch.zeros(len(values))
                 axis.scatter(values[:, 0], second, s=4, alpha=0.5, label=role)
             axis.set_title("first two values of each sample", fontsize=9)
-            axis.legend(fontsize=8)
+            legend(axis, fontsize=8)
         if heatmap:
             shown = duplicates.relative_distances[:64, :64]
             picture = axes[0][1].imshow(shown, cmap="viridis", vmin=0, vmax=max(1.5, float(np.nanmax(shown))))
@@ -404,6 +405,6 @@ def _qq_figure(source: torch.Tensor) -> plt.Figure:
     axis.set_xlabel("N(0, 1) quantile")
     axis.set_ylabel("source value quantile")
     axis.set_title("source against N(0, 1)")
-    axis.legend()
+    legend(axis)
     figure.tight_layout()
     return figure

@@ -26,6 +26,7 @@ import torch
 from scipy.stats import spearmanr
 
 from gendiag.context import ProbeContext
+from gendiag.figures import legend
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, StepRecord
@@ -277,7 +278,7 @@ def _balance_figure(frame: pd.DataFrame, d_output: str, stretch: tuple[int, int]
             axis.axvspan(steps.iloc[stretch[0]], steps.iloc[stretch[1]], color="tab:orange", alpha=0.15,
                          label="D dominates" if axis is axes[0] else None)
         if axis.has_data():
-            axis.legend(loc="upper right", fontsize=8)
+            legend(axis, loc="upper right", fontsize=8)
     axes[0].set_title("Discriminator against generator")
     figure.tight_layout()
     return figure

@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from gendiag.context import ProbeContext
+from gendiag.figures import legend
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, StepRecord
@@ -378,7 +379,7 @@ def _figure(names: list[str], steps: list[int], norms: np.ndarray, ratio_steps: 
     axes[0].set_yscale("log")
     axes[0].set_title("gradient norm per tensor" + (f" ({shown} largest)" if shown < len(names) else ""))
     axes[0].set_xlabel("step")
-    axes[0].legend(fontsize=6, ncol=2)
+    legend(axes[0], fontsize=6, ncol=2)
     if ratios:
         matrix = np.stack(ratios)
         for index in order:
@@ -386,7 +387,7 @@ def _figure(names: list[str], steps: list[int], norms: np.ndarray, ratio_steps: 
         axes[1].axhspan(*HEALTHY_RATIO, color="tab:green", alpha=0.1, label="healthy range")
         axes[1].axhline(STALLED_RATIO, color="tab:red", ls="--", lw=1, label="stalled below")
         axes[1].set_yscale("log")
-        axes[1].legend(fontsize=7)
+        legend(axes[1], fontsize=7)
     axes[1].set_title("update / weight per step")
     axes[1].set_xlabel("step")
     finite = [(s, r) for s, r in zip(noise_steps, noise_ratios) if math.isfinite(r) and r > 0]

@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from gendiag.figures import legend
 from gendiag.findings import Finding, advice
 from gendiag.flow.projection import principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
@@ -344,7 +345,7 @@ def _figure(table: pd.DataFrame, train: Reservoir, sampling: Reservoir, data: Re
         axes[0].axhline(WARNING_RATIO, color="orange", ls="--", lw=1, label=f"warning {WARNING_RATIO}")
         axes[0].axhline(CRITICAL_RATIO, color="red", ls="--", lw=1, label=f"critical {CRITICAL_RATIO}")
         axes[0].set_ylabel("energy distance / data–source distance")
-        axes[0].legend(fontsize=8)
+        legend(axes[0], fontsize=8)
     else:
         axes[0].bar(centers, table["energy"].fillna(0), width=width, color="tab:red", alpha=0.7)
         axes[0].set_ylabel("energy distance (unscaled)")
@@ -355,7 +356,7 @@ def _figure(table: pd.DataFrame, train: Reservoir, sampling: Reservoir, data: Re
         axes[1].plot(centers, table["progress_sampling"], "o-", color="tab:orange", label="sampling inputs")
         axes[1].plot([0, 1], [0, 1], ls=":", color="0.5", label="linear path x_t")
         axes[1].set_ylabel("mean's position: source 0 → data 1")
-        axes[1].legend(fontsize=8)
+        legend(axes[1], fontsize=8)
     else:
         axes[1].text(0.5, 0.5, "source and data means too close\nto place the inputs between them",
                      ha="center", va="center", transform=axes[1].transAxes)
@@ -380,7 +381,7 @@ def _figure(table: pd.DataFrame, train: Reservoir, sampling: Reservoir, data: Re
                 axes[2].scatter(xy[:, 0], xy[:, 1], s=8, color=colour, alpha=0.7, label=label)
         axes[2].set_xlabel(plane.axis_labels()[0])
         axes[2].set_ylabel(plane.axis_labels()[1])
-        axes[2].legend(fontsize=8, markerscale=2)
+        legend(axes[2], fontsize=8, markerscale=2)
     axes[2].set_title(f"inputs with t in [{lo:.2f}, {hi:.2f}]")
     figure.tight_layout()
     return figure

@@ -26,6 +26,7 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from gendiag.context import ProbeContext
+from gendiag.figures import legend
 from gendiag.findings import Finding, advice
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, StepRecord
@@ -250,7 +251,7 @@ def _figure(steps: np.ndarray, values: np.ndarray, summary: dict[str, Any], firs
         axis.axvspan(*summary["best_window"], color="tab:green", alpha=0.1, label="lowest window")
     axis.set_xlabel("step")
     axis.set_ylabel("loss")
-    axis.legend(fontsize=8, loc="best")
+    legend(axis, fontsize=8, loc="best")
     figure.tight_layout()
     return figure
 

@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 
 from gendiag.context import ProbeContext
+from gendiag.figures import legend
 from gendiag.findings import Finding, advice
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, StepRecord
@@ -355,7 +356,7 @@ def _figure(summary: dict[str, Any], chunks: list[torch.Tensor], chunk_steps: li
     axes[1].set_title("each t bin's share")
     for axis in axes[:2]:
         axis.set_xlabel("t")
-        axis.legend(fontsize=8)
+        legend(axis, fontsize=8)
     matrix = np.stack([(c[1, :BINS] / c[0, :BINS].clamp(min=1)).numpy() for c in chunks])
     positive = matrix[matrix > 0]
     shown = np.log10(np.where(matrix > 0, matrix, np.nan)) if len(positive) else matrix

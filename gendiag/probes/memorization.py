@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from gendiag.context import ProbeContext
+from gendiag.figures import legend
 from gendiag.findings import Finding, advice
 from gendiag.metrics.memorization import Memorization, birthday_support, duplicate_pairs, memorization
 from gendiag.probes import register
@@ -69,13 +70,9 @@ class MemorizationProbe(Probe):
         self.figure: str | None = None
 
     def setup(self, ctx: ProbeContext) -> None:
-        reference = ctx.facts.get("reference")
-        if reference is None:
-            return
-        if not isinstance(reference, torch.Tensor) or reference.dim() < 2 or len(reference) < 2:
-            raise ValueError("memorization: reference must be a tensor of held-out real samples (N, ...) with N >= 2, "
-                             f"got {type(reference).__name__} {getattr(reference, 'shape', '')}")
-        self.reference = reference.detach().float().cpu()
+        reference = ctx.facts.get("reference")  # checked by gendiag.facts when the Monitor was built
+        if reference is not None:
+            self.reference = reference.detach().float().cpu()
 
     def on_data(self, ctx: ProbeContext, batch: torch.Tensor, role: str) -> None:
         if self.reference is None or role != "data":
@@ -207,7 +204,7 @@ class MemorizationProbe(Probe):
         axes[0].set_xscale("log")
         axes[0].set_xlabel("distance to nearest training sample / that sample's own neighbour distance")
         axes[0].set_title(f"Near-copies: {result.copy_share:.1%} of generated (z = {result.mann_whitney_z:.1f})")
-        axes[0].legend(fontsize=8)
+        legend(axes[0], fontsize=8)
         closest = np.argsort(result.generated_ratio)[:PAIRS_SHOWN]
         if images:
             channels, height, width = self.train_shape
@@ -229,6 +226,6 @@ class MemorizationProbe(Probe):
                             label="generated")
             axes[1].scatter(generated[copies, 0], generated[copies, 1], s=6, color="tab:red", label="near-copies")
             axes[1].set_title("Generated samples over the training data (first two coordinates)")
-            axes[1].legend(fontsize=8)
+            legend(axes[1], fontsize=8)
         figure.tight_layout()
         return figure

@@ -28,6 +28,7 @@ import torch
 from scipy.stats import chi2
 
 from gendiag.context import ProbeContext
+from gendiag.figures import legend
 from gendiag.findings import Finding, advice
 from gendiag.metrics.classes import class_coverage
 from gendiag.metrics.modes import HIGH_QUALITY_STDS, mode_metrics
@@ -79,31 +80,17 @@ class ModeCollapseProbe(Probe):
         self.figure: str | None = None
 
     def setup(self, ctx: ProbeContext) -> None:
-        facts = ctx.facts
+        facts = ctx.facts  # checked by gendiag.facts when the Monitor was built
         if facts.get("modes") is not None:
             centers = np.asarray(torch.as_tensor(facts["modes"]).detach().cpu(), dtype=np.float64)
-            if centers.ndim != 2 or len(centers) < 1:
-                raise ValueError(f"mode-collapse: modes must be centers of shape (K, D), got shape {centers.shape}")
-            if facts.get("mode_std") is None:
-                raise ValueError("mode-collapse: modes were given without mode_std (one std, or one per mode)")
             stds = np.asarray(facts["mode_std"], dtype=np.float64)
-            stds = np.full(len(centers), float(stds)) if stds.ndim == 0 else stds
-            if stds.shape != (len(centers),) or not (stds > 0).all():
-                raise ValueError(f"mode-collapse: mode_std must be one positive number or one per mode "
-                                 f"({len(centers)},), got {facts['mode_std']!r}")
-            self.centers, self.stds = centers, stds
+            self.centers = centers
+            self.stds = np.full(len(centers), float(stds)) if stds.ndim == 0 else stds
             ctx.add_chart("modes", "modes captured and reverse KL",
                           ["modes/captured", "modes/high_quality_share", "modes/reverse_kl"])
         if facts.get("classifier") is not None:
-            classifier = facts["classifier"]
-            if not callable(classifier):
-                raise TypeError(f"mode-collapse: classifier must map images to labels, got "
-                                f"{type(classifier).__name__}")
-            n_classes = facts.get("n_classes") or getattr(classifier, "n_classes", None)
-            if not isinstance(n_classes, int) or n_classes < 2:
-                raise ValueError(f"mode-collapse: a classifier needs n_classes (an int >= 2) as a fact or as its "
-                                 f"attribute, got {n_classes!r}")
-            self.classifier, self.n_classes = classifier, n_classes
+            self.classifier = facts["classifier"]
+            self.n_classes = int(facts.get("n_classes") or self.classifier.n_classes)
             ctx.add_chart("classes", "classes found and balance",
                           ["classes/found", "classes/largest_share", "classes/kl_uniform"])
 
@@ -280,7 +267,7 @@ class ModeCollapseProbe(Probe):
         axis.set_aspect("equal", adjustable="datalim")
         axis.set_title(f"Samples at step {self.mode_timeline[-1]['step']} over the modes "
                        f"(circles: {HIGH_QUALITY_STDS:g} std)")
-        axis.legend(loc="upper right", fontsize=7)
+        legend(axis, loc="upper right", fontsize=7)
 
     def _class_samples(self, axis: plt.Axes) -> None:
         samples = self.last_samples
@@ -323,7 +310,7 @@ def _timeline_axes(count_axis: plt.Axes, map_axis: plt.Axes, timeline: list[dict
     count_axis.set_xlabel("step")
     count_axis.set_ylabel(f"{plural} covered")
     count_axis.set_title(f"{plural.capitalize()} covered over training")
-    count_axis.legend(loc="lower right", fontsize=8)
+    legend(count_axis, loc="lower right", fontsize=8)
     edges = np.arange(len(steps) + 1) - 0.5
     map_axis.pcolormesh(edges, np.arange(covered.shape[1] + 1) - 0.5, covered.T, cmap="RdYlGn", vmin=0, vmax=1,
                         shading="flat")

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from gendiag.figures import legend
 from gendiag.findings import Finding
 from gendiag.flow.exact_field import T_EPS, exact_velocity
 from gendiag.flow.projection import principal_plane
@@ -89,19 +90,22 @@ class SamplerProbe(Probe):
             return ProbeSection(title=title, text=(
                 "Not run: it needs a watched network and the fact `sampler=callable(velocity_fn, x0, steps) -> x1` "
                 "given to the Monitor."))
-        if not callable(sampler):
-            raise TypeError(f"sampler probe: fact 'sampler' must be callable(velocity_fn, x0, steps), got "
-                            f"{type(sampler).__name__}")
         x0 = self._noise(ctx)
         if x0 is None:
             return ProbeSection(title=title, text=(
                 "Not run: no noise to start from (give the fact `source=callable(n, generator=None)` or observe "
                 "source batches with `mon.observe_data(batch, role=\"source\")`)."))
         name = next(iter(ctx.models))
-        fields: dict[str, VelocityFn] = {"learned": lambda x, t: ctx.evaluate(name, x, t).to(x.dtype)}
+        unrunnable = ctx.cannot_evaluate(name)
+        fields: dict[str, VelocityFn] = {}
+        if unrunnable is None:
+            fields["learned"] = lambda x, t: ctx.evaluate(name, x, t).to(x.dtype)
         data = self._data.rows if self._data is not None and len(self._data) >= 2 else None
         if data is not None and data.shape[1] == x0[0].numel():
             fields = {"exact": _exact_field(data), **fields}
+        if not fields:
+            return ProbeSection(title=title, text=f"Not run: the {unrunnable}, and no observed data of the start's "
+                                                  "size gives the exact field.")
         records, outputs, trajectories = [], {}, {}
         for field_name, field in fields.items():
             for steps in STEP_COUNTS:
@@ -139,6 +143,8 @@ class SamplerProbe(Probe):
             text += f" The exact field's times are clipped to 1 − {T_EPS} where the field is singular."
         else:
             text += " No observed data of the start's size, so only the learned field was used."
+        if unrunnable is not None:
+            text += f" The learned field was not run: the {unrunnable}."
         return ProbeSection(title=title, text=text, figures=[self._figure], table=table.round(6).set_index("field"))
 
     def findings(self, ctx: Any) -> list[Finding]:
@@ -231,7 +237,7 @@ def _figure(trajectories: dict[tuple[str, int], list[float]], outputs: dict[tupl
     axes[0].set_xlabel("fraction of the sampler's field calls")
     axes[0].set_ylabel("state change since the start (relative RMS)")
     axes[0].set_title(f"sampler state on the {reference} field")
-    axes[0].legend(fontsize=8)
+    legend(axes[0], fontsize=8)
     start = x0.reshape(x0.shape[0], -1).double()
     final = outputs[(reference, STEP_COUNTS[-1])]
     plane = principal_plane(torch.cat([data.double(), start]) if data is not None else torch.cat([start, final]))
@@ -245,6 +251,6 @@ def _figure(trajectories: dict[tuple[str, int], list[float]], outputs: dict[tupl
     axes[1].set_xlabel(plane.axis_labels()[0])
     axes[1].set_ylabel(plane.axis_labels()[1])
     axes[1].set_title(f"sampler output on the {reference} field")
-    axes[1].legend(fontsize=8, markerscale=2)
+    legend(axes[1], fontsize=8, markerscale=2)
     figure.tight_layout()
     return figure

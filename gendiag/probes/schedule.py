@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from gendiag.context import ProbeContext
+from gendiag.figures import legend
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection
@@ -174,7 +175,7 @@ def _schedule_figure(alphas_cumprod: torch.Tensor) -> plt.Figure:
     scales.set_xlabel("step t")
     scales.set_ylim(0, 1.02)
     scales.set_title(f"at t = T: signal {np.sqrt(values[-1]):.3g}, noise {np.sqrt(1 - values[-1]):.3g}", fontsize=9)
-    scales.legend(fontsize=8)
+    legend(scales, fontsize=8)
     with np.errstate(divide="ignore"):
         log_snr = np.log(values) - np.log1p(-values)
     snr.plot(steps, log_snr, color="tab:purple")

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from gendiag.context import ProbeContext
+from gendiag.figures import legend
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, StepRecord
@@ -150,13 +151,13 @@ def _figure(per_step: pd.DataFrame, summary: dict[str, Any]) -> plt.Figure:
     axes[0].set_xlim(0, 1)
     axes[0].set_yticks([])
     axes[0].set_xlabel("share of step time")
-    axes[0].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
+    legend(axes[0], fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
     window = max(1, len(per_step) // 200)
     smooth = per_step[phases].rolling(window, min_periods=1).mean() * 1000
     axes[1].stackplot(smooth.index, *[smooth[p].to_numpy() for p in phases], labels=phases, alpha=0.8)
     axes[1].set_xlabel("step")
     axes[1].set_ylabel(f"ms per step (mean of {window})")
-    axes[1].legend(fontsize=8, loc="upper right")
+    legend(axes[1], fontsize=8, loc="upper right")
     figure.tight_layout()
     return figure
 

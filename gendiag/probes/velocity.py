@@ -23,12 +23,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from gendiag.figures import legend
 from gendiag.findings import Finding
 from gendiag.flow.exact_field import exact_velocity
 from gendiag.flow.projection import Plane, bounding_box, grid, principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.probes import register
-from gendiag.probes.base import Probe, ProbeSection
+from gendiag.probes.base import Probe, ProbeSection, not_run
 
 QUIVER_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
 LAST_T = 0.99
@@ -62,6 +63,7 @@ class VelocityProbe(Probe):
         self._source_moments = torch.zeros(3, dtype=torch.float64)  # count, sum, sum of squares
         self._summary: dict[str, Any] = {}
         self._figures: dict[str, str] = {}
+        self._not_run: str | None = None
 
     def on_data(self, ctx: Any, batch: torch.Tensor, role: str) -> None:
         if role == "data":
@@ -80,6 +82,9 @@ class VelocityProbe(Probe):
                 "Not drawn: it needs a watched network (`mon.watch`) and observed data batches "
                 "(`mon.observe_data(batch, role=\"data\")`)."))
         name = next(iter(ctx.models))
+        self._not_run = ctx.cannot_evaluate(name)
+        if self._not_run is not None:
+            return ProbeSection(title=title, text=f"Not drawn: the {self._not_run}.")
         data = self._data.rows
         shape = self._data.sample_shape
 
@@ -130,6 +135,8 @@ class VelocityProbe(Probe):
         return ProbeSection(title=title, text=self._text(plane), figures=list(self._figures.values()), table=table)
 
     def findings(self, ctx: Any) -> list[Finding]:
+        if self._not_run is not None:
+            return [not_run(self.name, self._not_run)]
         if not self._summary:
             return []
         found = []
@@ -240,7 +247,7 @@ def _sensitivity_figure(errors: dict[float, float], sensitivity_x: dict[float, f
     axes[1].set_xlabel("t")
     axes[1].set_ylabel("learned / exact relative variation")
     axes[1].set_title("sensitivity")
-    axes[1].legend(fontsize=8)
+    legend(axes[1], fontsize=8)
     times = list(SENSITIVITY_T_TIMES)
     along_learned = plane.project_vectors(over_t_learned[:4].reshape(-1, over_t_learned.shape[-1])).reshape(-1, len(times), 2)
     along_exact = plane.project_vectors(over_t_exact[:4].reshape(-1, over_t_exact.shape[-1])).reshape(-1, len(times), 2)

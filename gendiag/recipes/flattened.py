@@ -26,6 +26,7 @@ from pydantic import Field
 
 from gendiag.config import Case, Section
 from gendiag.data import make_distribution, rasterize
+from gendiag.figures import legend
 from gendiag.findings import Finding
 from gendiag.probes.base import ProbeSection
 from gendiag.recipes import Recipe, register
@@ -572,7 +573,7 @@ def _similarity_figure(checkpoints: list[Checkpoint], facts: dict[str, Any]) -> 
         axis.set_xscale("symlog", linthresh=5)
         axis.set_xlabel("iteration")
         axis.set_ylabel("cosine similarity" if metric == "cos" else "IoU of binarised pixels")
-        axis.legend(fontsize=7)
+        legend(axis, fontsize=7)
     figure.tight_layout()
     return figure
 

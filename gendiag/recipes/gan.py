@@ -23,6 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gendiag.config import Case, CaseError, Section
 from gendiag.data import make_distribution
+from gendiag.figures import legend
 from gendiag.metrics import mode_metrics
 from gendiag.recipes import Recipe, register
 from gendiag.metrics.classifier import load_classifier
@@ -266,7 +267,7 @@ def _modes_figure(samples: torch.Tensor, modes: torch.Tensor, captured: list[boo
     axis.set_title(f"{results['modes_captured']}/{results['n_modes']} modes, "
                    f"{results['high_quality_share']:.0%} high quality, reverse KL {results['reverse_kl']:.3f}")
     axis.set_aspect("equal")
-    axis.legend(loc="upper right", fontsize=8)
+    legend(axis, loc="upper right", fontsize=8)
     figure.tight_layout()
     return figure
 
