@@ -17,6 +17,7 @@ from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.probes.base import ProbeSection
 from gendiag.report.html import render_html
 from gendiag.report.markdown import render_markdown
+from gendiag.sinks.scalars import ScalarTable
 
 RUN_FILES = ("findings.json", "sections.json", "metrics.csv")
 
@@ -61,7 +62,8 @@ def write_reports(report: Report, header: dict[str, Any] | None = None) -> None:
 
 
 def load_run(run_dir: Path) -> Report:
-    """Read a finished run's saved findings and sections back; a clear error for missing or corrupt files."""
+    """Read a finished run's saved findings and sections back; a clear error for missing or corrupt files
+    (metrics.csv unreadable, a figure the sections show gone), so that no report is rendered half-empty."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run folder")
@@ -75,6 +77,13 @@ def load_run(run_dir: Path) -> Report:
         sections = [_section_from_dict(item) for item in sections_data]
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{run_dir}: findings.json or sections.json has an unexpected layout ({error})") from error
+    if not (run_dir / "metrics.csv").is_file():
+        raise FileNotFoundError(f"{run_dir}: run folder is missing metrics.csv (expected {', '.join(RUN_FILES)})")
+    ScalarTable.load(run_dir / "metrics.csv")
+    gone = [figure for section in sections for figure in section.figures if not (run_dir / figure).is_file()]
+    if gone:
+        raise FileNotFoundError(f"{run_dir}: run folder is missing {len(gone)} figure(s) its report shows, "
+                                f"first {gone[0]} (expected every figure named in sections.json)")
     return Report(run_dir, findings, sections, findings_data.get("partial"))
 
 
