@@ -126,7 +126,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         except CaseError as error:
             description = f"(unreadable: {error})"
         if args.verbose:
-            console.print(f"[bold]{path.name}[/]", highlight=False)
+            console.print(path.name, style="bold", markup=False, highlight=False)
             console.print(description or "(no description)", markup=False, highlight=False)
             console.print()
             continue
@@ -141,9 +141,10 @@ def _first_sentence(text: str) -> str:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from gendiag.report import load_run, write_reports
+    from gendiag.report import check_complete, load_run, write_reports
 
     report = load_run(args.run_dir)
+    check_complete(report)
     write_reports(report)
     console.print(f"wrote {report.markdown_path} and {report.html_path}")
     _print_findings(report.findings)

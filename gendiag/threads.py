@@ -1,12 +1,13 @@
 """How many threads torch uses in one run of `gendiag run`.
 
-torch's default is every logical CPU it can see. On a machine with other work beside the run, or with
-hyper-threads, that oversubscribes the cores: each of torch's threads waits for the others at every operation,
-and a run can take ten times as long as it does on fewer threads. The thread count also changes the order in
-which floating-point sums are taken, so a run is reproducible bit for bit only for a fixed seed *and* thread
-count (a GAN's trajectory, and the modes it finds, can differ between 1 and 2 threads).
+torch's own default depends on its build (with MKL, the machine's physical cores; with OpenMP alone, the logical
+CPUs) and knows nothing of a container's CPU quota. Too many threads for the cores actually free is slow: each of
+torch's threads waits for the others at every operation, and a run beside other work can take ten times as long
+as it does on one thread. The thread count also changes the order in which floating-point sums are taken, so a
+run is reproducible bit for bit only for a fixed seed *and* thread count (a GAN's trajectory, and the modes it
+finds, can differ between 1 and 2 threads); hence one fixed, recorded count per run.
 
-So the default is the number of physical cores this process may run on: the CPUs in its affinity mask
+The default is the number of physical cores this process may run on: the CPUs in its affinity mask
 (`taskset`, a cluster job's cpuset), counted once per physical core (hyper-thread siblings share one), and no
 more than a container's CPU quota (cgroup v2 `cpu.max`). An explicit `OMP_NUM_THREADS` in the environment wins
 over that, since whoever set it knows what else runs on the machine; `run.threads` in the case (or

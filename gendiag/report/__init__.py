@@ -62,8 +62,7 @@ def write_reports(report: Report, header: dict[str, Any] | None = None) -> None:
 
 
 def load_run(run_dir: Path) -> Report:
-    """Read a finished run's saved findings and sections back; a clear error for missing or corrupt files
-    (metrics.csv unreadable, a figure the sections show gone), so that no report is rendered half-empty."""
+    """Read a finished run's saved findings and sections back; a clear error for missing or corrupt files."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run folder")
@@ -77,14 +76,20 @@ def load_run(run_dir: Path) -> Report:
         sections = [_section_from_dict(item) for item in sections_data]
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{run_dir}: findings.json or sections.json has an unexpected layout ({error})") from error
+    return Report(run_dir, findings, sections, findings_data.get("partial"))
+
+
+def check_complete(report: Report) -> None:
+    """Before a report is rendered again: the run's metrics.csv is there and readable and every figure its
+    sections show is there, so that a damaged run folder is an error rather than a report without images."""
+    run_dir = report.run_dir
     if not (run_dir / "metrics.csv").is_file():
         raise FileNotFoundError(f"{run_dir}: run folder is missing metrics.csv (expected {', '.join(RUN_FILES)})")
     ScalarTable.load(run_dir / "metrics.csv")
-    gone = [figure for section in sections for figure in section.figures if not (run_dir / figure).is_file()]
+    gone = [figure for section in report.sections for figure in section.figures if not (run_dir / figure).is_file()]
     if gone:
         raise FileNotFoundError(f"{run_dir}: run folder is missing {len(gone)} figure(s) its report shows, "
                                 f"first {gone[0]} (expected every figure named in sections.json)")
-    return Report(run_dir, findings, sections, findings_data.get("partial"))
 
 
 def _read_header(run_dir: Path) -> dict[str, Any]:
