@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_default_threads_follow_omp_num_threads_else_the_physical_cores(monkeypa
     assert default_threads() == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert default_threads() == physical_cores()
-    assert 1 <= physical_cores() <= len(__import__("os").sched_getaffinity(0))
+    assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
 
 
 # -- bad input: one line, non-zero exit, no folder left --------------------------------------------------------------
