@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -91,6 +92,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from gendiag.config import load_case, load_resolved
     from gendiag.progress import training_progress
     from gendiag.runner import run_case
+    from gendiag.threads import busy_note, default_threads
 
     if (args.case is None) == (args.resume is None):
         raise ValueError("run: give either a case file or --resume RUN_DIR (exactly one)")
@@ -100,8 +102,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                              "(a run resumes as it began)")
         case = load_resolved(args.resume)
     else:
-        threads = [] if args.threads is None else [f"run.threads={args.threads}"]
-        case = load_case(args.case, overrides=[*args.overrides, *threads], profile=args.profile, seed=args.seed)
+        chosen = [] if args.threads is None else [f"run.threads={args.threads}"]
+        case = load_case(args.case, overrides=[*args.overrides, *chosen], profile=args.profile, seed=args.seed)
+    if case.file.run.threads is None and "OMP_NUM_THREADS" not in os.environ:  # nobody chose: say if it is busy
+        note = busy_note(default_threads())
+        if note is not None:
+            errors.print(f"gendiag: note: {note}", markup=False, soft_wrap=True)
     steps = int(getattr(case.training, "steps", 0)) or None
     with training_progress(console, case.name, steps) as update:
         result = run_case(case, out_root=args.out, progress=update, resume_dir=args.resume)

@@ -51,3 +51,16 @@ def _cgroup_quota() -> int | None:
     if len(fields) != 2 or not fields[0].isdigit() or not fields[1].isdigit() or int(fields[1]) == 0:
         return None  # "max 100000": no quota
     return max(1, math.ceil(int(fields[0]) / int(fields[1])))
+
+
+def busy_note(threads: int, load: float | None = None, cores: int | None = None) -> str | None:
+    """A note for the user when `threads` (> 1) torch threads will share the cores with other work (the 1-minute
+    load average, or `load`, leaves fewer idle cores than threads): there, fewer threads is often much faster."""
+    if threads <= 1 or not hasattr(os, "getloadavg"):
+        return None
+    load = os.getloadavg()[0] if load is None else load
+    cores = physical_cores() if cores is None else cores
+    if cores - load >= threads:
+        return None
+    return (f"{threads} torch threads on {cores} cores with a load average of {load:.1f} beside this run; on a busy "
+            f"machine --threads 1 can be several times faster (results then differ from those on {threads} threads)")

@@ -22,7 +22,7 @@ from gendiag.config import CaseError, load_case
 from gendiag.progress import PlainLines, training_progress
 from gendiag.recipes import RECIPES, Recipe, register
 from gendiag.runner import run_case
-from gendiag.threads import default_threads, physical_cores
+from gendiag.threads import busy_note, default_threads, physical_cores
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
@@ -74,6 +74,13 @@ def test_default_threads_follow_omp_num_threads_else_the_physical_cores(monkeypa
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert default_threads() == physical_cores()
     assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
+
+
+def test_a_busy_machine_gets_a_note_about_threads() -> None:
+    assert busy_note(2, load=0.0, cores=2) is None
+    assert busy_note(1, load=7.5, cores=2) is None
+    note = busy_note(2, load=7.5, cores=2)
+    assert note is not None and "load average of 7.5" in note and "--threads 1" in note
 
 
 # -- bad input: one line, non-zero exit, no folder left --------------------------------------------------------------
