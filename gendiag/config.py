@@ -113,8 +113,8 @@ def _buildable_params(params: dict[str, Any], info: ValidationInfo) -> dict[str,
                          f"expected some of {', '.join(accepted)}")
     try:
         make_distribution(name, **params)
-    except TypeError as error:
-        raise ValueError(f"distribution {name!r}: {error}") from error
+    except (TypeError, OverflowError, RuntimeError) as error:  # e.g. a value too large to build (torch refuses)
+        raise ValueError(f"distribution {name!r} cannot be built from {params}: {error}") from error
     return params
 
 
