@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from gendiag import __version__
@@ -36,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         if args.debug:
             raise
-        errors.print(f"gendiag: error: {error}", markup=False, soft_wrap=True)
+        one_line = " ".join(str(error).split())  # e.g. pandas' parser errors end in a newline
+        errors.print(f"gendiag: error: {one_line}", markup=False, soft_wrap=True)
         return 1
 
 
@@ -56,11 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default=None, help="a named profile of the case (e.g. faithful)")
     run.add_argument("--out", type=Path, default=None, help="root folder for the run (default: the case's output.root)")
     run.add_argument("--seed", type=int, default=None, help="random seed (overrides the case's seed)")
+    run.add_argument("--threads", type=int, default=None, metavar="N",
+                     help="torch threads (overrides the case's run.threads; default: OMP_NUM_THREADS when set, else "
+                     "the physical cores available); results repeat bit for bit for a fixed seed and thread count")
     run.set_defaults(handler=_cmd_run)
 
     listing = sub.add_parser("list", help="list the cases with a one-line description each",
-                             description="List the case files in a folder.")
+                             description="List the case files in a folder, one line each: the first sentence of "
+                             "the case's description, cut to the terminal's width.")
     listing.add_argument("--dir", type=Path, default=CASES_DIR, help="folder of case files (default: cases)")
+    listing.add_argument("-v", "--verbose", action="store_true", help="each case's whole description")
     listing.set_defaults(handler=_cmd_list)
 
     report = sub.add_parser("report", help="re-render a finished run's report from its saved data",
@@ -83,26 +90,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from gendiag.config import load_case, load_resolved
+    from gendiag.progress import training_progress
     from gendiag.runner import run_case
+    from gendiag.threads import busy_note, default_threads
 
     if (args.case is None) == (args.resume is None):
         raise ValueError("run: give either a case file or --resume RUN_DIR (exactly one)")
     if args.resume is not None:
-        if args.overrides or args.profile or args.seed is not None or args.out is not None:
-            raise ValueError("run --resume: --set, --profile, --seed and --out do not apply (a run resumes as it began)")
+        if args.overrides or args.profile or args.seed is not None or args.out is not None or args.threads is not None:
+            raise ValueError("run --resume: --set, --profile, --seed, --out and --threads do not apply "
+                             "(a run resumes as it began)")
         case = load_resolved(args.resume)
     else:
-        case = load_case(args.case, overrides=args.overrides, profile=args.profile, seed=args.seed)
+        chosen = [] if args.threads is None else [f"run.threads={args.threads}"]
+        case = load_case(args.case, overrides=[*args.overrides, *chosen], profile=args.profile, seed=args.seed)
+    if case.file.run.threads is None and "OMP_NUM_THREADS" not in os.environ:  # nobody chose: say if it is busy
+        note = busy_note(default_threads())
+        if note is not None:
+            errors.print(f"gendiag: note: {note}", markup=False, soft_wrap=True)
     steps = int(getattr(case.training, "steps", 0)) or None
-    columns = [TextColumn(f"[bold]{case.name}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
-        task = progress.add_task("train", total=steps, info="")
-
-        def update(step: int, info: dict[str, float]) -> None:
-            shown = "  ".join(f"{k} {v:.4g}" for k, v in info.items())
-            progress.update(task, completed=step, info=shown)
-
+    with training_progress(console, case.name, steps) as update:
         result = run_case(case, out_root=args.out, progress=update, resume_dir=args.resume)
     console.print(f"run folder: {result.run_dir}")
     if result.report.partial:
@@ -117,23 +124,33 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     if not args.dir.is_dir():
         raise FileNotFoundError(f"{args.dir}: no such folder of case files")
-    table = Table(title=f"cases in {args.dir}", show_lines=False)
-    table.add_column("case file")
-    table.add_column("description")
-    for path in sorted(args.dir.glob("*.yaml")):
+    paths = sorted(args.dir.glob("*.yaml"))
+    width = max((len(path.name) for path in paths), default=0)
+    for path in paths:
         try:
-            description = str(read_yaml(path).get("description", ""))
+            description = " ".join(str(read_yaml(path).get("description", "")).split())
         except CaseError as error:
             description = f"(unreadable: {error})"
-        table.add_row(path.name, description)
-    console.print(table)
+        if args.verbose:
+            console.print(path.name, style="bold", markup=False, highlight=False)
+            console.print(description or "(no description)", markup=False, highlight=False)
+            console.print()
+            continue
+        line = f"{path.name:<{width}}  {_first_sentence(description)}"
+        console.print(line, markup=False, highlight=False, no_wrap=True, overflow="ellipsis", crop=True)
     return 0
 
 
+def _first_sentence(text: str) -> str:
+    """Up to the first full stop (or ! or ?) that ends a sentence: one followed by a space."""
+    return re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
-    from gendiag.report import load_run, write_reports
+    from gendiag.report import check_complete, load_run, write_reports
 
     report = load_run(args.run_dir)
+    check_complete(report)
     write_reports(report)
     console.print(f"wrote {report.markdown_path} and {report.html_path}")
     _print_findings(report.findings)

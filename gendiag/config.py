@@ -12,7 +12,7 @@ Layout of a case file::
     training: {...}
     sampling: {...}
     probes: {set: default, every: 1, strict: false}
-    run: {checkpoint_every: 500, on_nonfinite: stop}
+    run: {checkpoint_every: 500, on_nonfinite: stop, threads: null}
     output: {root: reports}
     profiles:                         # named sets of overrides by key path; the file's values are the default
       faithful: {training.steps: 1000}
@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
 
 class CaseError(ValueError):
@@ -50,6 +52,8 @@ class RunConfig(Section):
     checkpoint_every: int = Field(500, ge=0, description="steps between checkpoints for --resume (0: none)")
     on_nonfinite: Literal["stop", "continue"] = Field(
         "stop", description="a NaN or infinite loss stops the run cleanly (the last good checkpoint is kept) or not")
+    threads: int | None = Field(None, ge=1, description="torch's intra-op threads (None: OMP_NUM_THREADS when set, "
+                                                        "else the physical cores this process may use)")
 
 
 class OutputConfig(Section):
@@ -72,6 +76,49 @@ class CaseFile(Section):
 
 
 RECIPE_SECTIONS = ("data", "model", "training", "sampling")
+
+
+def _known_distribution(name: str, also: tuple[str, ...] = ()) -> str:
+    """A 2D distribution's name from gendiag.data.DISTRIBUTIONS (or one of `also`, e.g. an image set)."""
+    from gendiag.data import DISTRIBUTIONS
+
+    known = [*also, *DISTRIBUTIONS]
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown distribution {name!r}{hint}; expected one of {', '.join(known)}")
+    return name
+
+
+def distribution_name(*also: str) -> Any:
+    """The type of a recipe's data-set field: a 2D distribution's name, or one of `also`."""
+    return Annotated[str, AfterValidator(functools.partial(_known_distribution, also=also))]
+
+
+DistributionName = distribution_name()
+
+
+def _buildable_params(params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    """Build the section's 2D distribution (its `distribution` or `dataset` field, validated before) once, so that
+    a parameter it does not take or a value it refuses stops the case at load time, not in a half-made run."""
+    from gendiag.data import DISTRIBUTIONS, make_distribution
+
+    name = info.data.get("distribution", info.data.get("dataset"))
+    if name not in DISTRIBUTIONS:  # an image set, or a name already refused
+        return params
+    accepted = [p for p in inspect.signature(DISTRIBUTIONS[name]).parameters if p != "self"]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not a parameter of distribution {name!r}; "
+                         f"expected some of {', '.join(accepted)}")
+    try:
+        make_distribution(name, **params)
+    except (TypeError, OverflowError, RuntimeError) as error:  # e.g. a value too large to build (torch refuses)
+        raise ValueError(f"distribution {name!r} cannot be built from {params}: {error}") from error
+    return params
+
+
+DistributionParams = Annotated[dict[str, Any], AfterValidator(_buildable_params)]
 
 
 @dataclass(frozen=True)
@@ -110,9 +157,18 @@ def load_case(path: str | Path, overrides: list[str] = (), profile: str | None =
     return _build_case(path, raw, chosen)
 
 
+RUN_FOLDER_FILES = ("config.yaml", "run.json")
+
+
 def load_resolved(run_dir: str | Path) -> Case:
     """The case a run folder was started with (its config.yaml), for `gendiag run --resume`."""
-    path = Path(run_dir) / "config.yaml"
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CaseError(f"{run_dir}: no such run folder")
+    if not all((run_dir / name).is_file() for name in RUN_FOLDER_FILES):
+        raise CaseError(f"{run_dir}: not a run folder (a run folder of `gendiag run` holds "
+                        f"{' and '.join(RUN_FOLDER_FILES)}, e.g. reports/<case>/<stamp>-<id>/)")
+    path = run_dir / "config.yaml"
     raw = read_yaml(path)
     return _build_case(path, raw, str(raw.pop("profile", "default")))
 
@@ -125,7 +181,10 @@ def _build_case(path: Path, raw: dict[str, Any], profile: str) -> Case:
     recipe = get_recipe(file.recipe, path)
     sections = {name: _validate(recipe.sections[name], getattr(file, name), path, f"{name}.")
                 for name in RECIPE_SECTIONS}
-    return Case(path=path, file=file, profile=profile, raw=raw, **sections)
+    case = Case(path=path, file=file, profile=profile, raw=raw, **sections)
+    if recipe.check is not None:
+        recipe.check(case)
+    return case
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -184,6 +243,8 @@ def _describe(error: dict[str, Any], model: type[Section], prefix: str) -> str:
         return f"{location}: unknown key{hint}"
     if error["type"] == "missing":
         return f"{location}: required key is missing"
+    if error["type"] == "value_error":  # our own validators' messages say what was given and what was expected
+        return f"{location}: {error['ctx']['error']}"
     given = error.get("input")
     shown = repr(given) if not isinstance(given, (dict, list)) else type(given).__name__
     return f"{location}: {error['msg'].lower()}, got {shown}"

@@ -1,11 +1,13 @@
 """Runs a validated case: a fresh run folder (or the one being resumed), the recipe's training loop with a
-Monitor, checkpoints, a clean stop on signals and non-finite losses, the report."""
+Monitor on a fixed number of torch threads, checkpoints, a clean stop on signals and non-finite losses, the
+report. A recipe that fails while it builds its data and models leaves no run folder behind."""
 
 from __future__ import annotations
 
 import json
 import math
 import platform
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -22,12 +24,11 @@ from gendiag.config import Case
 from gendiag.errors import NonFiniteLoss, RunInterrupted
 from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.monitor import Monitor
-from gendiag.recipes import get_recipe
+from gendiag.progress import ProgressFn
+from gendiag.recipes import Recipe, get_recipe
 from gendiag.report import Report
 from gendiag.rundir import create_run_dir
-
-ProgressFn = Callable[[int, dict[str, float]], None]
-
+from gendiag.threads import default_threads
 
 @dataclass
 class Tracked:
@@ -88,16 +89,22 @@ class RunContext:
         self.last_step = int(state["step"])
         return self.last_step
 
+    @property
+    def built(self) -> bool:
+        """Whether the recipe has built its data, models and optimizers (`track` was called)."""
+        return self._tracked is not None
+
     def progress(self, step: int, info: dict[str, float]) -> None:
-        """End of a training step: show progress, check the loss, checkpoint when due, honour a signal."""
+        """End of a training step: show progress, check the losses in `info` (e.g. `loss`, or a GAN's `loss_d`
+        and `loss_g`), checkpoint when due, honour a signal."""
         self.last_step = step
         self.on_progress(step, info)
-        loss = info.get("loss")
-        finite = loss is None or math.isfinite(float(loss))
+        bad = next(((name, float(value)) for name, value in info.items() if not math.isfinite(float(value))), None)
+        finite = bad is None
         if not finite and self.first_bad_step is None:
             self.first_bad_step = step
             if self.case.file.run.on_nonfinite == "stop":
-                raise NonFiniteLoss(f"loss became {float(loss)} at step {step}")
+                raise NonFiniteLoss(f"{bad[0]} became {bad[1]} at step {step}")
         every = self.case.file.run.checkpoint_every
         if finite and self.first_bad_step is None and every and step % every == 0:
             self.save_checkpoint(step)
@@ -134,26 +141,41 @@ class RunResult:
 
 def run_case(case: Case, out_root: str | Path | None = None, progress: ProgressFn | None = None,
              resume_dir: Path | None = None) -> RunResult:
-    """Train the case end to end and write every artefact into a new run folder (or continue `resume_dir`)."""
+    """Train the case end to end and write every artefact into a new run folder (or continue `resume_dir`), on
+    `run.threads` torch threads (default: `default_threads()`); torch's thread count is restored afterwards."""
     recipe = get_recipe(case.file.recipe, case.path)
+    threads = case.file.run.threads or default_threads()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run(case, recipe, threads, out_root, progress, resume_dir)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(case: Case, recipe: Recipe, threads: int, out_root: str | Path | None, progress: ProgressFn | None,
+         resume_dir: Path | None) -> RunResult:
+    device = torch.device("cpu")
     if resume_dir is not None:
         run_dir = Path(resume_dir)
         resume = load_checkpoint(run_dir / CHECKPOINT)
         header = _read_header(run_dir)
         header["resumed_from_step"] = int(resume["step"])
+        header["threads"], header["device"] = threads, str(device)
     else:
         run_dir = create_run_dir(out_root if out_root is not None else case.file.output.root, case.name)
         resume = None
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(_resolved(case), sort_keys=False))
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(_resolved(case, threads), sort_keys=False))
         header = {
             "case": case.name, "description": case.file.description, "profile": case.profile,
-            "seed": case.file.seed, "started": datetime.now().isoformat(timespec="seconds"),
+            "seed": case.file.seed, "threads": threads, "device": str(device),
+            "started": datetime.now().isoformat(timespec="seconds"),
             "gendiag": __version__, "torch": torch.__version__, "python": platform.python_version(), "results": {},
         }
     header["status"] = "running"
     atomic_write_json(run_dir / "run.json", header)
     torch.manual_seed(case.file.seed)
-    context = RunContext(run_dir=run_dir, seed=case.file.seed, case=case,
+    context = RunContext(run_dir=run_dir, seed=case.file.seed, case=case, device=device,
                          on_progress=progress or (lambda step, info: None), resume=resume)
     start = time.perf_counter()
     with _signals_to(context):
@@ -166,6 +188,12 @@ def run_case(case: Case, out_root: str | Path | None = None, progress: ProgressF
             if isinstance(error, NonFiniteLoss) and report is not None:
                 return RunResult(run_dir, report, header["results"], time.perf_counter() - start)
             raise
+        except Exception as error:
+            if resume is None and not context.built:
+                _discard(context)
+            else:
+                _finish_partial(context, header, f"stopped by {type(error).__name__} at step {context.last_step}")
+            raise
         except BaseException as error:
             _finish_partial(context, header, f"stopped by {type(error).__name__} at step {context.last_step}")
             raise
@@ -175,7 +203,7 @@ def run_case(case: Case, out_root: str | Path | None = None, progress: ProgressF
     header["results"] = {**results, "wall_seconds": round(seconds, 1)}
     header["status"] = "finished"
     atomic_write_json(run_dir / "run.json", header)
-    context.monitor.log_hparams(_flat_hparams(case), _numeric(header["results"]))
+    context.monitor.log_hparams(_flat_hparams(case, threads), _numeric(header["results"]))
     report = context.monitor.finish()
     return RunResult(run_dir=run_dir, report=report, results=header["results"], seconds=seconds)
 
@@ -187,6 +215,17 @@ def _finish_partial(context: RunContext, header: dict[str, Any], reason: str) ->
         header["first_nonfinite_step"] = context.first_bad_step
     atomic_write_json(context.run_dir / "run.json", header)
     return None if context.monitor is None else context.monitor.finish(partial=reason)
+
+
+def _discard(context: RunContext) -> None:
+    """Remove the run folder of a run whose recipe failed before training began (its case's folder too, when
+    that is left empty), so that bad input leaves nothing half-written."""
+    if context.monitor is not None:
+        context.monitor.ctx.tb.close()
+    shutil.rmtree(context.run_dir)
+    parent = context.run_dir.parent
+    if not any(parent.iterdir()):
+        parent.rmdir()
 
 
 class _signals_to:
@@ -219,16 +258,18 @@ def _read_header(run_dir: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: cannot resume: unreadable run.json ({error})") from error
 
 
-def _resolved(case: Case) -> dict[str, Any]:
+def _resolved(case: Case, threads: int) -> dict[str, Any]:
+    """The case as it runs: every default filled in, the thread count fixed (a resumed run keeps it)."""
     data = case.file.model_dump(exclude={"profiles"})
+    data["run"]["threads"] = threads
     for name in ("data", "model", "training", "sampling"):
         data[name] = getattr(case, name).model_dump()
     data["profile"] = case.profile
     return data
 
 
-def _flat_hparams(case: Case) -> dict[str, Any]:
-    flat: dict[str, Any] = {"case": case.name, "profile": case.profile, "seed": case.file.seed}
+def _flat_hparams(case: Case, threads: int) -> dict[str, Any]:
+    flat: dict[str, Any] = {"case": case.name, "profile": case.profile, "seed": case.file.seed, "threads": threads}
     for name in ("data", "model", "training", "sampling"):
         for key, value in getattr(case, name).model_dump().items():
             flat[f"{name}.{key}"] = value

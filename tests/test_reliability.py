@@ -151,4 +151,4 @@ def test_resume_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["run"]) == 1
     assert "exactly one" in capsys.readouterr().err
     assert main(["run", "--resume", str(tmp_path)]) == 1
-    assert "config.yaml: no such case file" in capsys.readouterr().err
+    assert "not a run folder" in capsys.readouterr().err

@@ -1,7 +1,9 @@
 """Recipes: the plain training loops that run a case. Each one builds data and a reference model, trains with a
 Monitor attached through the public API only, samples, and returns the run's headline results.
 
-A recipe module defines pydantic sections for data, model, training and sampling and registers a `Recipe`."""
+A recipe module defines pydantic sections for data, model, training and sampling and registers a `Recipe`; its
+`check`, if any, refuses combinations of settings across sections when the case is loaded, before a run folder
+exists."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ class Recipe:
     description: str
     sections: dict[str, type["Section"]]
     run: Callable[["Case", "RunContext"], dict[str, Any]]
+    check: Callable[["Case"], None] | None = None
 
 
 RECIPES: dict[str, Recipe] = {}

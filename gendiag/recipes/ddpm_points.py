@@ -12,7 +12,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from gendiag.config import Case, Section
+from gendiag.config import Case, DistributionName, DistributionParams, Section
 from gendiag.data import make_distribution
 from gendiag.metrics import wasserstein2
 from gendiag.recipes import Recipe, register
@@ -24,8 +24,8 @@ from reference_models.nets import VelocityMLP
 
 
 class Data(Section):
-    distribution: str = Field("swissroll", description="a name from gendiag.data.DISTRIBUTIONS")
-    params: dict[str, Any] = Field(default_factory=dict, description="parameters of the distribution")
+    distribution: DistributionName = Field("swissroll", description="a name from gendiag.data.DISTRIBUTIONS")
+    params: DistributionParams = Field(default_factory=dict, description="parameters of the distribution")
     heldout: int = Field(2000, ge=100, description="held-out points for W2")
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from gendiag.config import Case, Section
+from gendiag.config import Case, DistributionName, DistributionParams, Section
 from gendiag.data import make_distribution, rasterize
 from gendiag.figures import legend
 from gendiag.findings import Finding
@@ -40,8 +40,8 @@ SCATTER_POINTS = 20_000
 
 
 class Data(Section):
-    distribution: str = Field("moons", description="a name from gendiag.data.DISTRIBUTIONS")
-    params: dict[str, Any] = Field(default_factory=dict, description="parameters of the distribution")
+    distribution: DistributionName = Field("moons", description="a name from gendiag.data.DISTRIBUTIONS")
+    params: DistributionParams = Field(default_factory=dict, description="parameters of the distribution")
     image_size: int = Field(64, ge=4, le=256, description="images are image_size × image_size, flattened")
     render_scale: float = Field(5.0, gt=0, description="the rasterizer's square is [-render_scale, render_scale]²")
     mode: Literal["binary", "density"] = Field("binary", description="how points become pixels")

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import torch
 from pydantic import Field
 
-from gendiag.config import Case, Section
+from gendiag.config import Case, DistributionName, DistributionParams, Section
 from gendiag.data import make_distribution
 from gendiag.recipes import Recipe, register
 from gendiag.recipes.points_eval import compare_to_data, scatter_panels
@@ -27,8 +27,8 @@ from reference_models.solvers import SOLVERS
 
 
 class Data(Section):
-    distribution: str = Field("moons", description="a name from gendiag.data.DISTRIBUTIONS")
-    params: dict[str, Any] = Field(default_factory=dict, description="parameters of the distribution")
+    distribution: DistributionName = Field("moons", description="a name from gendiag.data.DISTRIBUTIONS")
+    params: DistributionParams = Field(default_factory=dict, description="parameters of the distribution")
     heldout: int = Field(2000, ge=100, description="held-out points for W2")
 
 

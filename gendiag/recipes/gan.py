@@ -21,7 +21,7 @@ import torch
 from pydantic import Field
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from gendiag.config import Case, CaseError, Section
+from gendiag.config import Case, CaseError, DistributionParams, Section
 from gendiag.data import make_distribution
 from gendiag.figures import legend
 from gendiag.metrics import mode_metrics
@@ -39,7 +39,7 @@ POINT_SETS = ("ring", "grid")
 
 class Data(Section):
     dataset: Literal["ring", "grid", "mnist", "digits"] = "ring"
-    params: dict[str, Any] = Field(default_factory=dict, description="parameters of the 2D distribution")
+    params: DistributionParams = Field(default_factory=dict, description="parameters of the 2D distribution")
     train_size: int | None = Field(None, ge=100, description="training images (None: all but the held-out)")
     heldout: int = Field(2000, ge=100, description="held-out images for the Fréchet distance")
 
@@ -94,7 +94,6 @@ class Sampling(Section):
 
 def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     data_cfg, model_cfg, train_cfg = case.data, case.model, case.training
-    _check(case)
     data_gen, noise_gen, sample_gen = ctx.generator(1), ctx.generator(2), ctx.generator(3)
     images = data_cfg.dataset in IMAGE_SETS
     if images:
@@ -176,7 +175,7 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
                  d_fake=d_fake.detach(), d_output=d_output, grad_norm_d=norm_d, grad_norm_g=norm_g)
         if step % train_cfg.sample_every == 0 and step != train_cfg.steps:
             mon.observe_samples(_samples(sampler, model_cfg, case.sampling.n_samples, sample_gen, images), step)
-        ctx.progress(step, {"loss": final["loss_d"] + final["loss_g"], **final})
+        ctx.progress(step, final)
 
     samples = _samples(sampler, model_cfg, case.sampling.n_samples, sample_gen, images)
     mon.observe_samples(samples)
@@ -202,6 +201,7 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
 
 
 def _check(case: Case) -> None:
+    """Settings that do not go together across sections, refused when the case is loaded."""
     model_cfg, data_cfg = case.model, case.data
     if case.training.batch_size % model_cfg.pack:
         raise CaseError(f"{case.path}: training.batch_size: must be a multiple of model.pack={model_cfg.pack}, "
@@ -277,4 +277,5 @@ register(Recipe(
     description="GANs (MLP, conditional, DCGAN; BCE or WGAN-GP; spectral norm, PacGAN packing) on 2D modes or digits",
     sections={"data": Data, "model": Model, "training": Training, "sampling": Sampling},
     run=run,
+    check=_check,
 ))

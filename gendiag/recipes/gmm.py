@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from gendiag.config import Case, Section
+from gendiag.config import Case, DistributionName, DistributionParams, Section
 from gendiag.data import make_distribution
 from gendiag.recipes import Recipe, register
 from gendiag.recipes.points_eval import compare_to_data, scatter_panels
@@ -16,8 +16,8 @@ from reference_models.gmm import GMM
 
 
 class Data(Section):
-    distribution: str = Field("moons", description="a name from gendiag.data.DISTRIBUTIONS")
-    params: dict[str, Any] = Field(default_factory=dict, description="parameters of the distribution")
+    distribution: DistributionName = Field("moons", description="a name from gendiag.data.DISTRIBUTIONS")
+    params: DistributionParams = Field(default_factory=dict, description="parameters of the distribution")
     train_points: int = Field(5000, ge=10, description="points EM is fitted on")
     heldout: int = Field(2000, ge=100, description="held-out points for the likelihood and W2")
 

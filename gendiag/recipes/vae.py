@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from gendiag.config import Case, CaseError, Section
+from gendiag.config import Case, CaseError, DistributionParams, Section, distribution_name
 from gendiag.data import make_distribution
 from gendiag.probes.vae_health import ACTIVE_VARIANCE, activity
 from gendiag.recipes import Recipe, register
@@ -24,9 +24,12 @@ from gendiag.runner import RunContext
 from reference_models.vae import ConvVAE, MLPVAE, annealed_kl_weight, vae_loss
 
 
+DatasetName = distribution_name("mnist")
+
+
 class Data(Section):
-    dataset: str = Field("mnist", description="'mnist', or a 2D distribution name from gendiag.data.DISTRIBUTIONS")
-    params: dict[str, Any] = Field(default_factory=dict, description="parameters of the 2D distribution")
+    dataset: DatasetName = Field("mnist", description="'mnist', or a 2D distribution name from gendiag.data.DISTRIBUTIONS")
+    params: DistributionParams = Field(default_factory=dict, description="parameters of the 2D distribution")
     train_size: int | None = Field(None, ge=100, description="training samples (images: None = all but held-out)")
     heldout: int = Field(2000, ge=100, description="held-out samples (the latent batch is drawn from them)")
 
@@ -54,14 +57,18 @@ class Sampling(Section):
     n_samples: int = Field(1000, ge=100)
 
 
+def _check(case: Case) -> None:
+    """Settings that do not go together across sections, refused when the case is loaded."""
+    if case.model.arch == "conv" and case.data.dataset != "mnist":
+        raise CaseError(f"{case.path}: data.dataset: the conv VAE needs 28×28 images ('mnist'), "
+                        f"got {case.data.dataset!r}")
+
+
 def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     data_cfg, model_cfg, train_cfg = case.data, case.model, case.training
     noise_gen, sample_gen = ctx.generator(2), ctx.generator(3)
     images = model_cfg.arch == "conv"
     if images:
-        if data_cfg.dataset != "mnist":
-            raise CaseError(f"{case.path}: data.dataset: the conv VAE needs 28×28 images ('mnist'), "
-                             f"got {data_cfg.dataset!r}")
         split = load_split("mnist", data_cfg.heldout, data_cfg.train_size, ctx.generator(4))
         train, heldout = split.train, split.heldout
         classifier = load_classifier("mnist")
@@ -141,4 +148,5 @@ register(Recipe(
     description="VAEs: the conv VAE on MNIST-10k (BCE + β·KL, KL annealing) and an MLP VAE on 2D points",
     sections={"data": Data, "model": Model, "training": Training, "sampling": Sampling},
     run=run,
+    check=_check,
 ))

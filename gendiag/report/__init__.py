@@ -17,6 +17,7 @@ from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.probes.base import ProbeSection
 from gendiag.report.html import render_html
 from gendiag.report.markdown import render_markdown
+from gendiag.sinks.scalars import ScalarTable
 
 RUN_FILES = ("findings.json", "sections.json", "metrics.csv")
 
@@ -77,6 +78,19 @@ def load_run(run_dir: Path) -> Report:
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{run_dir}: findings.json or sections.json has an unexpected layout ({error})") from error
     return Report(run_dir, findings, sections, findings_data.get("partial"))
+
+
+def check_complete(report: Report) -> None:
+    """Before a report is rendered again: the run's metrics.csv is there and readable and every figure its
+    sections show is there, so that a damaged run folder is an error rather than a report without images."""
+    run_dir = report.run_dir
+    if not (run_dir / "metrics.csv").is_file():
+        raise FileNotFoundError(f"{run_dir}: run folder is missing metrics.csv (expected {', '.join(RUN_FILES)})")
+    ScalarTable.load(run_dir / "metrics.csv")
+    gone = [figure for section in report.sections for figure in section.figures if not (run_dir / figure).is_file()]
+    if gone:
+        raise FileNotFoundError(f"{run_dir}: run folder is missing {len(gone)} figure(s) its report shows, "
+                                f"first {gone[0]} (expected every figure named in sections.json)")
 
 
 def _read_header(run_dir: Path) -> dict[str, Any]:
