@@ -21,6 +21,8 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
             lines.append(f"- **{key}**: {header[key]}")
     for key, value in header.get("results", {}).items():
         lines.append(f"- **{key}**: {_cell(value)}")
+    if report.finish_seconds is not None:
+        lines.append(f"- **report written in**: {finish_cost(report.finish_seconds)}")
     lines += ["", "## Findings", ""]
     if not report.findings:
         lines.append("No findings: nothing in this run looked wrong to the probes that ran.")
@@ -43,6 +45,11 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
             lines += [markdown_table(section.table), ""]
         lines += [f"![{section.title}]({figure})\n" for figure in section.figures]
     return "\n".join(lines) + "\n"
+
+
+def finish_cost(seconds: float) -> str:
+    """The time the Monitor spent on this report after training, in words."""
+    return f"{seconds:.1f} s after training (the probes' final work, figures and tables)"
 
 
 def _cell(value: Any) -> str:
