@@ -1,6 +1,7 @@
 """Every ```python block of README.md and of the pages under docs/ runs as written: each block is a complete
 program (its own imports, tiny data, a few hundred steps), executed on its own in a fresh folder. A snippet that
-does not run fails here, not in a new user's hands."""
+does not run fails here, not in a new user's hands. The README's blocks are in the default test set; the docs
+pages' are marked slow (CI runs them with `pytest -m slow`)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def _blocks() -> list[pytest.param]:
         for match in BLOCK.finditer(text):
             line = text.count("\n", 0, match.start()) + 2
             where = f"{page.relative_to(ROOT)}:{line}"
-            blocks.append(pytest.param(where, match.group(1), id=where))
+            marks = () if page.name == "README.md" and page.parent == ROOT else (pytest.mark.slow,)
+            blocks.append(pytest.param(where, match.group(1), id=where, marks=marks))
     return blocks
 
 
