@@ -89,7 +89,7 @@ class ProbeContext:
         path = self.run_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         png = io.BytesIO()
-        figure.savefig(png, dpi=110, bbox_inches="tight", format="png")
+        figure.savefig(png, dpi=110, format="png", pil_kwargs={"compress_level": 1})
         plt.close(figure)
         atomic_write_bytes(path, png.getvalue())
         self.tb.png(f"figures/{name}", png.getvalue(), self.step if step is None else step)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 import traceback
 from collections import defaultdict
@@ -35,6 +36,10 @@ class Monitor:
         every: step interval of the probes' per-step work (1 = every step).
         strict: a probe that raises stops training (for tests) instead of being switched off.
         record_rows: rows of each recorded forward call kept (inputs seen in training and in sampling).
+        overwrite: a folder that already holds a run (its report, findings, metrics or TensorBoard events) is
+            refused unless this is true; then the old run's artefacts are deleted first.
+        resume: continue the run already in `run_dir` (as `gendiag run --resume` does): its artefacts stay,
+            TensorBoard adds an event file beside the old ones, and `finish` writes the reports anew.
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
             `reference=data`, `likelihood="bernoulli"`, `source=callable(n, generator=None) -> noise batch`,
@@ -51,14 +56,20 @@ class Monitor:
         every: int = 1,
         strict: bool = False,
         record_rows: int = 64,
+        overwrite: bool = False,
+        resume: bool = False,
         **facts: Any,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"Monitor: task {task!r} is not one of {TASKS}")
         if record_rows < 1:
             raise ValueError(f"Monitor: record_rows must be >= 1, got {record_rows}")
-        check_facts(facts, keywords=("task", "probes", "every", "strict", "record_rows"))
+        check_facts(facts, keywords=("task", "probes", "every", "strict", "record_rows", "overwrite", "resume"))
+        if overwrite and resume:
+            raise ValueError("Monitor: overwrite=True and resume=True contradict each other; pass one")
         self.run_dir = Path(run_dir)
+        if not resume:
+            _claim_run_dir(self.run_dir, overwrite)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.strict = strict
         self.record_rows = record_rows
@@ -210,6 +221,7 @@ class Monitor:
         `partial` marks an interrupted run (for example "stopped by SIGTERM at step 120")."""
         if self._finished is not None:
             return self._finished
+        start = time.perf_counter()
         for handle in self._hooks:
             handle.remove()
         sections: list[ProbeSection] = list(self._user_sections)
@@ -232,7 +244,8 @@ class Monitor:
         self.ctx.table.save(self.run_dir / "metrics.csv")
         atomic_write_json(self.run_dir / "probe_data.json",
                           {p.name: p.state() for p in self.probes})
-        self._finished = render_run(self.run_dir, findings, sections, partial=partial)
+        self._finished = render_run(self.run_dir, findings, sections, partial=partial,
+                                    finish_seconds=time.perf_counter() - start)
         return self._finished
 
     def __enter__(self) -> "Monitor":
@@ -340,6 +353,28 @@ def _call_inputs(name: str, watched: WatchedModel, args: tuple, kwargs: dict) ->
         raise ValueError(f"Monitor.watch({name!r}): inputs(args, kwargs) must return (x, t), got "
                          f"{type(found).__name__}")
     return found
+
+
+_RUN_FILES = ("report.md", "report.html", "findings.json", "sections.json", "metrics.csv", "probe_data.json")
+_RUN_FOLDERS = ("figures", "probe_errors")
+
+
+def _claim_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Refuse a folder that holds an earlier run (its tb/ event files would mix with the new ones), or clear what
+    a Monitor wrote there when `overwrite` is set. Files the Monitor does not write are left alone."""
+    files = [run_dir / name for name in _RUN_FILES if (run_dir / name).is_file()]
+    files += sorted((run_dir / "tb").glob("events.out.tfevents.*"))
+    folders = [run_dir / name for name in _RUN_FOLDERS if (run_dir / name).is_dir()]
+    if files and not overwrite:
+        held = ", ".join(str(path.relative_to(run_dir)) for path in files[:3]) + (", ..." if len(files) > 3 else "")
+        raise FileExistsError(f"Monitor: {run_dir} already holds a run ({held}); pass overwrite=True to replace it, "
+                              "or give a new folder")
+    if not overwrite:
+        return
+    for path in files:
+        path.unlink()
+    for folder in folders:
+        shutil.rmtree(folder)
 
 
 def _argument(args: tuple, kwargs: dict, where: int | str | None) -> Any:

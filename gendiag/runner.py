@@ -60,7 +60,7 @@ class RunContext:
         """The Monitor for this run, with the case's probe settings (on resume, with the metrics so far)."""
         probes = self.case.file.probes
         self.monitor = Monitor(self.run_dir, task=task, probes=probes.set, every=probes.every,
-                               strict=probes.strict, **facts)
+                               strict=probes.strict, resume=self.resume is not None, **facts)
         if self.resume is not None:
             self.monitor.ctx.table.extend(self.resume["metrics"])
         return self.monitor

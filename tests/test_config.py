@@ -101,6 +101,7 @@ def test_cli_bad_case_exits_non_zero_with_one_line(tmp_path: Path, capsys: pytes
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_cli_subprocess_exit_code_and_no_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, "name: [\n")
     done = subprocess.run([sys.executable, "-m", "gendiag", "run", str(path)], capture_output=True, text=True)

@@ -85,6 +85,7 @@ def test_similarities_on_hand_images() -> None:
     assert float(binary_iou(torch.zeros(1, 4), torch.zeros(1, 4), 0.5)) == 1.0
 
 
+@pytest.mark.slow
 def test_recipe_runs_at_a_tiny_size(tmp_path: Path) -> None:
     case = load_case(CASES / "flattened_moons.yaml", overrides=[*TINY, "training.steps=3",
                                                                             "probes.set=[loss, loss_by_t, inputs]"])

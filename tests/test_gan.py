@@ -189,6 +189,7 @@ def test_gan_recipe_runs_a_few_steps(tmp_path: Path) -> None:
     assert (result.run_dir / "figures" / "gan_balance.png").is_file()
 
 
+@pytest.mark.slow
 def test_learning_rates_decay_linearly_to_the_stated_fraction(tmp_path: Path) -> None:
     case = load_case(CASES / "gan_grid.yaml", overrides=[
         "training.steps=10", "training.lr_decay_from=0.6", "training.lr_decay_to=0.1"])
@@ -208,6 +209,7 @@ def test_learning_rates_decay_linearly_to_the_stated_fraction(tmp_path: Path) ->
     assert groups["d"]["param_groups"][0]["lr"] == pytest.approx(0.25 * case.training.lr_d)
 
 
+@pytest.mark.slow
 def test_generator_average_is_checkpointed_and_trails_the_generator(tmp_path: Path) -> None:
     overrides = ["training.steps=6", "training.sample_every=3", "sampling.n_samples=200", "run.checkpoint_every=6"]
     averaged = run_case(load_case(CASES / "gan_grid_fixed.yaml", overrides=[*overrides, "training.g_ema=0.9"]),

@@ -1,9 +1,9 @@
-"""The digit classifier: trains quickly and well, deterministically, without touching the caller's RNG; is cached
-and rebuilt when the cache file is unreadable; labels and features have the documented shapes."""
+"""The digit classifier: trains well, deterministically, without touching the caller's RNG; is cached
+and rebuilt when the cache file is unreadable; labels and features have the documented shapes. (Its build time is
+a benchmark: benchmarks/bench_classifier.py.)"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -20,15 +20,13 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_digits_classifier_trains_fast_accurately_and_caches(cache: Path) -> None:
+def test_digits_classifier_trains_accurately_and_caches(cache: Path) -> None:
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    start = time.perf_counter()
     classifier = load_classifier("digits", cache_dir=cache)
-    seconds = time.perf_counter() - start
     assert torch.equal(torch.rand(3), expected_next)  # the caller's global generator is untouched
-    assert seconds < 30 and classifier.heldout_accuracy > 0.95
+    assert classifier.heldout_accuracy > 0.95
     files = list(cache.glob("classifier-digits-*.pt"))
     assert len(files) == 1
 

@@ -39,6 +39,7 @@ def test_equals_the_best_permutation(pair: tuple[np.ndarray, np.ndarray]) -> Non
     assert wasserstein2(a, b) == pytest.approx(brute_force_w2(a, b), rel=1e-9, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_a_few_thousand_points_reach_the_optimum() -> None:
     """POT's default iteration cap stops short at this size; the metric must not."""
     generator = torch.Generator().manual_seed(0)

@@ -56,6 +56,7 @@ def foreign_loop(run_dir: Path, steps: int = 300) -> gendiag.Report:
     return mon.finish()
 
 
+@pytest.mark.slow
 def test_foreign_loop_gets_a_full_report_and_no_false_alarm(tmp_path: Path) -> None:
     report = foreign_loop(tmp_path / "run")
     assert all(isinstance(f, gendiag.Finding) for f in report.findings)

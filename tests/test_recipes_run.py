@@ -37,9 +37,10 @@ def codes(run_dir: Path) -> set[str]:
 
 
 FLOW_COPIES = {"pointcloud_circles", "pointcloud_checkerboard", "pointcloud_stretched_gaussian"}
+SLOW = FLOW_COPIES | {"ddpm_digits"}
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in FLOW_COPIES else name
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
                                   for name in sorted(TINY)])
 def test_case_runs_end_to_end(name: str, tmp_path: Path) -> None:
     case = load_case(CASES / f"{name}.yaml", overrides=TINY[name])
@@ -51,6 +52,7 @@ def test_case_runs_end_to_end(name: str, tmp_path: Path) -> None:
     assert "probe-failed" not in codes(result.run_dir)
 
 
+@pytest.mark.slow
 def test_tutorial_schedule_is_flagged_and_the_fix_is_not(tmp_path: Path) -> None:
     settings = POINTS + ["model.hidden=32", "model.depth=2"]
     short = run_case(load_case(CASES / "ddpm_swissroll.yaml", overrides=settings), out_root=tmp_path)

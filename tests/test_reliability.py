@@ -53,6 +53,7 @@ def test_resumed_run_equals_uninterrupted_run_step_for_step(tmp_path: Path) -> N
     assert json.loads((cut_dir / "run.json").read_text())["resumed_from_step"] == 20
 
 
+@pytest.mark.slow
 def test_sigterm_writes_partial_report_and_exits_143(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "gendiag", "run", str(CASE), "--out", str(tmp_path),
                "--set", "training.steps=1000000", "--set", "run.checkpoint_every=20", *sum((["--set", s] for s in TINY), [])]

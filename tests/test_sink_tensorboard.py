@@ -21,15 +21,17 @@ def _scalars(log_dir: Path, tag: str) -> list:
 def test_batched_scalars_keep_every_value_step_and_wall_time(tmp_path: Path) -> None:
     sink = TensorBoardSink(tmp_path)
     count = tensorboard.SCALAR_BATCH + 7  # one full batch goes out on its own, the rest at flush
-    logged_at = time.time()
+    logged_from = time.time()
     for step in range(count):
         sink.scalar("loss/train", step * 0.5, step)
+    logged_until = time.time()
     time.sleep(0.3)
     sink.flush()
     written = _scalars(tmp_path, "loss/train")
     assert [event.step for event in written] == list(range(count))
     assert [event.value for event in written] == [step * 0.5 for step in range(count)]
-    assert all(logged_at - 0.01 <= event.wall_time < logged_at + 0.25 for event in written)  # logged, not flushed, time
+    # each event carries the time it was logged at, not the later flush's (a bound on order, not on speed)
+    assert all(logged_from - 0.01 <= event.wall_time <= logged_until + 0.01 for event in written)
     sink.close()
 
 

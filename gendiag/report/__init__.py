@@ -30,6 +30,7 @@ class Report:
     findings: list[Finding]
     sections: list[ProbeSection] = field(default_factory=list)
     partial: str | None = None
+    finish_seconds: float | None = None
 
     @property
     def markdown_path(self) -> Path:
@@ -45,15 +46,22 @@ class Report:
 
 
 def render_run(run_dir: Path, findings: list[Finding], sections: list[ProbeSection],
-               partial: str | None = None, header: dict[str, Any] | None = None) -> Report:
-    """Save the findings and sections, then write report.md and report.html."""
+               partial: str | None = None, header: dict[str, Any] | None = None,
+               finish_seconds: float | None = None) -> Report:
+    """Save the findings and sections, then write report.md and report.html.
+
+    The reports are rendered from the saved form of the sections (as `gendiag report` reads them back), so that
+    rendering a run again gives the same files byte for byte. `finish_seconds` is the time the Monitor spent on
+    the report after training (the probes' final work, figures, tables), shown in the report."""
     run_dir = Path(run_dir)
     findings = sort_findings(findings)
-    atomic_write_json(run_dir / "findings.json", {"partial": partial, "findings": [f.to_dict() for f in findings]})
-    atomic_write_json(run_dir / "sections.json", [_section_to_dict(s) for s in sections])
-    report = Report(run_dir, findings, sections, partial)
-    write_reports(report, header)
-    return report
+    saved_sections = [_section_to_dict(s) for s in sections]
+    atomic_write_json(run_dir / "findings.json", {"partial": partial, "finish_seconds": finish_seconds,
+                                                  "findings": [f.to_dict() for f in findings]})
+    atomic_write_json(run_dir / "sections.json", saved_sections)
+    write_reports(Report(run_dir, findings, [_section_from_dict(s) for s in saved_sections], partial,
+                         finish_seconds), header)
+    return Report(run_dir, findings, sections, partial, finish_seconds)
 
 
 def write_reports(report: Report, header: dict[str, Any] | None = None) -> None:
@@ -77,7 +85,7 @@ def load_run(run_dir: Path) -> Report:
         sections = [_section_from_dict(item) for item in sections_data]
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{run_dir}: findings.json or sections.json has an unexpected layout ({error})") from error
-    return Report(run_dir, findings, sections, findings_data.get("partial"))
+    return Report(run_dir, findings, sections, findings_data.get("partial"), findings_data.get("finish_seconds"))
 
 
 def check_complete(report: Report) -> None:
@@ -106,7 +114,9 @@ def _read_json(path: Path) -> Any:
 
 
 def _section_to_dict(section: ProbeSection) -> dict[str, Any]:
-    table = None if section.table is None else json.loads(section.table.to_json(orient="split"))
+    table = None
+    if section.table is not None:  # orient="split" drops the index's name: the table's first column header
+        table = {**json.loads(section.table.to_json(orient="split")), "index_name": section.table.index.name}
     return {"title": section.title, "text": section.text, "figures": section.figures, "table": table}
 
 
@@ -115,5 +125,6 @@ def _section_from_dict(data: dict[str, Any]) -> ProbeSection:
     if data.get("table") is not None:
         split = data["table"]
         table = pd.DataFrame(split["data"], columns=split["columns"], index=split["index"])
+        table.index.name = split.get("index_name")
     return ProbeSection(title=data["title"], text=data.get("text", ""), figures=list(data.get("figures", [])),
                         table=table)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import markdown
 
-from gendiag.report.markdown import explained, markdown_table
+from gendiag.report.markdown import explained, finish_cost, markdown_table
 
 if TYPE_CHECKING:
     from gendiag.report import Report
@@ -33,6 +33,8 @@ def render_html(report: "Report", header: dict[str, Any]) -> str:
         parts.append(f"<p class='partial'><b>Partial report</b>: {html.escape(report.partial)}.</p>")
     facts = {k: header[k] for k in ("description", "started", "profile", "seed") if header.get(k) is not None}
     facts.update(header.get("results", {}))
+    if report.finish_seconds is not None:
+        facts["report written in"] = finish_cost(report.finish_seconds)
     if facts:
         parts.append("<ul>" + "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(_value(v))}</li>"
                                       for k, v in facts.items()) + "</ul>")

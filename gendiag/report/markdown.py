@@ -22,6 +22,8 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
             lines.append(f"- **{key}**: {header[key]}")
     for key, value in header.get("results", {}).items():
         lines.append(f"- **{key}**: {_cell(value)}")
+    if report.finish_seconds is not None:
+        lines.append(f"- **report written in**: {finish_cost(report.finish_seconds)}")
     lines += ["", "## Findings", ""]
     if not report.findings:
         lines.append("No findings: nothing in this run looked wrong to the probes that ran.")
@@ -52,6 +54,11 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
 def explained(findings: list["Finding"], cause: "Finding") -> list[str]:
     """The codes of the findings that `cause` likely explains (their `consequence_of` names it)."""
     return [finding.code for finding in findings if cause.code in finding.consequence_of]
+
+
+def finish_cost(seconds: float) -> str:
+    """The time the Monitor spent on this report after training, in words."""
+    return f"{seconds:.1f} s after training (the probes' final work, figures and tables)"
 
 
 def _cell(value: Any) -> str:
