@@ -33,7 +33,8 @@ class Monitor:
         record_rows: rows of each recorded forward call kept (inputs seen in training and in sampling).
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `reference=data`,
-            `source=callable(n) -> noise batch`, `sampler=callable(velocity_fn, x0, steps) -> x1`.
+            `source=callable(n) -> batch` (or a batch) for the distribution sampling starts from when it is not
+            N(0, I), `sampler=callable(velocity_fn, x0, steps) -> x1`.
     """
 
     def __init__(
@@ -70,9 +71,9 @@ class Monitor:
         self._finished: Report | None = None
         self._user_sections: list[ProbeSection] = []
         self._conclusions: list[Callable[[list[Finding]], ProbeSection | None]] = []
-        self._wants_forward = any(p.wants_forward for p in self.probes)
         self._listeners: dict[str, list[Probe]] = {}
         self._dispatch("setup")
+        self._wants_forward = any(p.wants_forward for p in self.probes)  # after setup: a probe may decide by task
 
     # -- the user's calls -------------------------------------------------------------------------
 
