@@ -124,7 +124,8 @@ def _block(x: torch.Tensor, t: torch.Tensor, data: torch.Tensor, norms: torch.Te
 def source_bandwidth(source: torch.Tensor) -> float:
     """σ of the mixture read from source rows (K, D), chosen by leave-one-out likelihood: the σ, among
     BANDWIDTH_STEPS values from 1e-3 to 1 times the rows' spread per dimension, under which each of at most
-    BANDWIDTH_ROWS evenly spaced rows is most likely given all the others. Rows that are all one point get 1e-3 of their size."""
+    BANDWIDTH_ROWS evenly spaced rows is most likely given all the others. Rows that are all one point get 1e-3 of
+    their size."""
     rows = source.detach().double().reshape(source.shape[0], -1).cpu()
     count, dim = rows.shape
     spread = float((rows - rows.mean(0)).pow(2).sum(1).mean().sqrt()) / dim ** 0.5

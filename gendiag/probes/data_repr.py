@@ -3,8 +3,9 @@ the noise the model is meant to start from?
 
 Per observed batch it keeps at most 64 rows of the first batch and of every k-th after it (eight batches per role
 at most; k doubles when full, so the sample spans the whole run). Everything else runs in `finish` on those rows,
-through the pure checks in `gendiag.checks.representation` and `gendiag.checks.source`. The fact `image_shape=(C, H, W)` says how a sample
-reads as an image; without it a square D is read as a square one-channel image.
+through the pure checks in `gendiag.checks.representation` and `gendiag.checks.source`. The fact
+`image_shape=(C, H, W)` says how a sample reads as an image; without it a square D is read as a square one-channel
+image.
 
 Findings:
 - `data-near-duplicates` (critical when at most a tenth of the compared samples are distinct, else warning): at
@@ -165,11 +166,10 @@ class DataRepresentationProbe(Probe):
         if "data" in rows and ("source" in rows or ctx.task in ("flow", "diffusion")):
             self.scale = compare_scale(rows["data"], rows.get("source"))
         others = self._other_sources(ctx) if "source" in rows else {}
-        if others:
-            for label, other in others.items():
-                comparison = compare_sources(rows["source"], other)
-                if comparison is not None:
-                    self.matches[label] = comparison
+        for label, other in others.items():
+            comparison = compare_sources(rows["source"], other)
+            if comparison is not None:
+                self.matches[label] = comparison
         self._log(ctx)
         self.figures = self._figures(ctx, rows, image_shape)
         if "source" in rows and self.matches:
@@ -193,10 +193,12 @@ class DataRepresentationProbe(Probe):
 
     def _other_sources(self, ctx: ProbeContext) -> dict[str, torch.Tensor]:
         """What sampling starts from: the sampler's first inputs, and rows of the declared source (called once
-        source batches were observed)."""
+        source batches were observed). A start batch reused at every checkpoint (fixed noise to watch progress by)
+        counts once: repeated rows would make one distribution look like another."""
         others = {}
         if self.starts.batches:
-            others["sampler"] = self.starts.rows_kept()
+            starts = self.starts.rows_kept()
+            others["sampler"] = torch.unique(starts.reshape(starts.shape[0], -1), dim=0)
         declared = ctx.facts.get("source")
         if declared is not None:
             width = self.kept["source"].batches[0][0].numel()

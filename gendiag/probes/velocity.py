@@ -213,8 +213,8 @@ class VelocityProbe(Probe):
                  f"{100 * plane.explained[1]:.0f}% of its variance; arrows show the field's components in that plane)")
         empirical = summary["empirical_source"]
         source = ("N(0, I) noise" if empirical is None else
-                  f"the {empirical['origin']} source ({empirical['rows']} rows read as a mixture of Gaussians of standard "
-                  f"deviation {empirical['bandwidth']:.3g}, since it is not N(0, I))")
+                  f"the {empirical['origin']} source ({empirical['rows']} rows read as a mixture of Gaussians of "
+                  f"standard deviation {empirical['bandwidth']:.3g}, since it is not N(0, I))")
         text = [f"The field of `{summary['model']}` (top) and the exact marginal field of {summary['data_points']} "
                 f"observed data points for the linear path from {source} (bottom), {where}. t = 1 is drawn at "
                 f"t = {LAST_T} (the exact field is singular at 1). `relative_error` is mean |u_θ − u*|² / mean |u*|² "
