@@ -101,7 +101,7 @@ def train_cfm(run_dir: Path, train_source: Callable[[int], torch.Tensor],
         mon.step(k, loss)
     if sampler_source is not None:
         with torch.no_grad(), mon.sampling():
-            x = sampler_source(1024)
+            x = sampler_source(512)
             for i in range(100):
                 x = x + velocity(x, torch.full((x.shape[0],), i / 100)) / 100
         mon.observe_samples(x)
@@ -118,7 +118,7 @@ SOURCE_CODES = {"source-sampler-mismatch", "source-not-noise", "source-chosen"}
 # -- the loops ---------------------------------------------------------------------------------------------------------
 
 def test_eight_gaussians_to_moons_sampled_from_eight_gaussians_is_no_fault(tmp_path: Path) -> None:
-    report = train_cfm(tmp_path, sample_8gaussians, sample_8gaussians)
+    report = train_cfm(tmp_path, sample_8gaussians, sample_8gaussians, steps=400, probes=["data_repr", "velocity"])
     serious = {f.code for f in report.findings if f.severity in ("critical", "warning")}
     assert not serious & (SOURCE_CODES | {"field-ignores-x", "field-ignores-t"})
     chosen = by_code(report)["source-chosen"]
@@ -135,7 +135,7 @@ def test_eight_gaussians_to_moons_sampled_from_eight_gaussians_is_no_fault(tmp_p
 
 
 def test_sampler_started_from_randn_after_training_from_eight_gaussians_is_critical(tmp_path: Path) -> None:
-    report = train_cfm(tmp_path, sample_8gaussians, sample_normal, steps=100, probes=["data_repr"])
+    report = train_cfm(tmp_path, sample_8gaussians, sample_normal, steps=60, probes=["data_repr"])
     found = by_code(report)
     mismatch = found["source-sampler-mismatch"]
     assert mismatch.severity == "critical"
@@ -147,29 +147,29 @@ def test_sampler_started_from_randn_after_training_from_eight_gaussians_is_criti
 
 
 def test_randn_source_sampled_from_randn_stays_silent(tmp_path: Path) -> None:
-    report = train_cfm(tmp_path, sample_normal, sample_normal, steps=200, probes=["data_repr"])
+    report = train_cfm(tmp_path, sample_normal, sample_normal, steps=60, probes=["data_repr"])
     assert report.findings == []
     match = json.loads((tmp_path / "probe_data.json").read_text())["data_repr"]["source_vs_sampler"]
     assert not match["differs"]
 
 
 def test_randn_training_with_eight_gaussian_sampler_is_critical(tmp_path: Path) -> None:
-    report = train_cfm(tmp_path, sample_normal, sample_8gaussians, steps=100, probes=["data_repr"])
+    report = train_cfm(tmp_path, sample_normal, sample_8gaussians, steps=60, probes=["data_repr"])
     assert {f.code for f in report.findings if f.severity == "critical"} == {"source-sampler-mismatch"}
 
 
 def test_a_declared_source_stands_for_the_sampler(tmp_path: Path) -> None:
     """No sampling calls recorded: the declared source (a callable that takes only n) is what is compared."""
-    report = train_cfm(tmp_path / "same", sample_8gaussians, None, steps=100, probes=["data_repr"],
+    report = train_cfm(tmp_path / "same", sample_8gaussians, None, steps=60, probes=["data_repr"],
                        source=sample_8gaussians)
     assert {f.code: f.severity for f in report.findings} == {"source-chosen": "info"}
-    other = train_cfm(tmp_path / "other", sample_8gaussians, None, steps=100, probes=["data_repr"],
+    other = train_cfm(tmp_path / "other", sample_8gaussians, None, steps=60, probes=["data_repr"],
                       source=sample_normal)
     assert by_code(other)["source-sampler-mismatch"].evidence["declared"]["differs"]
 
 
 def test_without_sampling_or_declaration_a_chosen_source_is_only_a_warning(tmp_path: Path) -> None:
-    report = train_cfm(tmp_path, sample_8gaussians, None, steps=100, probes=["data_repr"])
+    report = train_cfm(tmp_path, sample_8gaussians, None, steps=60, probes=["data_repr"])
     finding = by_code(report)["source-not-noise"]
     assert finding.severity == "warning"
     assert "source=" in finding.suggestion and "mon.sampling()" in finding.suggestion
