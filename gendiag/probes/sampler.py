@@ -2,8 +2,8 @@
 
 The user's sampler (fact `sampler=callable(velocity_fn, x0, steps) -> x1`) runs at the end of training from
 the source (fact `source=callable(n)` or a batch, see `gendiag.checks.source.draw_declared`; else observed
-source rows) with several step counts, on the
-exact marginal field of the observed data (a field known to be right and non-zero) and on the learned field.
+source rows) with several step counts, on the exact marginal field of the observed data (a field known to be right
+and non-zero) and on the learned field.
 Every call the sampler makes to the field is recorded, so a sampler whose state never changes (the step's result
 assigned to a new variable and dropped) shows as the same input at every call, whatever its output."""
 
