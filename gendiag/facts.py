@@ -133,9 +133,12 @@ def _reference(value: Any, facts: Mapping[str, Any]) -> str | None:
 
 
 def _source(value: Any, facts: Mapping[str, Any]) -> str | None:
-    if not callable(value) or not _accepts(value, 2, generator=None):
-        return ("fact 'source' must be callable(n, generator=None) -> a batch of n noise samples, got "
-                + (type(value).__name__ if not callable(value) else "a callable without that signature"))
+    if callable(value):
+        return None if _accepts(value, 2) else "fact 'source' must be callable(n) -> a batch of n samples, got a " \
+                                                  "callable that cannot take n"
+    rows = _array(value)
+    if rows is None or rows.ndim < 2 or len(rows) < 2:
+        return f"fact 'source' must be callable(n) -> a batch, or a batch (N, ...) with N >= 2, got {_shape(value)}"
     return None
 
 
@@ -161,7 +164,8 @@ FACTS: dict[str, Fact] = {
     "n_classes": Fact("the classifier's number of classes, an int >= 2; needs classifier", ("mode-collapse",),
                       _n_classes),
     "reference": Fact("held-out real samples, a tensor (N, ...) with N >= 2", ("memorization",), _reference),
-    "source": Fact("callable(n, generator=None) -> n samples of the noise the model starts from", ("sampler",),
+    "source": Fact("callable(n) (optionally with generator=) -> n samples of the distribution sampling starts from, or "
+                   "a batch of them", ("sampler", "data_repr", "velocity"),
                    _source),
     "sampler": Fact("callable(velocity_fn, x0, steps) -> x1: the user's own sampler", ("sampler",), _sampler),
 }

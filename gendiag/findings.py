@@ -17,12 +17,12 @@ SEVERITIES = ("critical", "warning", "info")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 # Every code by stage, in the order a cause comes before what it may explain (`samples-unlike-data` is the
-# samples-vs-data probe's). Codes not listed (`probe-failed` and `probe-not-run`, which are about the diagnosis rather than
-# the training, and any code of a user's own probe) come after them all.
+# samples-vs-data probe's). Codes not listed (`probe-failed` and `probe-not-run`, which are about the
+# diagnosis rather than the training, and any code of a user's own probe) come after them all.
 STAGES: dict[str, tuple[str, ...]] = {
     "data and set-up": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
-                        "source-not-noise", "schedule-not-reaching-noise", "target-explodes",
-                        "train-sample-input-mismatch", "data-bottleneck"),
+                        "source-not-noise", "source-sampler-mismatch", "source-chosen", "schedule-not-reaching-noise",
+                        "target-explodes", "train-sample-input-mismatch", "data-bottleneck"),
     "optimisation": ("loss-nonfinite", "params-stalled", "loss-diverging", "loss-t-imbalance", "gan-d-dominates",
                      "gan-oscillation"),
     "model": ("posterior-collapse", "field-ignores-x", "field-ignores-t"),
@@ -39,6 +39,10 @@ CONSEQUENCES: dict[str, dict[str, str]] = {
     },
     "source-not-noise": {
         "train-sample-input-mismatch": "training starts its inputs from a source unlike the noise the sampler draws",
+    },
+    "source-sampler-mismatch": {
+        "train-sample-input-mismatch": "the sampler starts from another distribution than the source seen in training",
+        "samples-unlike-data": "the sampler starts from another distribution than the one the model learned to move",
     },
     "schedule-not-reaching-noise": {
         "train-sample-input-mismatch": "training inputs keep much of the data at the last step, while the sampler "

@@ -42,9 +42,10 @@ class Monitor:
             TensorBoard adds an event file beside the old ones, and `finish` writes the reports anew.
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
-            `reference=data`, `likelihood="bernoulli"`, `source=callable(n, generator=None) -> noise batch`,
-            `sampler=callable(velocity_fn, x0, steps) -> x1`. `gendiag.facts.FACTS` lists them with their rules;
-            an unknown or malformed fact is a ValueError here, before training starts.
+            `reference=data`, `likelihood="bernoulli"`, `source=callable(n) -> batch` (or a batch) for the
+            distribution sampling starts from when it is not N(0, I), `sampler=callable(velocity_fn, x0, steps) -> x1`.
+            `gendiag.facts.FACTS` lists them with their rules; an unknown or malformed fact is a ValueError here,
+            before training starts.
     """
 
     def __init__(
@@ -89,9 +90,9 @@ class Monitor:
         self._finished: Report | None = None
         self._user_sections: list[ProbeSection] = []
         self._conclusions: list[Callable[[list[Finding]], ProbeSection | None]] = []
-        self._wants_forward = any(p.wants_forward for p in self.probes)
         self._listeners: dict[str, list[Probe]] = {}
         self._dispatch("setup")
+        self._wants_forward = any(p.wants_forward for p in self.probes)  # after setup: a probe may decide by task
 
     # -- the user's calls -------------------------------------------------------------------------
 

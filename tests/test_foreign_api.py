@@ -72,7 +72,7 @@ def test_a_classifier_without_n_classes_fails_before_training(tmp_path: Path) ->
     ({"reference": [[0.0, 1.0], [1.0, 0.0]]}, "fact 'reference' must be a tensor of held-out real samples"),
     ({"modes": torch.zeros(3, 2)}, "modes were given without mode_std"),
     ({"modes": torch.zeros(3, 2), "mode_std": [0.1, 0.2]}, "one per mode (3,), got [0.1, 0.2]"),
-    ({"source": lambda n: torch.randn(n, 2)}, "fact 'source' must be callable(n, generator=None)"),
+    ({"source": "noise"}, "fact 'source' must be callable(n) -> a batch"),
     ({"sampler": "euler"}, "fact 'sampler' must be callable(velocity_fn, x0, steps) -> x1, got str"),
     ({"schedule": torch.linspace(1e-4, 0.02, 50)}, "pass alphas_cumprod = cumprod(1 - betas)"),
 ])

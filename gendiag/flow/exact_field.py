@@ -1,8 +1,18 @@
-"""The exact marginal velocity field of an empirical data set for the linear path x_t = t·x1 + (1 − t)·x0, x0 ~ N(0, I).
+"""The exact marginal velocity field of an empirical data set for the linear path x_t = t·x1 + (1 − t)·x0, x0 ~ N(0, I)
+or x0 from an empirical source.
 
 Given data points x1_1 … x1_M, the marginal field is the posterior mean of the conditional velocity:
 
     u(x, t) = Σ_i w_i(x, t) · (x1_i − x) / (1 − t),   w = softmax_i( −|x − t·x1_i|² / (2 (1 − t)²) ).
+
+A source that is not N(0, I) (eight Gaussians, say) is given by rows s_1 … s_K drawn from it and read as the mixture
+(1/K) Σ_j N(s_j, σ² I) (σ: `source_bandwidth`). Given the pair (i, j), x_t ~ N(t·x1_i + (1 − t)·s_j, (1 − t)² σ² I)
+and x1 − x0 = (x1_i − x)/(1 − t), so the field is the same average with weights over pairs:
+
+    u(x, t) = Σ_ij w_ij · (x1_i − x) / (1 − t),   w = softmax_ij( −|x − t·x1_i − (1 − t)·s_j|² / (2 (1 − t)² σ²) ).
+
+All M·K pairs are used while they number at most `max_pairs`; beyond that, each data point is paired with
+max_pairs / M source rows drawn with a seeded generator (the same pairs at every call, so one field).
 
 It is what a perfectly trained flow-matching network on this data set would output, so it is the reference the
 probes compare a learned field with. Computed in chunks of queries and of data points with a streaming
@@ -17,10 +27,16 @@ import warnings
 import torch
 
 T_EPS = 1e-3
+MAX_PAIRS = 2**13
+PAIR_BLOCK = 2**22  # query rows × pairs per block of the empirical-source field
+BANDWIDTH_STEPS = 16
+BANDWIDTH_ROWS = 256
 
 
 def exact_velocity(x: torch.Tensor, t: float | torch.Tensor, data: torch.Tensor, chunk: int = 1024,
-                   data_chunk: int = 4096, dtype: torch.dtype | None = None, eps: float = T_EPS) -> torch.Tensor:
+                   data_chunk: int = 4096, dtype: torch.dtype | None = None, eps: float = T_EPS,
+                   source: torch.Tensor | None = None, bandwidth: float | None = None,
+                   max_pairs: int = MAX_PAIRS, seed: int = 0) -> torch.Tensor:
     """u(x, t) of the empirical data set `data` (M, D) at queries `x` (Q, D), times `t` (a float or shape (Q,)).
 
     Args:
@@ -30,6 +46,11 @@ def exact_velocity(x: torch.Tensor, t: float | torch.Tensor, data: torch.Tensor,
         dtype: compute and result dtype (torch.float64 for accuracy near t = 1); default: x's and data's
             promoted floating dtype.
         eps: times are clipped to [0, 1 − eps] (the field is singular at t = 1); a clip issues a UserWarning.
+        source: rows (K, D) drawn from the source when it is not N(0, I); None: x0 ~ N(0, I).
+        bandwidth: σ of the source mixture; default `source_bandwidth(source)`.
+        max_pairs: most (data, source) pairs weighed (see the module docstring); with a source, working memory
+            is about 6·min(chunk, 2**22 / pairs)·pairs numbers plus M·K for the data–source products.
+        seed: seed of the draw of pairs when M·K exceeds `max_pairs`.
     Returns: (Q, D) velocities.
     """
     if x.dim() != 2 or data.dim() != 2:
@@ -47,6 +68,9 @@ def exact_velocity(x: torch.Tensor, t: float | torch.Tensor, data: torch.Tensor,
         dtype = torch.promote_types(x.dtype, data.dtype)
         dtype = dtype if dtype.is_floating_point else torch.float32
     times = _times(t, x.shape[0], dtype, eps)
+    if source is not None:
+        return _from_source(x.to(dtype), times, data.to(device=x.device, dtype=dtype), source, bandwidth, chunk,
+                            max_pairs, seed)
     norms = torch.cat([torch.linalg.vector_norm(data[i:i + data_chunk].to(dtype), dim=1) ** 2
                        for i in range(0, data.shape[0], data_chunk)])
     out = torch.empty(x.shape, dtype=dtype, device=x.device)
@@ -95,3 +119,67 @@ def _block(x: torch.Tensor, t: torch.Tensor, data: torch.Tensor, norms: torch.Te
         weighted.mul_(rescale).addmm_(weights, points)
         running_max = block_max
     return weighted.div_(weight_sum).sub_(x).div_((1 - t)[:, None])
+
+
+def source_bandwidth(source: torch.Tensor) -> float:
+    """σ of the mixture read from source rows (K, D), chosen by leave-one-out likelihood: the σ, among
+    BANDWIDTH_STEPS values from 1e-3 to 1 times the rows' spread per dimension, under which each of at most
+    BANDWIDTH_ROWS evenly spaced rows is most likely given all the others. Rows that are all one point get 1e-3 of
+    their size."""
+    rows = source.detach().double().reshape(source.shape[0], -1).cpu()
+    count, dim = rows.shape
+    spread = float((rows - rows.mean(0)).pow(2).sum(1).mean().sqrt()) / dim ** 0.5
+    if count < 2 or spread == 0:
+        return 1e-3 * max(float(rows.abs().max()), 1.0)
+    held = torch.linspace(0, count - 1, min(count, BANDWIDTH_ROWS)).round().long()
+    squared = torch.cdist(rows[held], rows).pow(2)
+    squared[torch.arange(len(held)), held] = torch.inf
+    candidates = spread * torch.logspace(-3, 0, BANDWIDTH_STEPS, dtype=torch.float64)
+    scores = [float(torch.logsumexp(-squared / (2 * sigma ** 2), dim=1).mean()) - dim * float(sigma.log())
+              for sigma in candidates]
+    return float(candidates[max(range(len(scores)), key=scores.__getitem__)])
+
+
+def source_pairs(data_rows: int, source_rows: int, max_pairs: int = MAX_PAIRS, seed: int = 0) -> torch.Tensor:
+    """The source rows paired with each data row, a (data_rows, per) table of indices: all source rows while
+    data_rows·source_rows <= max_pairs, else per = max(1, max_pairs // data_rows) rows drawn with replacement by a
+    generator seeded with `seed`."""
+    if data_rows * source_rows <= max_pairs:
+        return torch.arange(source_rows).expand(data_rows, source_rows)
+    per = max(1, max_pairs // data_rows)
+    return torch.randint(source_rows, (data_rows, per), generator=torch.Generator().manual_seed(seed))
+
+
+def _from_source(x: torch.Tensor, t: torch.Tensor, data: torch.Tensor, source: torch.Tensor, bandwidth: float | None,
+                 chunk: int, max_pairs: int, seed: int) -> torch.Tensor:
+    """The field with x0 from the mixture of `source` rows: a softmax over (data, source) pairs per query.
+
+    The logit −|x − t·x1_i − (1 − t)·s_j|²/(2(1 − t)²σ²) drops |x|² (the same for every pair of a query); the rest
+    is a_i + b_j − t(1 − t)·x1_i·s_j with a_i = t·x·x1_i − t²|x1_i|²/2 and b_j = (1 − t)·x·s_j − (1 − t)²|s_j|²/2,
+    so no (pairs × D) array is ever formed, and one (queries × pairs) buffer holds the logits, then the weights."""
+    if source.dim() != 2 or source.shape[1] != data.shape[1] or source.shape[0] == 0:
+        raise ValueError(f"exact_velocity: source must be (K >= 1, {data.shape[1]}) rows, got shape "
+                         f"{tuple(source.shape)}")
+    sigma = source_bandwidth(source) if bandwidth is None else float(bandwidth)
+    if not sigma > 0:
+        raise ValueError(f"exact_velocity: bandwidth must be > 0, got {bandwidth}")
+    source = source.to(device=x.device, dtype=x.dtype)
+    pairs = source_pairs(data.shape[0], source.shape[0], max_pairs, seed).to(x.device)
+    rows, per = pairs.shape
+    cross = (data @ source.T).gather(1, pairs)
+    data_norms, source_norms = data.pow(2).sum(1), source.pow(2).sum(1)
+    chunk = min(chunk, max(1, PAIR_BLOCK // pairs.numel()))
+    out = torch.empty_like(x)
+    for start in range(0, x.shape[0], chunk):
+        queries, times = x[start:start + chunk], t[start:start + chunk, None]
+        rest = 1 - times
+        to_data = times * (queries @ data.T) - 0.5 * times ** 2 * data_norms
+        to_source = rest * (queries @ source.T) - 0.5 * rest ** 2 * source_norms
+        logits = to_source[:, pairs.reshape(-1)].view(-1, rows, per)
+        logits.add_(to_data[:, :, None]).sub_((times * rest)[:, :, None] * cross)
+        logits.div_((rest ** 2 * sigma ** 2)[:, :, None])
+        flat = logits.view(logits.shape[0], -1)
+        flat.sub_(flat.amax(1, keepdim=True)).exp_()
+        per_point = logits.sum(2)
+        out[start:start + chunk] = (per_point @ data / per_point.sum(1, keepdim=True) - queries) / rest
+    return out

@@ -60,7 +60,8 @@ class ProbeSection:
 
 class Probe:
     """Base class. Subclasses set `name`, the `tasks` they apply to, whether they are in the default set,
-    and override the callbacks they need. `every` is the step interval of the per-step work."""
+    and override the callbacks they need. `every` is the step interval of the per-step work. A probe that wants
+    forward calls for some tasks only sets `self.wants_forward` in `setup`."""
 
     name: ClassVar[str] = "probe"
     tasks: ClassVar[tuple[str, ...]] = TASKS

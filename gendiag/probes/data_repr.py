@@ -3,8 +3,9 @@ the noise the model is meant to start from?
 
 Per observed batch it keeps at most 64 rows of the first batch and of every k-th after it (eight batches per role
 at most; k doubles when full, so the sample spans the whole run). Everything else runs in `finish` on those rows,
-through the pure checks in `gendiag.checks.representation`. The fact `image_shape=(C, H, W)` says how a sample
-reads as an image; without it a square D is read as a square one-channel image.
+through the pure checks in `gendiag.checks.representation` and `gendiag.checks.source`. The fact
+`image_shape=(C, H, W)` says how a sample reads as an image; without it a square D is read as a square one-channel
+image.
 
 Findings:
 - `data-near-duplicates` (critical when at most a tenth of the compared samples are distinct, else warning): at
@@ -12,8 +13,17 @@ Findings:
   own spread; samples of fewer values only when equal).
 - `rendered-point-cloud` (critical): data or source samples are pictures of one whole 2D point cloud: the same
   pixel mass in the same place in every image, images near-duplicates of one another.
-- `source-not-noise` (critical when its shape is not normal or its samples are copies of one another, warning when
-  only its mean or spread is off): the source batch is not N(0, I).
+- `source-sampler-mismatch` (critical): sampling starts from another distribution than the source batches seen in
+  training. The sampler's first inputs are the rows of the first forward call of a watched network in each sampling
+  run (flow and diffusion tasks; a run begins at the first call inside `with mon.sampling():` after training calls
+  or at a new step, and every later call at that first call's time starts the sampler again); the declared source
+  (fact `source=callable(n)` or a batch) is compared too. Energy distance, permutation test, see
+  `gendiag.checks.source`.
+- `source-not-noise`: the source batch is not N(0, I). Critical when it looks like a rendered picture or its samples
+  are copies of one another (no source is that on purpose); otherwise a warning, and only where gendiag cannot
+  tell whether the sampler starts from the same distribution (no sampling calls, no declared source).
+- `source-chosen` (info): the source is not N(0, I) but the sampler starts from it: a chosen distribution (eight
+  Gaussians, say), which flow matching transports as well as noise; the velocity probe uses the observed rows.
 - `data-scale-mismatch` (warning): the data's RMS value is over 5 times, or under a tenth of, the source's (of
   N(0, I) for flow and diffusion when no source batch was observed). Images in [0, 1] have an RMS of 0.2-0.5.
 - `data-binary-pixels` (warning; info for VAEs and where the fact `likelihood="bernoulli"` says binary data is
@@ -38,11 +48,13 @@ from gendiag.checks.representation import (
     MIN_SIGNAL_VALUES, NoiseCheck, RenderCheck, ScaleComparison, Spread, ValueProfile, as_batch, compare_scale,
     image_view, noise_check, rendered_point_cloud, spread, value_profile,
 )
+from gendiag.checks.source import SourceComparison, compare_sources, declared_rows
 from gendiag.context import ProbeContext
 from gendiag.figures import legend
 from gendiag.findings import Finding
+from gendiag.flow.projection import principal_plane
 from gendiag.probes import register
-from gendiag.probes.base import TASKS, Probe, ProbeSection
+from gendiag.probes.base import TASKS, ForwardCall, Probe, ProbeSection
 
 ROWS_PER_BATCH = 64
 KEPT_BATCHES = 8
@@ -52,6 +64,8 @@ MIN_COMPARED = 8
 SCALE_HIGH = 5.0
 SCALE_LOW = 0.1
 SHOWN_IMAGES = 6
+SAMPLED_TASKS = ("flow", "diffusion")
+DECLARED_VALUES = 2**16  # values drawn from a declared source: 256 rows of 2D points, 64 rows of 64x64 images
 
 
 class BatchSample:
@@ -109,10 +123,35 @@ class DataRepresentationProbe(Probe):
         self.scale: ScaleComparison | None = None
         self.figures: dict[str, str] = {}
         self.binary_expected = False
+        self.starts = BatchSample()
+        self._runs: dict[str, tuple[int, float | None]] = {}  # model -> (step, first time) of its sampling run
+        self.matches: dict[str, SourceComparison] = {}  # "sampler" / "declared" -> against the training source
+
+    def setup(self, ctx: ProbeContext) -> None:
+        self.wants_forward = ctx.task in SAMPLED_TASKS
 
     def on_data(self, ctx: ProbeContext, batch: torch.Tensor, role: str) -> None:
         self.batch_size.setdefault(role, int(batch.shape[0]))
         self.kept[role].offer(batch, role)
+
+    def on_forward(self, ctx: ProbeContext, call: ForwardCall) -> None:
+        """Keep the inputs of the first call of each sampling run (and of later calls at its time: the sampler
+        started again); a training call ends a run."""
+        if call.mode != "sampling":
+            self._runs.pop(call.model, None)
+            return
+        at = None if call.t is None or call.t.numel() == 0 else float(call.t.reshape(-1)[0])
+        run = self._runs.get(call.model)
+        if run is None or run[0] != call.step:
+            self._runs[call.model] = (call.step, at)
+        elif at is None or run[1] is None or at != run[1]:
+            return
+        x = call.x
+        if x is None or x.dim() < 2 or x.shape[0] == 0:
+            return
+        if self.starts.batches and x.shape[1:] != self.starts.batches[0].shape[1:]:
+            return  # another watched network's inputs: the first network's are kept
+        self.starts.offer(x, "sampler start")
 
     def finish(self, ctx: ProbeContext) -> ProbeSection | None:
         self.binary_expected = ctx.task == "vae" or ctx.facts.get("likelihood") == "bernoulli"
@@ -127,21 +166,45 @@ class DataRepresentationProbe(Probe):
                 noise=noise_check(values) if role == "source" else None)
         if "data" in rows and ("source" in rows or ctx.task in ("flow", "diffusion")):
             self.scale = compare_scale(rows["data"], rows.get("source"))
+        others = self._other_sources(ctx) if "source" in rows else {}
+        for label, other in others.items():
+            comparison = compare_sources(rows["source"], other)
+            if comparison is not None:
+                self.matches[label] = comparison
         self._log(ctx)
         self.figures = self._figures(ctx, rows, image_shape)
+        if "source" in rows and self.matches:
+            self.figures["sources"] = ctx.save_figure(_sources_figure(rows["source"], others),
+                                                      "data_repr_source_vs_sampler")
         return ProbeSection(title="Data representation", text=self._summary(), figures=list(self.figures.values()),
                             table=self._table())
 
     def findings(self, ctx: ProbeContext) -> list[Finding]:
-        found = [self._near_duplicates(), self._rendered(), self._source_not_noise(), self._scale_mismatch(),
-                 self._binary_pixels()]
+        found = [self._near_duplicates(), self._rendered(), self._source_sampler_mismatch(), self._source_not_noise(),
+                 self._scale_mismatch(), self._binary_pixels()]
         return [f for f in found if f is not None]
 
     def state(self) -> dict[str, Any]:
         summary: dict[str, Any] = {role: _role_numbers(checks) for role, checks in self.checks.items()}
         if self.scale is not None:
             summary["scale_ratio"] = self.scale.ratio
+        for label, comparison in self.matches.items():
+            summary[f"source_vs_{label}"] = _comparison_numbers(comparison)
         return summary
+
+    def _other_sources(self, ctx: ProbeContext) -> dict[str, torch.Tensor]:
+        """What sampling starts from: the sampler's first inputs, and rows of the declared source (called once
+        source batches were observed). A start batch reused at every checkpoint (fixed noise to watch progress by)
+        counts once: repeated rows would make one distribution look like another."""
+        others = {}
+        if self.starts.batches:
+            starts = self.starts.rows_kept()
+            others["sampler"] = torch.unique(starts.reshape(starts.shape[0], -1), dim=0)
+        declared = ctx.facts.get("source")
+        if declared is not None:
+            width = self.kept["source"].batches[0][0].numel()
+            others["declared"] = declared_rows(declared, max(16, min(256, DECLARED_VALUES // width)))
+        return others
 
     # -- rules ------------------------------------------------------------------------------------------
 
@@ -205,12 +268,37 @@ class DataRepresentationProbe(Probe):
             figure=self.figures.get("samples"),
         )
 
+    def _source_sampler_mismatch(self) -> Finding | None:
+        differing = {label: c for label, c in self.matches.items() if c.differs}
+        if not differing:
+            return None
+        names = {"sampler": "the sampler's first inputs (forward calls in `mon.sampling()`)",
+                 "declared": "the declared source (fact `source`)"}
+        first = next(iter(differing.values()))
+        parts = [f"{names[label]}: energy distance {c.energy:.3g} (permutation p = {c.p_value:.3g}, energy coefficient "
+                 f"{c.coefficient:.3f}; 0 for one distribution), mean {_shown(c.mean_b)} and standard deviation "
+                 f"{_shown(c.std_b)} over {c.rows_b} rows" for label, c in differing.items()]
+        return Finding(
+            code="source-sampler-mismatch", severity="critical",
+            title="Sampling starts from another distribution than the training source",
+            message=(f"The source batches seen in training ({first.rows_a} rows kept) have mean {_shown(first.mean_a)} "
+                     f"and standard deviation {_shown(first.std_a)}; against them, {'; '.join(parts)}. A flow or "
+                     "diffusion model only learned to move the training source: started elsewhere, its sampler "
+                     "follows a field that was never trained there."),
+            evidence={label: _comparison_numbers(c) for label, c in differing.items()},
+            suggestion=("Draw the sampler's start with the same function as the training x0 (for example x0 = "
+                        "sample_source(n) in both places), and declare it: Monitor(..., source=sample_source)."),
+            figure=self.figures.get("sources"),
+        )
+
     def _source_not_noise(self) -> Finding | None:
         source = self.checks.get("source")
         if source is None or source.noise is None or source.noise.is_noise:
             return None
         noise = source.noise
-        severe = not (noise.shape_ok and noise.independent_ok)
+        red_flag = source.render.looks_rendered or not noise.independent_ok
+        if not red_flag and any(c.differs for c in self.matches.values()):
+            return None  # source-sampler-mismatch names both distributions
         problems = [text for ok, text in (
             (noise.mean_ok, f"mean {noise.mean:.3g} (N(0, I): 0)"),
             (noise.spread_ok, f"standard deviation {noise.std:.3g} (1)"),
@@ -218,22 +306,50 @@ class DataRepresentationProbe(Probe):
             (noise.independent_ok, f"spread across samples {noise.independence:.3f} of the overall spread "
                                    "(independent draws: about 1)"),
         ) if not ok]
-        rendered = " It looks like a rendered point cloud, not pixel noise." if source.render.looks_rendered else ""
+        evidence = {"mean": noise.mean, "std": noise.std, "ks_statistic": noise.ks_statistic,
+                    "ks_limit": noise.ks_limit, "skewness": noise.skewness,
+                    "excess_kurtosis": noise.excess_kurtosis, "independence": noise.independence,
+                    "distinct_values": source.values.distinct, "two_level": source.values.two_level,
+                    "looks_rendered": source.render.looks_rendered, "samples": noise.samples,
+                    **{f"matches_{label}": not c.differs for label, c in self.matches.items()}}
+        numbers = (f"The source batch ({noise.samples} samples kept, {noise.values} values tested) has "
+                   f"{'; '.join(problems)}. It holds {source.values.distinct} distinct values"
+                   f"{' at two levels' if source.values.two_level else ''}.")
+        if red_flag:
+            what = (" It looks like a rendered point cloud, not pixel noise." if source.render.looks_rendered else
+                    " Its samples are copies of one another.")
+            return Finding(
+                code="source-not-noise", severity="critical", title="The source batch is not N(0, I) noise",
+                message=(numbers + what + " A source is a distribution to draw fresh, independent samples from; a "
+                         "fixed picture gives every sample the same start, so the flow can only learn one path "
+                         "(even when the sampler starts from the same picture)."),
+                evidence=evidence,
+                suggestion=("Draw the source as torch.randn_like(data), fresh for every batch, and start sampling "
+                            "from the same distribution."),
+                figure=self.figures.get("qq"),
+            )
+        if self.matches:
+            checked = " and ".join("the sampler's first inputs" if label == "sampler" else "the declared source"
+                                   for label in self.matches)
+            return Finding(
+                code="source-chosen", severity="info", title="The source is a chosen distribution, not N(0, I)",
+                message=(numbers + f" Sampling starts from the same distribution ({checked} match the training "
+                         "source), so this is a choice, not a bug: flow matching transports any source to the data. "
+                         "The velocity probe's exact field uses the observed source rows instead of N(0, I)."),
+                evidence=evidence, suggestion="Nothing to change if the source is the one you meant.",
+                figure=self.figures.get("sources"),
+            )
         return Finding(
-            code="source-not-noise", severity="critical" if severe else "warning",
-            title="The source batch is not N(0, I) noise",
-            message=(f"The source batch ({noise.samples} samples kept, {noise.values} values tested) has "
-                     f"{'; '.join(problems)}. It holds {source.values.distinct} distinct values"
-                     f"{' at two levels' if source.values.two_level else ''}.{rendered} Sampling starts from the "
-                     "distribution the model was trained to move away from; if that is not the noise the sampler "
-                     "draws, the learned flow starts from the wrong place."),
-            evidence={"mean": noise.mean, "std": noise.std, "ks_statistic": noise.ks_statistic,
-                      "ks_limit": noise.ks_limit, "skewness": noise.skewness,
-                      "excess_kurtosis": noise.excess_kurtosis, "independence": noise.independence,
-                      "distinct_values": source.values.distinct, "two_level": source.values.two_level,
-                      "looks_rendered": source.render.looks_rendered, "samples": noise.samples},
-            suggestion=("Draw the source as torch.randn_like(data), fresh for every batch, and start sampling from "
-                        "the same distribution."),
+            code="source-not-noise", severity="warning", title="The source batch is not N(0, I) noise",
+            message=(numbers + " That is fine if the sampler starts from the same distribution (flow matching "
+                     "transports any source, eight Gaussians to moons for one); gendiag could not check it: no "
+                     "sampling calls of a watched network were recorded and no source was declared. If the sampler "
+                     "draws N(0, I) noise instead, the learned flow starts from the wrong place."),
+            evidence=evidence,
+            suggestion=("If this source is meant, declare it, Monitor(..., source=sample_source) with "
+                        "sample_source(n) -> batch (or a batch), or run the sampler inside `with mon.sampling():` "
+                        "on the watched network; gendiag then compares it with the training source. If not, draw "
+                        "x0 = torch.randn_like(x1)."),
             figure=self.figures.get("qq"),
         )
 
@@ -354,6 +470,11 @@ class DataRepresentationProbe(Probe):
         if self.scale is not None:
             lines.append(f"- **scale**: data RMS {self.scale.data_rms:.4g} against {self.scale.reference_rms:.4g} "
                          f"for the {self.scale.reference} (ratio {self.scale.ratio:.3g}).")
+        for label, c in self.matches.items():
+            what = "sampler's first inputs" if label == "sampler" else "declared source"
+            lines.append(f"- **training source against the {what}**: energy distance {c.energy:.3g}, permutation "
+                         f"p = {c.p_value:.3g}, energy coefficient {c.coefficient:.3f} over {c.rows_a} and {c.rows_b} "
+                         f"rows: {'different distributions' if c.differs else 'no material difference'}.")
         return "\n".join(lines)
 
     def _table(self) -> pd.DataFrame:
@@ -377,6 +498,48 @@ def _role_numbers(checks: RoleChecks) -> dict[str, Any]:
                         "normal-shape distance (KS)": checks.noise.ks_statistic,
                         "independence across samples": checks.noise.independence})
     return numbers
+
+
+def _comparison_numbers(c: SourceComparison) -> dict[str, Any]:
+    return {"energy_distance": round(c.energy, 5), "p_value": round(c.p_value, 4),
+            "energy_coefficient": round(c.coefficient, 4), "differs": c.differs, "rows_training": c.rows_a,
+            "rows_compared": c.rows_b, "mean_training": c.mean_a, "mean_compared": c.mean_b,
+            "std_training": c.std_a, "std_compared": c.std_b, "rms_training": round(c.rms_a, 4),
+            "rms_compared": round(c.rms_b, 4)}
+
+
+def _shown(values: list[float]) -> str:
+    return f"{values[0]:.3g}" if len(values) == 1 else "(" + ", ".join(f"{v:.3g}" for v in values) + ")"
+
+
+def _sources_figure(training: torch.Tensor, others: dict[str, torch.Tensor]) -> plt.Figure:
+    """The training source beside what sampling starts from: a scatter on the plane of the pooled rows' two leading
+    principal components (the data space itself for 2D points), and histograms of the values along the first."""
+    sets = {"training source": training.reshape(training.shape[0], -1).double()}
+    names = {"sampler": "sampler's first inputs", "declared": "declared source"}
+    sets.update({names[label]: rows.reshape(rows.shape[0], -1).double() for label, rows in others.items()
+                 if rows[0].numel() == sets["training source"].shape[1]})
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    pooled = torch.cat(list(sets.values()))
+    if pooled.shape[1] >= 2:
+        plane = principal_plane(pooled)
+        projected = {name: plane.project(rows) for name, rows in sets.items()}
+        labels = plane.axis_labels()
+    else:
+        projected = {name: torch.cat([rows, torch.zeros_like(rows)], 1) for name, rows in sets.items()}
+        labels = ("x[0]", "")
+    for name, xy in projected.items():
+        axes[0].scatter(xy[:, 0], xy[:, 1], s=5, alpha=0.5, label=f"{name} ({len(xy)})")
+        axes[1].hist(xy[:, 0].numpy(), bins=40, density=True, histtype="step", label=name)
+    axes[0].set_xlabel(labels[0])
+    axes[0].set_ylabel(labels[1])
+    axes[0].set_title("source rows", fontsize=9)
+    axes[0].legend(fontsize=8, markerscale=2)
+    axes[1].set_xlabel(labels[0])
+    axes[1].set_ylabel("density")
+    axes[1].set_title("along the first axis", fontsize=9)
+    figure.tight_layout()
+    return figure
 
 
 def _montage(views: dict[str, torch.Tensor]) -> np.ndarray:

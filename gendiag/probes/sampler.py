@@ -1,8 +1,9 @@
 """Sampler check: does the user's sampler move its state, and does its output depend on the step count?
 
 The user's sampler (fact `sampler=callable(velocity_fn, x0, steps) -> x1`) runs at the end of training from
-noise (fact `source=callable(n, generator=None)`, else observed source rows) with several step counts, on the
-exact marginal field of the observed data (a field known to be right and non-zero) and on the learned field.
+the source (fact `source=callable(n)` or a batch, see `gendiag.checks.source.draw_declared`; else observed
+source rows) with several step counts, on the exact marginal field of the observed data (a field known to be right
+and non-zero) and on the learned field.
 Every call the sampler makes to the field is recorded, so a sampler whose state never changes (the step's result
 assigned to a new variable and dropped) shows as the same input at every call, whatever its output."""
 
@@ -17,6 +18,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from gendiag.checks.source import draw_declared
 from gendiag.figures import legend
 from gendiag.findings import Finding
 from gendiag.flow.exact_field import T_EPS, exact_velocity
@@ -93,7 +95,7 @@ class SamplerProbe(Probe):
         x0 = self._noise(ctx)
         if x0 is None:
             return ProbeSection(title=title, text=(
-                "Not run: no noise to start from (give the fact `source=callable(n, generator=None)` or observe "
+                "Not run: no noise to start from (give the fact `source=callable(n)` or observe "
                 "source batches with `mon.observe_data(batch, role=\"source\")`)."))
         name = next(iter(ctx.models))
         unrunnable = ctx.cannot_evaluate(name)
@@ -170,11 +172,12 @@ class SamplerProbe(Probe):
                                                "problems": self._problems.get("reasons", [])}
 
     def _noise(self, ctx: Any) -> torch.Tensor | None:
-        """Start noise: from the fact `source` with the probe's own generator, else observed source rows."""
+        """Start noise: from the fact `source` (with the probe's own generator where it takes one), else observed
+        source rows."""
         source = ctx.facts.get("source")
         n = 256 if (self._data is None or self._data.rows.shape[1] <= 2) else 32
-        if callable(source):
-            return source(n, generator=torch.Generator().manual_seed(41)).detach().float().cpu()
+        if source is not None:
+            return draw_declared(source, n, seed=41).float().cpu()
         if self._source is not None and len(self._source) >= 2:
             rows = self._source.rows[:n]
             return rows.reshape(rows.shape[0], *self._source.sample_shape).clone()

@@ -2,8 +2,10 @@
 
 At the end of training: quivers of the watched network's field at t in {0, 0.25, 0.5, 0.75, 1} over the data's
 bounding box (on the plane of the data's two leading principal components when D > 2), beside the exact marginal
-field of the observed data for the linear path with N(0, I) noise; the field error per t on points of that path;
-and two sensitivities, each the learned field's relative variation divided by the exact field's:
+field of the observed data for the linear path from N(0, I) noise, or from the observed source rows (else the
+declared source, fact `source=`) when they are not N(0, I) (eight Gaussians, say: see `exact_velocity`'s `source`);
+the field error per t on points of that path; and two sensitivities, each the learned field's relative variation
+divided by the exact field's:
 
 - to x: at a fixed t, how much the output varies across inputs x (relative to its size);
 - to t: at a fixed x, how much the output varies as t goes from 0 to 0.9.
@@ -23,9 +25,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from gendiag.checks.representation import noise_check
+from gendiag.checks.source import declared_rows
 from gendiag.figures import legend
 from gendiag.findings import Finding
-from gendiag.flow.exact_field import exact_velocity
+from gendiag.flow.exact_field import exact_velocity, source_bandwidth
 from gendiag.flow.projection import Plane, bounding_box, grid, principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.probes import register
@@ -60,6 +64,7 @@ class VelocityProbe(Probe):
     def __init__(self, every: int = 1) -> None:
         super().__init__(every)
         self._data: Reservoir | None = None
+        self._source: Reservoir | None = None
         self._source_moments = torch.zeros(3, dtype=torch.float64)  # count, sum, sum of squares
         self._summary: dict[str, Any] = {}
         self._figures: dict[str, str] = {}
@@ -71,6 +76,9 @@ class VelocityProbe(Probe):
                 self._data = Reservoir(capacity_for(int(batch[0].numel()), 2000, 512), seed=23)
             self._data.add(batch)
         else:
+            if self._source is None:
+                self._source = Reservoir(capacity_for(int(batch[0].numel()), 2000, 512), seed=29)
+            self._source.add(batch)
             values = batch.detach().double()
             self._source_moments += torch.stack([torch.tensor(float(values.numel()), dtype=torch.float64),
                                                  values.sum(), values.pow(2).sum()])
@@ -91,14 +99,20 @@ class VelocityProbe(Probe):
         def learned(x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
             return ctx.evaluate(name, x.float().reshape(-1, *shape), t).reshape(x.shape[0], -1).double()
 
+        source, origin = self._empirical_source(ctx, data.shape[1])
+        bandwidth = None if source is None else source_bandwidth(source)
+
         def exact(x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
-            return exact_velocity(x.double(), t, data, chunk=512, dtype=torch.float64)
+            return exact_velocity(x.double(), t, data, chunk=512, dtype=torch.float64, source=source,
+                                  bandwidth=bandwidth)
 
         generator = torch.Generator().manual_seed(7)
         plane = principal_plane(data)
         points = min(256 if data.shape[1] <= 2 else 128, len(data))
         x1 = data[torch.randint(0, len(data), (points,), generator=generator)].double()
         noise = torch.randn(x1.shape, generator=generator, dtype=torch.float64)
+        if source is not None:  # a draw from the source mixture the exact field assumes
+            noise = source[torch.randint(0, len(source), (points,), generator=generator)] + bandwidth * noise
 
         def path(t: float) -> torch.Tensor:
             return t * x1 + (1 - t) * noise
@@ -131,7 +145,9 @@ class VelocityProbe(Probe):
             "flow_velocity_sensitivity")
         self._summary = {"model": name, "field_error": errors, "sensitivity_x": sensitivity_x,
                          "sensitivity_t": sensitivity_t, "data_points": len(data), "dim": data.shape[1],
-                         "source_mean_std": self._source_mean_std()}
+                         "source_mean_std": self._source_mean_std(),
+                         "empirical_source": None if source is None else {"rows": len(source), "origin": origin,
+                                                                          "bandwidth": round(bandwidth, 5)}}
         return ProbeSection(title=title, text=self._text(plane), figures=list(self._figures.values()), table=table)
 
     def findings(self, ctx: Any) -> list[Finding]:
@@ -176,6 +192,20 @@ class VelocityProbe(Probe):
         return {**self._summary, "field_error": _rounded(self._summary["field_error"]),
                 "sensitivity_x": _rounded(self._summary["sensitivity_x"])}
 
+    def _empirical_source(self, ctx: Any, dim: int) -> tuple[torch.Tensor | None, str]:
+        """The source rows (float64) the exact field starts from when the source is not N(0, I), and where they
+        came from: the observed ones, else rows of the declared source (fact `source`); None for N(0, I) noise or
+        when neither exists."""
+        if self._source is not None and len(self._source) >= 2 and self._source.rows.shape[1] == dim:
+            rows, origin = self._source.rows.double(), "observed"
+        elif ctx.facts.get("source") is not None:
+            rows, origin = declared_rows(ctx.facts["source"], 512), "declared"
+            if rows.shape[1] != dim or len(rows) < 2:
+                return None, origin
+        else:
+            return None, ""
+        return (None if noise_check(rows).is_noise else rows), origin
+
     def _source_mean_std(self) -> tuple[float, float] | None:
         count, total, squares = (float(v) for v in self._source_moments)
         if count < 2:
@@ -188,14 +218,18 @@ class VelocityProbe(Probe):
         where = ("in the data's own coordinates" if plane.identity else
                  f"on the plane of the data's two leading principal components ({100 * plane.explained[0]:.0f}% and "
                  f"{100 * plane.explained[1]:.0f}% of its variance; arrows show the field's components in that plane)")
+        empirical = summary["empirical_source"]
+        source = ("N(0, I) noise" if empirical is None else
+                  f"the {empirical['origin']} source ({empirical['rows']} rows read as a mixture of Gaussians of "
+                  f"standard deviation {empirical['bandwidth']:.3g}, since it is not N(0, I))")
         text = [f"The field of `{summary['model']}` (top) and the exact marginal field of {summary['data_points']} "
-                f"observed data points for the linear path with N(0, I) noise (bottom), {where}. t = 1 is drawn at "
+                f"observed data points for the linear path from {source} (bottom), {where}. t = 1 is drawn at "
                 f"t = {LAST_T} (the exact field is singular at 1). `relative_error` is mean |u_θ − u*|² / mean |u*|² "
                 "on points x_t of that path; `sensitivity_x` is how much the learned output varies across x at that "
                 f"t relative to the exact field (1: as much; 0: not at all); sensitivity to t (0 to 0.9, at fixed x) "
                 f"is {summary['sensitivity_t']:.3f}."]
         moments = summary["source_mean_std"]
-        if moments is not None and (abs(moments[0]) > 0.1 or abs(moments[1] - 1) > 0.2):
+        if empirical is None and moments is not None and (abs(moments[0]) > 0.1 or abs(moments[1] - 1) > 0.2):
             text.append(f"The observed source batches have mean {moments[0]:.3g} and standard deviation "
                         f"{moments[1]:.3g}, not those of N(0, I): the exact field shown is the one a network would "
                         "learn with standard normal noise, not with this source.")
