@@ -17,6 +17,7 @@ from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.probes import select_probes
 from gendiag.probes.base import TASKS, ForwardCall, Probe, ProbeSection, StepRecord
 from gendiag.report import Report, render_run
+from gendiag.rows import RowPicker, take_rows
 from gendiag.sinks.scalars import ScalarTable
 from gendiag.sinks.tensorboard import TensorBoardSink
 
@@ -30,7 +31,8 @@ class Monitor:
         probes: "default", "all", or a list of probe names.
         every: step interval of the probes' per-step work (1 = every step).
         strict: a probe that raises stops training (for tests) instead of being switched off.
-        record_rows: rows of each recorded forward call kept (inputs seen in training and in sampling).
+        record_rows: rows of each recorded forward call kept (inputs seen in training and in sampling), chosen at
+            random from the Monitor's own generator, so batches whose rows come in order are sampled fairly.
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `reference=data`,
             `source=callable(n) -> noise batch`, `sampler=callable(velocity_fn, x0, steps) -> x1`.
@@ -64,6 +66,7 @@ class Monitor:
         self._mode = "train"
         self._forward_calls: dict[str, int] = defaultdict(int)
         self._record_every = every
+        self._row_picker = RowPicker(seed=0)
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
         self._phase_seconds: dict[str, float] = defaultdict(float)
         self._last_step: int | None = None
@@ -225,13 +228,9 @@ class Monitor:
             self._forward_calls[name] += 1
             if self._mode == "train" and (self._forward_calls[name] - 1) % self._record_every:
                 return
-            rows = self.record_rows
-            call = ForwardCall(
-                model=name, mode=self._mode, step=self.ctx.step,
-                x=_rows(_argument(args, kwargs, watched.x_arg), rows),
-                t=_rows(_argument(args, kwargs, watched.t_arg), rows),
-                output=_rows(output if isinstance(output, torch.Tensor) else None, rows),
-            )
+            x, t, out = _rows((_argument(args, kwargs, watched.x_arg), _argument(args, kwargs, watched.t_arg),
+                               output), self.record_rows, self._row_picker)
+            call = ForwardCall(model=name, mode=self._mode, step=self.ctx.step, x=x, t=t, output=out)
             self._dispatch("on_forward", call)
 
         return hook
@@ -278,13 +277,23 @@ def _argument(args: tuple, kwargs: dict, where: int | str | None) -> Any:
     return args[where] if where < len(args) else None
 
 
-def _rows(value: Any, rows: int) -> torch.Tensor | None:
-    if not isinstance(value, torch.Tensor):
-        return None
-    value = value.detach()
-    if value.dim() > 0:
-        value = value[:rows]
-    return value.float().cpu()
+def _rows(values: tuple[Any, ...], rows: int, picker: RowPicker) -> list[torch.Tensor | None]:
+    """At most `rows` rows of each tensor, chosen at random, detached, as float on the CPU (None for a non-tensor).
+    Tensors with the same number of rows get the same rows, so x, t and the output of one call stay aligned."""
+    chosen: dict[int, torch.Tensor | None] = {}
+    kept: list[torch.Tensor | None] = []
+    for value in values:
+        if not isinstance(value, torch.Tensor):
+            kept.append(None)
+            continue
+        value = value.detach()
+        if value.dim() > 0:
+            count = int(value.shape[0])
+            if count not in chosen:
+                chosen[count] = picker.indices(count, rows)
+            value = take_rows(value, chosen[count])
+        kept.append(value.float().cpu())
+    return kept
 
 
 def _scalar(value: float | torch.Tensor | None) -> float | None:

@@ -2,8 +2,11 @@
 
 Probes keep data points and network inputs in these so memory stays fixed however long training runs. Once full,
 it uses Li's "Algorithm L": it draws how many offered rows to skip before the next one it keeps, so a call whose
-rows are all skipped costs a comparison, not a copy. The draws come from the reservoir's own seeded generator,
-never the user's."""
+rows are all skipped costs a comparison, not a copy. Every row offered has the same chance to be kept, wherever it
+sits in its batch and whichever call brought it. The rows kept are also stored in random order (while filling, each
+new row goes to a random place), so any prefix of `rows` is itself a uniform sample: a batch whose rows come in
+order (two moons along the arc) is not kept as one blob at the front. The draws come from the reservoir's own seeded
+generator, never the user's nor torch's global one."""
 
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ def capacity_for(dim: int, small: int, large: int, budget: int = 2**21) -> int:
 
 
 class Reservoir:
-    """Keeps at most `capacity` rows (flattened to (D,)) chosen uniformly from all rows offered so far."""
+    """Keeps at most `capacity` rows (flattened to (D,)) chosen uniformly from all rows offered so far, in random
+    order."""
 
     def __init__(self, capacity: int, seed: int = 0) -> None:
         if capacity < 1:
@@ -66,10 +70,8 @@ class Reservoir:
         flat = batch.detach().reshape(count, width)
         flat_times = None if times is None else times.detach().reshape(-1)
         filling = min(max(self.capacity - self.seen, 0), count)
-        if filling:  # not yet full: the first rows go to the next free slots, one slice copy
-            self._rows[self.seen: self.seen + filling] = flat[:filling]
-            if flat_times is not None:
-                self._times[self.seen: self.seen + filling] = flat_times[:filling]
+        if filling:  # not yet full: every row is kept, each in a random place
+            self._fill(flat[:filling], None if flat_times is None else flat_times[:filling])
             if self.seen + filling == self.capacity:
                 self._weight = math.exp(math.log(self._uniform()) / self.capacity)
                 self._next_kept = self.capacity + self._skip()
@@ -84,8 +86,24 @@ class Reservoir:
         slots = torch.tensor(list(taken), dtype=torch.long)
         chosen = torch.tensor(list(taken.values()), dtype=torch.long, device=flat.device)
         self._rows[slots] = flat[chosen].float().cpu()
-        if flat_times is not None:
-            self._times[slots] = flat_times[chosen].float().cpu()
+        self._times[slots] = float("nan") if flat_times is None else flat_times[chosen].float().cpu()
+
+    def _fill(self, rows: torch.Tensor, times: torch.Tensor | None) -> None:
+        """Store `rows` while not full so the filled slots stay in uniformly random order: the new rows take random
+        places among the filled slots and the next free ones, and the rows they displace move to the free places
+        left over (the stored order before was uniform, so the order after is too)."""
+        before, count = self.seen, rows.shape[0]
+        places = self._random.sample(range(before + count), count)
+        displaced = sorted(place for place in places if place < before)
+        if displaced:
+            taken = set(places)
+            free = torch.tensor([place for place in range(before, before + count) if place not in taken])
+            moved = torch.tensor(displaced)
+            self._rows[free] = self._rows[moved]
+            self._times[free] = self._times[moved]
+        slots = torch.tensor(places)
+        self._rows[slots] = rows.float().cpu()
+        self._times[slots] = float("nan") if times is None else times.float().cpu()
 
     def _uniform(self) -> float:
         return 1.0 - self._random.random()  # in (0, 1]: safe for log
