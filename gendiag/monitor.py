@@ -17,7 +17,7 @@ from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.probes import select_probes
 from gendiag.probes.base import TASKS, ForwardCall, Probe, ProbeSection, StepRecord
 from gendiag.report import Report, render_run
-from gendiag.rows import RowPicker, take_rows
+from gendiag.rows import RowPicker, aligned_rows
 from gendiag.sinks.scalars import ScalarTable
 from gendiag.sinks.tensorboard import TensorBoardSink
 
@@ -278,22 +278,8 @@ def _argument(args: tuple, kwargs: dict, where: int | str | None) -> Any:
 
 
 def _rows(values: tuple[Any, ...], rows: int, picker: RowPicker) -> list[torch.Tensor | None]:
-    """At most `rows` rows of each tensor, chosen at random, detached, as float on the CPU (None for a non-tensor).
-    Tensors with the same number of rows get the same rows, so x, t and the output of one call stay aligned."""
-    chosen: dict[int, torch.Tensor | None] = {}
-    kept: list[torch.Tensor | None] = []
-    for value in values:
-        if not isinstance(value, torch.Tensor):
-            kept.append(None)
-            continue
-        value = value.detach()
-        if value.dim() > 0:
-            count = int(value.shape[0])
-            if count not in chosen:
-                chosen[count] = picker.indices(count, rows)
-            value = take_rows(value, chosen[count])
-        kept.append(value.float().cpu())
-    return kept
+    """At most `rows` rows of each tensor, chosen at random and aligned across the tensors, as float on the CPU."""
+    return [None if value is None else value.float().cpu() for value in aligned_rows(values, rows, picker)]
 
 
 def _scalar(value: float | torch.Tensor | None) -> float | None:

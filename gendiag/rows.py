@@ -2,12 +2,14 @@
 
 A user's data helper may return its rows in order (two moons ordered along the arc, one class after another), so
 the first rows of a batch are not a sample of it. Every place that keeps some of a batch's rows picks them here:
-uniformly without replacement and in random order, so that any prefix of the rows kept is itself a uniform sample
-of the batch. The row numbers are drawn on the CPU from the picker's own seeded `torch.Generator`, never from the
+uniformly without replacement and in random order, so that any prefix of the rows chosen is itself a uniform sample
+of the batch (a batch of no more rows than asked for is kept whole, as it is). The row numbers are drawn on the CPU from the picker's own seeded `torch.Generator`, never from the
 user's generators nor from torch's global one; the rows are then gathered on the batch's own device.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
@@ -35,3 +37,22 @@ def take_rows(batch: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
     if index is None:
         return batch
     return batch.index_select(0, index.to(batch.device))
+
+
+def aligned_rows(values: tuple[Any, ...], keep: int, picker: RowPicker) -> list[torch.Tensor | None]:
+    """At most `keep` rows of each tensor in `values` (None for anything that is not a tensor), detached. Tensors with
+    the same number of rows get the same rows, so the inputs, the time and the output of one call stay aligned."""
+    chosen: dict[int, torch.Tensor | None] = {}
+    kept: list[torch.Tensor | None] = []
+    for value in values:
+        if not isinstance(value, torch.Tensor):
+            kept.append(None)
+            continue
+        value = value.detach()
+        if value.dim() > 0:
+            count = int(value.shape[0])
+            if count not in chosen:
+                chosen[count] = picker.indices(count, keep)
+            value = take_rows(value, chosen[count])
+        kept.append(value)
+    return kept
