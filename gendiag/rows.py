@@ -2,8 +2,8 @@
 
 A user's data helper may return its rows in order (two moons ordered along the arc, one class after another), so
 the first rows of a batch are not a sample of it. Every place that keeps some of a batch's rows picks them here:
-uniformly without replacement and in random order, so that any prefix of the rows chosen is itself a uniform sample
-of the batch (a batch of no more rows than asked for is kept whole, as it is). The row numbers are drawn on the CPU from the picker's own seeded `torch.Generator`, never from the
+uniformly without replacement and in random order, so that any prefix of the rows kept is itself a uniform sample
+of the batch. The row numbers are drawn on the CPU from the picker's own seeded `torch.Generator`, never from the
 user's generators nor from torch's global one; the rows are then gathered on the batch's own device.
 """
 
@@ -15,20 +15,22 @@ import torch
 
 
 class RowPicker:
-    """Chooses `keep` of a batch's rows uniformly at random, from its own generator seeded with `seed`."""
+    """Chooses `keep` of a batch's rows uniformly at random, in random order, from its own generator seeded with
+    `seed`."""
 
     def __init__(self, seed: int) -> None:
         self._generator = torch.Generator().manual_seed(seed)
 
     def indices(self, count: int, keep: int) -> torch.Tensor | None:
-        """`keep` distinct row numbers out of `count`, in random order (CPU, int64); None when `count <= keep`,
-        meaning every row is kept as it is."""
-        if count <= keep:
+        """min(count, keep) distinct row numbers out of `count`, in random order (CPU, int64); None for a batch of
+        one row. A batch of no more than `keep` rows is kept whole but still shuffled, so that a prefix of what is
+        kept is a uniform sample whatever the batch size."""
+        if count <= 1:
             return None
         return torch.randperm(count, generator=self._generator)[:keep]
 
     def take(self, batch: torch.Tensor, keep: int) -> torch.Tensor:
-        """`keep` rows of `batch` (its first dimension) chosen uniformly, or the whole batch if it has no more."""
+        """`keep` rows of `batch` (its first dimension) chosen uniformly, in random order."""
         return take_rows(batch, self.indices(int(batch.shape[0]), keep))
 
 

@@ -229,7 +229,7 @@ def test_reservoir_keeps_every_row_of_sorted_batches_with_equal_chance(sizes: li
 @given(batch=st.integers(1, 300), keep=st.integers(1, 80), width=st.integers(1, 3))
 def test_rows_of_one_call_are_distinct_aligned_and_unbiased(batch: int, keep: int, width: int) -> None:
     """A sorted forward call (x, t per row, output, a scalar): x, t and output get the same rows, distinct ones, as
-    many as asked; over many calls the rows kept, and the first 8 of those chosen, average to the batch's mean."""
+    many as asked; over many calls the rows kept, and the first 8 of them, average to the batch's mean."""
     before = torch.random.get_rng_state()
     picker = RowPicker(seed=0)
     x = torch.arange(batch, dtype=torch.float32)[:, None].repeat(1, width)
@@ -244,7 +244,6 @@ def test_rows_of_one_call_are_distinct_aligned_and_unbiased(batch: int, keep: in
         head_means.append(float(kept_x[:8, 0].double().mean()))
     assert torch.equal(torch.random.get_rng_state(), before)
     population_mean, population_var = (batch - 1) / 2, (batch ** 2 - 1) / 12
-    checked = [(min(batch, keep), means)] + ([(min(keep, 8), head_means)] if batch > keep else [])
-    for n, observed in checked:  # a batch of at most `keep` rows is kept whole, in its own order
+    for n, observed in ((min(batch, keep), means), (min(batch, keep, 8), head_means)):
         error = math.sqrt(population_var / n * (batch - n) / max(batch - 1, 1) / 100)
         assert abs(float(np.mean(observed)) - population_mean) <= 5 * error + 1e-9

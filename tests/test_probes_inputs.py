@@ -90,9 +90,7 @@ def test_silent_on_a_healthy_flow_matching_loop(tmp_path: Path) -> None:
     assert "train-sample-input-mismatch" not in codes(report, ("critical", "warning", "info"))
     section = next(s for s in report.sections if s.title == "Training versus sampling inputs")
     assert float(section.table["ratio"].max()) < WARNING_RATIO
-    # 256 rows of each end bin, chosen at random: about 0.8 +- 0.2 on this loop across choices of rows (0.41 here);
-    # the finding fires below STATIC_RATIO
-    assert report_state(tmp_path)["t_change"]["ratio"] > 1.5 * STATIC_RATIO
+    assert report_state(tmp_path)["t_change"]["ratio"] > 0.5
     assert (tmp_path / section.figures[0]).is_file()
     metrics = (tmp_path / "metrics.csv").read_text()
     assert "inputs/mismatch_t" in metrics

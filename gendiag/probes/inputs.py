@@ -29,7 +29,6 @@ from gendiag.flow.projection import principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.probes import register
 from gendiag.probes.base import ForwardCall, Probe, ProbeSection
-from gendiag.rows import RowPicker, take_rows
 
 ROWS_PER_TRAIN_CALL = 8
 BINS = 5
@@ -99,25 +98,24 @@ class InputsProbe(Probe):
         self._summary: dict[str, Any] = {}
         self._figure: str | None = None
         self._generator = torch.Generator().manual_seed(11)
-        self._picker = RowPicker(seed=13)
 
     def on_forward(self, ctx: Any, call: ForwardCall) -> None:
-        """Keep a few rows of each training call, chosen at random (the Monitor already hands over only every
-        `every`-th call), and every row of the sampling calls, with their times."""
+        """Keep a few rows of each training call (the Monitor already hands over only every `every`-th one, its rows
+        in random order, so the first few are a uniform sample) and every row of the sampling calls, with their
+        times."""
         if call.x is None or call.t is None or call.x.dim() < 2:
             return
-        count = call.x.shape[0]
+        rows = call.x.shape[0] if call.mode == "sampling" else min(call.x.shape[0], ROWS_PER_TRAIN_CALL)
         times = call.t.reshape(-1)
         if times.numel() == 1:
-            times = times.expand(count)
-        elif times.numel() != count:
+            times = times.expand(rows)
+        elif times.numel() < rows:
             return
         store = self._train if call.mode == "train" else self._sampling
         if call.model not in store:
             seed = (17 if call.mode == "train" else 29) + len(store)
             store[call.model] = Reservoir(capacity_for(int(call.x[0].numel()), KEPT_INPUT_ROWS, 1024), seed=seed)
-        index = None if call.mode == "sampling" else self._picker.indices(count, ROWS_PER_TRAIN_CALL)
-        store[call.model].add(take_rows(call.x, index), take_rows(times, index))
+        store[call.model].add(call.x[:rows], times[:rows])
 
     def on_data(self, ctx: Any, batch: torch.Tensor, role: str) -> None:
         dim = int(batch[0].numel())
