@@ -19,6 +19,7 @@ from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.probes import select_probes
 from gendiag.probes.base import TASKS, ForwardCall, Probe, ProbeSection, StepRecord
 from gendiag.report import Report, render_run
+from gendiag.rows import RowPicker, aligned_rows
 from gendiag.sinks.scalars import ScalarTable
 from gendiag.sinks.tensorboard import TensorBoardSink
 
@@ -35,7 +36,8 @@ class Monitor:
         probes: "default", "all", or a list of probe names.
         every: step interval of the probes' per-step work (1 = every step).
         strict: a probe that raises stops training (for tests) instead of being switched off.
-        record_rows: rows of each recorded forward call kept (inputs seen in training and in sampling).
+        record_rows: rows of each recorded forward call kept (inputs seen in training and in sampling), chosen at
+            random from the Monitor's own generator, so batches whose rows come in order are sampled fairly.
         overwrite: a folder that already holds a run (its report, findings, metrics or TensorBoard events) is
             refused unless this is true; then the old run's artefacts are deleted first.
         resume: continue the run already in `run_dir` (as `gendiag run --resume` does): its artefacts stay,
@@ -83,6 +85,7 @@ class Monitor:
         self._mode = "train"
         self._forward_calls: dict[str, int] = defaultdict(int)
         self._record_every = every
+        self._row_picker = RowPicker(seed=0)
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
         self._phase_seconds: dict[str, float] = defaultdict(float)
         self._last_step: int | None = None
@@ -293,16 +296,12 @@ class Monitor:
             self._forward_calls[name] += 1
             if self._mode == "train" and (self._forward_calls[name] - 1) % self._record_every:
                 return
-            rows = self.record_rows
             x, t = _call_inputs(name, watched, args, kwargs)
             times = None
             if isinstance(x, torch.Tensor) and x.dim() > 0:
                 times = batch_times(t, x.shape[0], f"Monitor.watch({name!r})", WATCH_HINT)
-            call = ForwardCall(
-                model=name, mode=self._mode, step=self.ctx.step,
-                x=_rows(x, rows), t=_rows(times, rows),
-                output=_rows(output if isinstance(output, torch.Tensor) else None, rows),
-            )
+            x, t, out = _rows((x, times, output), self.record_rows, self._row_picker)
+            call = ForwardCall(model=name, mode=self._mode, step=self.ctx.step, x=x, t=t, output=out)
             self._dispatch("on_forward", call)
 
         return hook
@@ -386,13 +385,9 @@ def _argument(args: tuple, kwargs: dict, where: int | str | None) -> Any:
     return args[where] if where < len(args) else None
 
 
-def _rows(value: Any, rows: int) -> torch.Tensor | None:
-    if not isinstance(value, torch.Tensor):
-        return None
-    value = value.detach()
-    if value.dim() > 0:
-        value = value[:rows]
-    return value.float().cpu()
+def _rows(values: tuple[Any, ...], rows: int, picker: RowPicker) -> list[torch.Tensor | None]:
+    """At most `rows` rows of each tensor, chosen at random and aligned across the tensors, as float on the CPU."""
+    return [None if value is None else value.float().cpu() for value in aligned_rows(values, rows, picker)]
 
 
 def _scalar(value: float | torch.Tensor | None) -> float | None:

@@ -2,8 +2,10 @@
 
 Probes keep data points and network inputs in these so memory stays fixed however long training runs. Once full,
 it uses Li's "Algorithm L": it draws how many offered rows to skip before the next one it keeps, so a call whose
-rows are all skipped costs a comparison, not a copy. The draws come from the reservoir's own seeded generator,
-never the user's."""
+rows are all skipped costs a comparison, not a copy. Every row offered has the same chance to be kept, wherever it
+sits in its batch and whichever call brought it. The rows are read back in random order, so any prefix of `rows` is
+itself a uniform sample: a batch whose rows come in order (two moons along the arc) does not come back as one blob
+at the front. The draws come from the reservoir's own seeded generators, never the user's nor torch's global one."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ def capacity_for(dim: int, small: int, large: int, budget: int = 2**21) -> int:
 
 
 class Reservoir:
-    """Keeps at most `capacity` rows (flattened to (D,)) chosen uniformly from all rows offered so far."""
+    """Keeps at most `capacity` rows (flattened to (D,)) chosen uniformly from all rows offered so far, read back in
+    random order."""
 
     def __init__(self, capacity: int, seed: int = 0) -> None:
         if capacity < 1:
@@ -32,6 +35,8 @@ class Reservoir:
         self._rows: torch.Tensor | None = None
         self._times: torch.Tensor | None = None
         self._random = random.Random(seed)
+        self._generator = torch.Generator().manual_seed(seed)
+        self._shuffled = True  # whether the stored order is uniformly random (filling appends in stream order)
         self._weight = 1.0
         self._next_kept = capacity  # stream index of the next row to keep once full
 
@@ -40,17 +45,30 @@ class Reservoir:
 
     @property
     def rows(self) -> torch.Tensor:
-        """(N, D) float32 rows kept."""
+        """(N, D) float32 rows kept, in random order."""
         if self._rows is None:
             return torch.empty(0, 0)
+        self._shuffle()
         return self._rows[: len(self)]
 
     @property
     def times(self) -> torch.Tensor:
-        """(N,) times of the rows kept (NaN where none was given)."""
+        """(N,) times of the rows kept (NaN where none was given), in the order of `rows`."""
         if self._times is None:
             return torch.empty(0)
+        self._shuffle()
         return self._times[: len(self)]
+
+    def _shuffle(self) -> None:
+        """Put the stored rows in uniformly random order, once after rows were appended while filling: a full
+        reservoir replaces uniformly chosen slots, which keeps a random order random, so this is paid at most once
+        per read after filling, not per call."""
+        if self._shuffled:
+            return
+        order = torch.randperm(len(self), generator=self._generator)
+        self._rows[: len(self)] = self._rows[order]
+        self._times[: len(self)] = self._times[order]
+        self._shuffled = True
 
     def add(self, batch: torch.Tensor, times: torch.Tensor | None = None) -> None:
         """Offer rows `batch` (B, ...) with optional times (B,); keeps each offered row with equal chance."""
@@ -70,6 +88,7 @@ class Reservoir:
             self._rows[self.seen: self.seen + filling] = flat[:filling]
             if flat_times is not None:
                 self._times[self.seen: self.seen + filling] = flat_times[:filling]
+            self._shuffled = False
             if self.seen + filling == self.capacity:
                 self._weight = math.exp(math.log(self._uniform()) / self.capacity)
                 self._next_kept = self.capacity + self._skip()
@@ -84,8 +103,7 @@ class Reservoir:
         slots = torch.tensor(list(taken), dtype=torch.long)
         chosen = torch.tensor(list(taken.values()), dtype=torch.long, device=flat.device)
         self._rows[slots] = flat[chosen].float().cpu()
-        if flat_times is not None:
-            self._times[slots] = flat_times[chosen].float().cpu()
+        self._times[slots] = float("nan") if flat_times is None else flat_times[chosen].float().cpu()
 
     def _uniform(self) -> float:
         return 1.0 - self._random.random()  # in (0, 1]: safe for log

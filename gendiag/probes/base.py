@@ -38,7 +38,9 @@ class StepRecord:
 
 @dataclass
 class ForwardCall:
-    """A watched network's forward call: a few rows of its inputs and output, detached, on the CPU."""
+    """A watched network's forward call: a few rows of its inputs and output, detached, on the CPU. The rows are
+    chosen at random and come in random order (the same rows of x, t and output), so any prefix of them is a
+    uniform sample of the call's batch, however the user's batch is ordered."""
 
     model: str
     mode: str  # "train" or "sampling"

@@ -55,6 +55,7 @@ from gendiag.findings import Finding
 from gendiag.flow.projection import principal_plane
 from gendiag.probes import register
 from gendiag.probes.base import TASKS, ForwardCall, Probe, ProbeSection
+from gendiag.rows import RowPicker
 
 ROWS_PER_BATCH = 64
 KEPT_BATCHES = 8
@@ -70,11 +71,13 @@ DECLARED_VALUES = 2**16  # values drawn from a declared source: 256 rows of 2D p
 
 class BatchSample:
     """The first batch and every k-th after it, at most `capacity` batches of at most `rows` rows: when full, every
-    other kept batch is dropped and k doubles, so the kept batches span everything offered at a fixed cost."""
+    other kept batch is dropped and k doubles, so the kept batches span everything offered at a fixed cost. The rows
+    of a batch are chosen at random (its own generator), so a batch whose rows come in order is sampled fairly."""
 
-    def __init__(self, capacity: int = KEPT_BATCHES, rows: int = ROWS_PER_BATCH) -> None:
+    def __init__(self, capacity: int = KEPT_BATCHES, rows: int = ROWS_PER_BATCH, seed: int = 0) -> None:
         self.capacity = capacity
         self.rows = rows
+        self.picker = RowPicker(seed)
         self.stride = 1
         self.offered = 0
         self.batches: list[torch.Tensor] = []
@@ -87,7 +90,7 @@ class BatchSample:
         if self.batches and batch.shape[1:] != self.batches[0].shape[1:]:
             raise ValueError(f"data_repr: {role} batches changed shape from {tuple(self.batches[0].shape[1:])} "
                              f"to {tuple(batch.shape[1:])} per sample")
-        self.batches.append(batch[: self.rows].detach().to("cpu", copy=True))
+        self.batches.append(self.picker.take(batch.detach(), self.rows).to("cpu", copy=True))
         if len(self.batches) > self.capacity:
             self.batches = self.batches[::2]
             self.stride *= 2
@@ -117,7 +120,7 @@ class DataRepresentationProbe(Probe):
 
     def __init__(self, every: int = 1) -> None:
         super().__init__(every)
-        self.kept = {"data": BatchSample(), "source": BatchSample()}
+        self.kept = {"data": BatchSample(seed=1), "source": BatchSample(seed=2)}
         self.batch_size: dict[str, int] = {}
         self.checks: dict[str, RoleChecks] = {}
         self.scale: ScaleComparison | None = None

@@ -113,8 +113,9 @@ class InputsProbe(Probe):
         self._generator = torch.Generator().manual_seed(11)
 
     def on_forward(self, ctx: Any, call: ForwardCall) -> None:
-        """Keep a few rows of each training call (the Monitor already hands over only every `every`-th one)
-        and every row of the sampling calls, with their times."""
+        """Keep a few rows of each training call (the Monitor already hands over only every `every`-th one, its rows
+        in random order, so the first few are a uniform sample) and every row of the sampling calls, with their
+        times."""
         if call.x is None or call.t is None or call.x.dim() < 2:
             return
         rows = call.x.shape[0] if call.mode == "sampling" else min(call.x.shape[0], ROWS_PER_TRAIN_CALL)

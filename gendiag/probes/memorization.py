@@ -94,7 +94,12 @@ class MemorizationProbe(Probe):
             numbers = self.rows_seen + max(free, 0) + torch.arange(1, len(rest) + 1)
             slots = (torch.rand(len(rest), generator=self.generator) * numbers).long()
             keep = slots < capacity
-            self.train[slots[keep]] = rest[keep]
+            slots, rest = slots[keep], rest[keep]
+            # of the rows that drew one slot, the last one offered holds it (index_put leaves ties undefined)
+            last = torch.full((capacity,), -1, dtype=torch.long).scatter_reduce_(
+                0, slots, torch.arange(len(slots)), "amax")
+            filled = last >= 0
+            self.train[filled] = rest[last[filled]]
         self.rows_seen += len(rows)
 
     def on_samples(self, ctx: ProbeContext, samples: torch.Tensor, step: int) -> None:

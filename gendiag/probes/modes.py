@@ -34,6 +34,7 @@ from gendiag.metrics.classes import class_coverage
 from gendiag.metrics.modes import HIGH_QUALITY_STDS, mode_metrics
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection
+from gendiag.rows import RowPicker, take_rows
 
 KL_HIGH = 0.2  # nats: reverse KL of the mode/class histogram against uniform above this is an imbalance
 MISS_CHANCE = 0.01  # an even generator would miss some mode with at most this probability
@@ -77,6 +78,7 @@ class ModeCollapseProbe(Probe):
         self.class_timeline: list[dict[str, Any]] = []
         self.last_samples: torch.Tensor | None = None
         self.last_labels: np.ndarray | None = None
+        self.picker = RowPicker(seed=0)
         self.figure: str | None = None
 
     def setup(self, ctx: ProbeContext) -> None:
@@ -97,7 +99,8 @@ class ModeCollapseProbe(Probe):
     def on_samples(self, ctx: ProbeContext, samples: torch.Tensor, step: int) -> None:
         if self.centers is None and self.classifier is None:
             return
-        self.last_samples = samples[:KEEP_SAMPLES].detach().float().cpu()
+        shown = self.picker.indices(len(samples), KEEP_SAMPLES)  # at random: a sampler may return modes in order
+        self.last_samples = take_rows(samples.detach(), shown).float().cpu()
         if self.centers is not None:
             flat = samples.detach().float().cpu().reshape(len(samples), -1)
             metrics = mode_metrics(flat, self.centers, self.stds)
@@ -113,7 +116,7 @@ class ModeCollapseProbe(Probe):
         if self.classifier is not None:
             labels = self._labels(samples)
             coverage = class_coverage(labels, self.n_classes)
-            self.last_labels = labels[:KEEP_SAMPLES]
+            self.last_labels = labels if shown is None else labels[shown.numpy()]
             self.class_timeline.append({
                 "step": step, "n_samples": len(samples), "captured": coverage.found.tolist(),
                 "classes_found": coverage.classes_found, "largest_share": coverage.largest_share,

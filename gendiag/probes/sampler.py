@@ -80,7 +80,7 @@ class SamplerProbe(Probe):
             if self._data is None:
                 self._data = Reservoir(capacity_for(dim, 2000, 512), seed=31)
             self._data.add(batch)
-        elif self._source is None or len(self._source) < self._source.capacity:
+        else:
             if self._source is None:
                 self._source = Reservoir(capacity_for(dim, 256, 64), seed=37)
             self._source.add(batch)
