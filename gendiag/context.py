@@ -34,6 +34,13 @@ class WatchedModel:
     t_arg: int | str | None
     inputs: Inputs | None = None
     call: Call | None = None
+    time_form: tuple[tuple[int, ...], torch.dtype] | None = None  # per-row shape and dtype of t in training calls
+
+    def note_time(self, t: Any, batch: int) -> None:
+        """Remember the form of a per-row time the loop passes (a (B, 1) tensor, integer timesteps), once, so that
+        `ProbeContext.evaluate` calls the network the way the loop does."""
+        if self.time_form is None and isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == batch:
+            self.time_form = (tuple(t.shape[1:]), t.dtype)
 
 
 def batch_times(t: Any, batch: int, where: str, hint: str = "") -> torch.Tensor | None:
@@ -146,6 +153,10 @@ def _call(watched: WatchedModel, name: str, x: torch.Tensor, t: torch.Tensor | N
     """Call the network with x and t placed where `x_arg` and `t_arg` say."""
     placements: dict[int | str, torch.Tensor] = {watched.x_arg: x}
     if watched.t_arg is not None:
+        if t is not None and watched.time_form is not None:
+            tail, dtype = watched.time_form
+            t = t.reshape(len(t), *tail) if all(size == 1 for size in tail) else t
+            t = t if dtype.is_floating_point else t.round().to(dtype)
         placements[watched.t_arg] = t
     positions = sorted(k for k in placements if isinstance(k, int))
     if positions != list(range(len(positions))):

@@ -300,6 +300,8 @@ class Monitor:
             times = None
             if isinstance(x, torch.Tensor) and x.dim() > 0:
                 times = batch_times(t, x.shape[0], f"Monitor.watch({name!r})", WATCH_HINT)
+                if self._mode == "train" and watched.inputs is None:
+                    watched.note_time(t, x.shape[0])
             x, t, out = _rows((x, times, output), self.record_rows, self._row_picker)
             call = ForwardCall(model=name, mode=self._mode, step=self.ctx.step, x=x, t=t, output=out)
             self._dispatch("on_forward", call)

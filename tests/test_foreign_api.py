@@ -308,3 +308,49 @@ def test_a_gan_loop_without_gradient_norms_raises_no_user_warning(tmp_path: Path
     found = codes(tmp_path)
     assert "gan-d-dominates" in found and "probe-failed" not in found
     assert math.isfinite(json.loads((tmp_path / "probe_data.json").read_text())["gan-balance"]["final_d_fake"])
+
+
+class ColumnTimeNet(torch.nn.Module):
+    """A user's flow network that takes t as a (B, 1) column: `torch.cat([x, t], 1)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.SiLU(), torch.nn.Linear(32, 2))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x, t], dim=1))
+
+
+def test_the_probes_call_a_network_with_t_in_the_form_the_loop_used(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = ColumnTimeNet()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    with gendiag.Monitor(tmp_path / "run", task="flow", probes=["inputs", "velocity"], strict=True) as mon:
+        mon.watch(net)
+        for it in range(60):
+            x1, x0, t = torch.randn(64, 2) + 3, torch.randn(64, 2), torch.rand(64, 1)
+            loss = ((net(t * x1 + (1 - t) * x0, t) - (x1 - x0)) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.observe_data(x1)
+            mon.step(it, loss)
+        assert mon.ctx.evaluate("model", torch.zeros(5, 2), 0.5).shape == (5, 2)
+    assert "probe-failed" not in codes(tmp_path / "run")
+
+
+def test_integer_timesteps_reach_the_network_as_integers(tmp_path: Path) -> None:
+    embed = torch.nn.Embedding(10, 2)
+    seen: list[torch.dtype] = []
+
+    class StepNet(torch.nn.Module):
+        def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            seen.append(t.dtype)
+            return x + embed(t)
+
+    mon = gendiag.Monitor(tmp_path / "run", task="diffusion", probes=["inputs"])
+    net = mon.watch(StepNet())
+    net(torch.zeros(4, 2), torch.randint(0, 10, (4,)))
+    assert mon.ctx.evaluate("model", torch.zeros(3, 2), 7.0).shape == (3, 2)
+    assert seen == [torch.int64, torch.int64]
+    mon.finish()
