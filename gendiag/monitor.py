@@ -65,6 +65,7 @@ class Monitor:
         self._forward_calls: dict[str, int] = defaultdict(int)
         self._record_every = every
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
+        self._optimizers: list[torch.optim.Optimizer] = []
         self._phase_seconds: dict[str, float] = defaultdict(float)
         self._last_step: int | None = None
         self._finished: Report | None = None
@@ -77,8 +78,9 @@ class Monitor:
     # -- the user's calls -------------------------------------------------------------------------
 
     def watch(self, model: torch.nn.Module, name: str = "model", x_arg: int | str = 0,
-              t_arg: int | str | None = 1) -> torch.nn.Module:
-        """Record what `model` is fed, in training and in sampling (a few rows per call, detached)."""
+              t_arg: int | str | None = 1, optimizer: torch.optim.Optimizer | None = None) -> torch.nn.Module:
+        """Record what `model` is fed, in training and in sampling (a few rows per call, detached), and its
+        gradients. With `optimizer` (the one that trains `model`), see `watch_optimizer`."""
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Monitor.watch: model must be a torch.nn.Module, got {type(model).__name__}")
         if name in self.ctx.models:
@@ -87,7 +89,27 @@ class Monitor:
         if self._wants_forward:
             self._hooks.append(model.register_forward_hook(self._forward_hook(name), with_kwargs=True))
         self._dispatch("on_watch", name, model)
+        if optimizer is not None:
+            self.watch_optimizer(optimizer)
         return model
+
+    def watch_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        """Read the watched networks' gradients where they exist: just before each `optimizer.step()` (after
+        GradScaler's unscaling), whatever the loop's order of zero_grad, step and `Monitor.step`, once per optimizer
+        step under gradient accumulation. Call it once per optimizer (a GAN: one for G, one for D), before or after
+        `watch`; watching the same optimizer again does nothing. Its hooks only read and are removed by `finish`."""
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"Monitor.watch_optimizer: optimizer must be a torch.optim.Optimizer, got "
+                            f"{type(optimizer).__name__}")
+        if any(watched is optimizer for watched in self._optimizers):
+            return optimizer
+        self._optimizers.append(optimizer)
+        self._hooks.append(optimizer.register_step_pre_hook(
+            lambda opt, args, kwargs: self._dispatch("before_optimizer_step", opt)))
+        self._hooks.append(optimizer.register_step_post_hook(
+            lambda opt, args, kwargs: self._dispatch("after_optimizer_step", opt)))
+        self._dispatch("on_optimizer", optimizer)
+        return optimizer
 
     def observe_data(self, batch: torch.Tensor, role: str = "data") -> None:
         """A batch of training data (role "data") or of the noise/prior the model starts from ("source")."""
