@@ -285,3 +285,51 @@ def test_healthy_gan_is_silent(tmp_path: Path, zero_grad_after_step: bool, watch
 
 def report_networks(run_dir: Path) -> dict:
     return json.loads((run_dir / "probe_data.json").read_text())["gradients"]["networks"]
+
+
+# -- what must not be called "no gradient" --------------------------------------------------------------------------
+
+def test_diverged_gradients_are_not_missing_gradients(tmp_path: Path) -> None:
+    """SGD at a huge learning rate: the gradients become inf and NaN; they were there, so no no-gradient-reaches."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(5)
+    model = make_net()
+    opt = torch.optim.SGD(model.parameters(), lr=50.0)
+    with gendiag.Monitor(tmp_path, probes=["gradients"], strict=True) as mon:
+        mon.watch(model, optimizer=opt)
+        for it in range(1, 101):
+            x, y = get_batch(generator)
+            loss = nn.functional.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(it, loss=loss.item())
+    report = mon.finish()
+    assert not math.isfinite(loss.item())
+    assert not codes(report, "no-gradient-reaches")
+    assert report_networks(tmp_path)["model"]["readings_with_gradient"] == 100
+
+
+def test_an_ema_copy_under_watch_is_not_a_network_without_gradient(tmp_path: Path) -> None:
+    """tiny-diffusion style: the EMA model is watched too (its sampling is recorded); it never gets a gradient but
+    its weights move, so nothing is said about it."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(6)
+    model = make_net()
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.99))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with gendiag.Monitor(tmp_path, probes=["gradients"], strict=True) as mon:
+        mon.watch(model)
+        mon.watch(ema, name="ema")
+        for it in range(1, 201):
+            x, y = get_batch(generator)
+            loss = nn.functional.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            ema.update_parameters(model)
+            mon.step(it, loss=loss.item())
+    report = mon.finish()
+    assert not {f.code for f in report.findings} & {"no-gradient-reaches", "params-stalled", "gradients-not-seen"}
+    networks = report_networks(tmp_path)
+    assert not networks["ema"]["gradient_arrived"] and networks["model"]["readings_with_gradient"] == 200

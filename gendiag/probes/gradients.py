@@ -35,8 +35,8 @@ Findings, per watched network:
   update them), or the median update-to-weight ratio of its weight matrices is below 1e-4 and, at that rate, the
   whole run moves them by less than 10% (warning; healthy training sits near 1e-3 per step, Adam with a learning
   rate of 1e-6 gives 1e-6 to 1e-4 depending on the layers' width). Not raised beside `no-gradient-reaches`.
-- `gradients-not-seen` (info): read at `Monitor.step`, every gradient of a network was missing or exactly zero at
-  every reading; pass `optimizer=` to `watch`.
+- `gradients-not-seen` (info): backward did put gradients into a network, but read at `Monitor.step` they were
+  missing or exactly zero at every reading (the loop clears them first); pass `optimizer=` to `watch`.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ HISTOGRAM_VALUES = 4096
 HISTOGRAM_SECOND = 100
 HISTOGRAM_GROWTH = 10  # histograms at the first due step, then at steps ~100, 1000, 10000, ... and at the end
 NAMES_SHOWN = 8  # parameter names quoted in a finding's evidence
+MISSING = -1.0  # the norm written for a tensor whose gradient is None at a reading
+NOT_READ = -2.0  # a row's columns no reading wrote (another group's tensors); NaN stays a non-finite gradient
 
 
 @dataclass(eq=False)
@@ -124,6 +126,7 @@ class GradientsProbe(Probe):
         self.keep_every = 1
         self.arrived = np.zeros(0, dtype=bool)  # a backward pass accumulated a gradient into the tensor
         self.arrival_hooks: dict[int, torch.utils.hooks.RemovableHandle] = {}
+        self.new_arrivals = False
         self.counts: dict[str, dict[str, int]] = {}  # per network: kept readings with a gradient, unseen ones
         self.matrices = np.ones(0, dtype=bool)
         self.ratio_steps: list[int] = []
@@ -294,12 +297,14 @@ class GradientsProbe(Probe):
     def _arrival(self, index: int) -> Any:
         def hook(param: torch.Tensor) -> None:
             self.arrived[index] = True
+            self.new_arrivals = True
 
         return hook
 
     def _drop_arrival_hooks(self) -> None:
         """Each tensor's arrival hook is needed only until its first gradient arrives."""
-        if self.arrival_hooks and self.arrived.any():
+        if self.new_arrivals:
+            self.new_arrivals = False
             for index in [i for i in self.arrival_hooks if self.arrived[i]]:
                 self.arrival_hooks.pop(index).remove()
 
@@ -312,7 +317,7 @@ class GradientsProbe(Probe):
         complete = all(g is not None for g in grads)
         if group.due_count % self.keep_every == 0:
             norms = torch._foreach_norm(grads) if complete else [
-                g.norm() if g is not None else _nan_norm(p) for g, p in zip(grads, group.params)]
+                g.norm() if g is not None else _missing_norm(p) for g, p in zip(grads, group.params)]
             self._keep(group, norms)
         if group.histogram_due:
             group.histogram_due = False
@@ -330,7 +335,7 @@ class GradientsProbe(Probe):
         row = self.pending[len(self.pending_steps)]
         if not self.row_written:
             if len(self.groups) > 1:
-                row.fill_(math.nan)
+                row.fill_(NOT_READ)
             self.row_written = True
         if group.devices != {self.pending.device}:
             norms = [norm.to(self.pending.device) for norm in norms]
@@ -371,14 +376,19 @@ class GradientsProbe(Probe):
         rows = self.pending[: len(self.pending_steps)].to(dtype=torch.float64, device="cpu").numpy()
         steps, self.pending_steps, at_step, self.pending_at_step = self.pending_steps, [], self.pending_at_step, []
         read_at_step = set(self.step_group.columns) if self.step_group is not None else set()
-        for step, norms, row_at_step in zip(steps, rows, at_step):
-            for name, columns in self.networks.items():
-                if np.nan_to_num(norms[columns]).any():
-                    self.counts[name]["with_gradient"] += 1
-                elif row_at_step and columns[0] in read_at_step:
-                    self.counts[name]["unseen"] += 1
-                    norms[columns] = np.nan
-            if np.isnan(norms).all():
+        for name, columns in self.networks.items():
+            values = rows[:, columns]
+            read = ~(values == NOT_READ).all(axis=1)
+            present = read & ((values != MISSING) & (values != NOT_READ) & (values != 0)).any(axis=1)  # NaN counts
+            self.counts[name]["with_gradient"] += int(present.sum())
+            if columns[0] in read_at_step:
+                unseen = read & ~present & np.array(at_step)
+                self.counts[name]["unseen"] += int(unseen.sum())
+                rows[np.ix_(unseen, columns)] = NOT_READ
+        kept = ~(rows == NOT_READ).all(axis=1)
+        rows[rows < 0] = np.nan  # missing gradients and other groups' tensors: not measured
+        for step, norms, keep in zip(steps, rows, kept):
+            if not keep:
                 continue
             if len(self.history_steps) == HISTORY:
                 self.history[: HISTORY // 2] = self.history[::2]
@@ -504,7 +514,7 @@ class GradientsProbe(Probe):
                 "optimizer_steps": group.calls if hooked else None, "readings": group.kept,
                 "readings_with_gradient": counts["with_gradient"], "readings_unseen": counts["unseen"],
                 "gradient_arrived": arrived, "no_gradient": bool(no_gradient),
-                "not_seen": bool(not hooked and group.kept and counts["unseen"] == group.kept),
+                "not_seen": bool(not hooked and arrived and group.kept and counts["unseen"] == group.kept),
                 "other_networks_with_gradient": [
                     other for other, other_columns in self.networks.items() if other != name and (
                         self.arrived[other_columns].any() or self.counts[other]["with_gradient"])],
@@ -578,9 +588,9 @@ def _histogram(ctx: ProbeContext, tag: str, values: torch.Tensor, step: int) -> 
         ctx.tb.histogram(tag, finite, step)
 
 
-def _nan_norm(like: torch.Tensor) -> torch.Tensor:
-    """A NaN norm for a tensor without a gradient at this step."""
-    return torch.full((), float("nan"), device=like.device)
+def _missing_norm(like: torch.Tensor) -> torch.Tensor:
+    """The MISSING marker, in place of the norm of a tensor without a gradient at this reading."""
+    return torch.full((), MISSING, device=like.device)
 
 
 def _median_per_tensor(norms: np.ndarray) -> np.ndarray:
@@ -683,19 +693,17 @@ def _no_gradient_finding(name: str, network: dict[str, Any], figure: str | None)
 
 
 def _not_seen_finding(names: list[str], networks: dict[str, Any]) -> Finding:
-    arrived = [name for name in names if networks[name]["gradient_arrived"]]
+    """Networks whose gradients backward did fill but that were always cleared (or zero) when Monitor.step ran."""
     listed = ", ".join(names)
     readings = {name: networks[name]["readings"] for name in names}
-    why = ("the loop clears them before Monitor.step (optimizer.zero_grad() after optimizer.step() and before "
-           "mon.step)" if arrived else "no backward pass put a gradient into their parameters while they were "
-           "watched")
     return Finding(
         code="gradients-not-seen", severity="info", title=f"No gradient was present when Monitor.step ran ({listed})",
-        message=(f"At every one of the readings taken at Monitor.step ({readings}), every gradient of {listed} was "
-                 f"missing or exactly zero: {why}. Their gradient norms are left out of the report rather than shown "
-                 "as zeros; the update-to-weight ratios are still measured."),
-        evidence={"networks": names, "readings": readings, "gradient_arrived": {n: networks[n]["gradient_arrived"]
-                                                                               for n in names}},
+        message=(f"Backward did put gradients into {listed}, but at every one of the readings taken at Monitor.step "
+                 f"({readings}) they were missing or exactly zero: the loop clears them before Monitor.step "
+                 "(optimizer.zero_grad() after optimizer.step() and before mon.step). Their gradient norms are left "
+                 "out of the report rather than shown as zeros; the update-to-weight ratios are still measured."),
+        evidence={"networks": names, "readings": readings,
+                  "gradient_arrived": {n: networks[n]["gradient_arrived"] for n in names}},
         suggestion=("Pass optimizer= to mon.watch(model, optimizer=opt) (or call mon.watch_optimizer(opt)): the "
                     "gradients are then read just before each optimizer step, whatever the loop's order."),
     )
