@@ -342,7 +342,9 @@ class GradientsProbe(Probe):
         if isinstance(group.view, slice):
             torch.stack(norms, out=row[group.view])
         else:
-            row.index_copy_(0, group.view.to(row.device), torch.stack(norms).to(row.dtype))
+            if group.view.device != row.device:
+                group.view = group.view.to(row.device)
+            row.index_copy_(0, group.view, torch.stack(norms).to(row.dtype))
         group.kept += 1
         self.row_at_step = self.row_at_step or group.optimizer is None
 
