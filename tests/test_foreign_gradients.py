@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 import gendiag
+from gendiag.probes.gradients import GradientsProbe
 from gendiag.report import Report
 
 pytestmark = pytest.mark.filterwarnings("error::UserWarning")
@@ -42,7 +43,8 @@ def grad_norms(model: nn.Module) -> list[float]:
     return [float(p.grad.norm()) if p.grad is not None else 0.0 for p in model.parameters()]
 
 
-def gradients_probe(mon: gendiag.Monitor):  # noqa: ANN201  (the probe object, to read its full history)
+def gradients_probe(mon: gendiag.Monitor) -> GradientsProbe:
+    """The probe itself, to read its full history (metrics.csv holds a thinned sample)."""
     return next(p for p in mon.probes if p.name == "gradients")
 
 

@@ -110,7 +110,6 @@ class GradientsProbe(Probe):
         super().__init__(every)
         self.names: list[str] = []
         self.params: list[torch.Tensor] = []
-        self.network_of: list[str] = []
         self.networks: dict[str, list[int]] = {}
         self.optimizers: list[torch.optim.Optimizer] = []
         self.groups: list[_Group] = []
@@ -161,7 +160,6 @@ class GradientsProbe(Probe):
                 index = len(self.params)
                 self.names.append(f"{name}.{param_name}")
                 self.params.append(param)
-                self.network_of.append(name)
                 self.networks.setdefault(name, []).append(index)
                 self.arrival_hooks[index] = param.register_post_accumulate_grad_hook(self._arrival(index))
         self.counts.setdefault(name, {"with_gradient": 0, "unseen": 0})
@@ -494,8 +492,8 @@ class GradientsProbe(Probe):
             "grad_norm_median": float(np.median(global_norm)) if len(norms) else None,
             "lr": self.lr,
             "noise_to_signal": float(self.noise_sums[0] / self.noise_sums[1]) if self.noise_sums[1] > 0 else None,
-            **_updates(self.ratios, self.ratio_masks, self.ratio_steps, list(range(len(self.params))), self.names, self.matrices,
-                       steps_run),
+            **_updates(self.ratios, self.ratio_masks, self.ratio_steps, list(range(len(self.params))), self.names,
+                       self.matrices, steps_run),
         }
         networks: dict[str, Any] = {}
         for name, columns in self.networks.items():
@@ -760,7 +758,8 @@ def _text(summary: dict[str, Any]) -> str:
     else:
         lines.append("No gradient norm was measured (see the findings).")
     read_at = {name: network["read_at"] for name, network in summary["networks"].items()}
-    lines.append("Gradients read " + "; ".join(f"{name}: at each {where}" for name, where in read_at.items()) + ".")
+    lines.append("Where the gradients were read: " + "; ".join(f"{name} at each {where}"
+                                                               for name, where in read_at.items()) + ".")
     for name, network in summary["networks"].items():
         if network["update_samples"]:
             lines.append(f"{name}: median update-to-weight ratio of the weight matrices over "
