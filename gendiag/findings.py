@@ -23,8 +23,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     "data and set-up": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
                         "source-not-noise", "source-sampler-mismatch", "source-chosen", "schedule-not-reaching-noise",
                         "target-explodes", "train-sample-input-mismatch", "data-bottleneck"),
-    "optimisation": ("loss-nonfinite", "params-stalled", "loss-diverging", "loss-t-imbalance", "gan-d-dominates",
-                     "gan-oscillation"),
+    "optimisation": ("loss-nonfinite", "no-gradient-reaches", "params-stalled", "gradients-not-seen", "loss-diverging",
+                     "loss-t-imbalance", "gan-d-dominates", "gan-oscillation"),
     "model": ("posterior-collapse", "field-ignores-x", "field-ignores-t"),
     "samples": ("sampler-state-frozen", "samples-unlike-data", "mode-collapse", "memorization"),
 }
@@ -55,6 +55,13 @@ CONSEQUENCES: dict[str, dict[str, str]] = {
     "target-explodes": {
         "loss-nonfinite": "a target that grows without bound near one end of t overflows",
         "loss-diverging": "a target that grows without bound near one end of t makes the loss jump",
+    },
+    "no-gradient-reaches": {
+        "gan-d-dominates": "a generator that receives no gradient cannot answer the discriminator",
+        "field-ignores-x": "a network that receives no gradient stays as it was initialised",
+        "field-ignores-t": "a network that receives no gradient stays as it was initialised",
+        "mode-collapse": "a network that receives no gradient cannot learn the modes",
+        "samples-unlike-data": "a network that receives no gradient cannot learn the data",
     },
     "params-stalled": {
         "field-ignores-x": "weights that do not train leave the field as it was at initialisation",

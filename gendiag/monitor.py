@@ -87,6 +87,7 @@ class Monitor:
         self._record_every = every
         self._row_picker = RowPicker(seed=0)
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
+        self._optimizers: list[torch.optim.Optimizer] = []
         self._phase_seconds: dict[str, float] = defaultdict(float)
         self._last_step: int | None = None
         self._epoch: tuple[int, int, int] | None = None  # (epoch, its offset, its last batch index)
@@ -100,8 +101,8 @@ class Monitor:
     # -- the user's calls -------------------------------------------------------------------------
 
     def watch(self, model: torch.nn.Module, name: str = "model", x_arg: int | str = 0,
-              t_arg: int | str | None = 1, *, inputs: Inputs | None = None, call: Call | None = None
-              ) -> torch.nn.Module:
+              t_arg: int | str | None = 1, *, inputs: Inputs | None = None, call: Call | None = None,
+              optimizer: torch.optim.Optimizer | None = None) -> torch.nn.Module:
         """Record what `model` is fed, in training and in sampling (a few rows per call, detached).
 
         By default x is the call's argument `x_arg` and t its argument `t_arg` (a position or a keyword; t_arg=None
@@ -111,7 +112,10 @@ class Monitor:
         (B,) or (B, 1) tensor; it is recorded as (B,). Probes that run the network themselves (velocity, sampler)
         call it as `model(x, t)` through x_arg/t_arg, or through `call(module, x, t) -> output` where given (t a
         (B,) tensor), for example `call=lambda net, x, t: net(torch.cat([x, t[:, None]], 1))`; with `inputs`
-        and no `call` those probes say so in the report instead of running."""
+        and no `call` those probes say so in the report instead of running.
+
+        With `optimizer` (the one that trains `model`) its gradients are read just before each optimizer step, right
+        under any loop order; see `watch_optimizer`."""
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Monitor.watch: model must be a torch.nn.Module, got {type(model).__name__}")
         if name in self.ctx.models:
@@ -123,7 +127,27 @@ class Monitor:
         if self._wants_forward:
             self._hooks.append(model.register_forward_hook(self._forward_hook(name), with_kwargs=True))
         self._dispatch("on_watch", name, model)
+        if optimizer is not None:
+            self.watch_optimizer(optimizer)
         return model
+
+    def watch_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        """Read the watched networks' gradients where they exist: just before each `optimizer.step()` (after
+        GradScaler's unscaling), whatever the loop's order of zero_grad, step and `Monitor.step`, once per optimizer
+        step under gradient accumulation. Call it once per optimizer (a GAN: one for G, one for D), before or after
+        `watch`; watching the same optimizer again does nothing. Its hooks only read and are removed by `finish`."""
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"Monitor.watch_optimizer: optimizer must be a torch.optim.Optimizer, got "
+                            f"{type(optimizer).__name__}")
+        if any(watched is optimizer for watched in self._optimizers):
+            return optimizer
+        self._optimizers.append(optimizer)
+        self._hooks.append(optimizer.register_step_pre_hook(
+            lambda opt, args, kwargs: self._dispatch("before_optimizer_step", opt)))
+        self._hooks.append(optimizer.register_step_post_hook(
+            lambda opt, args, kwargs: self._dispatch("after_optimizer_step", opt)))
+        self._dispatch("on_optimizer", optimizer)
+        return optimizer
 
     def observe_data(self, batch: torch.Tensor, role: str = "data") -> None:
         """A batch of training data (role "data") or of the noise/prior the model starts from ("source")."""

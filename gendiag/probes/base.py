@@ -84,6 +84,15 @@ class Probe:
     def on_watch(self, ctx: "ProbeContext", name: str, module: torch.nn.Module) -> None:
         """A network was put under watch."""
 
+    def on_optimizer(self, ctx: "ProbeContext", optimizer: torch.optim.Optimizer) -> None:
+        """An optimizer was put under watch: its steps are announced by the two callbacks below."""
+
+    def before_optimizer_step(self, ctx: "ProbeContext", optimizer: torch.optim.Optimizer) -> None:
+        """Just before a watched optimizer's step: its parameters hold the gradients the step uses."""
+
+    def after_optimizer_step(self, ctx: "ProbeContext", optimizer: torch.optim.Optimizer) -> None:
+        """Just after a watched optimizer's step."""
+
     def on_step(self, ctx: "ProbeContext", record: StepRecord) -> None:
         """Once per training step, after the user's optimizer step."""
 
