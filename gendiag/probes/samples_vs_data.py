@@ -65,6 +65,8 @@ SUGGESTIONS = {
              "same time scaling as in training), with enough steps; a sampler run from t = 1 to 0 or with the "
              "opposite sign moves away from the data."),
 }
+UNDERTRAINED = (" If the sampler is right, the network has not learned the data yet: look at the loss and gradient "
+                "findings, train longer or with a working learning rate, and observe samples again.")
 GENERIC_SUGGESTION = ("Compare the sampling path with training: the latent prior drawn at sampling (its scale and "
                       "shape), the output transform (tanh / sigmoid / denormalisation) against the data's range, and "
                       "that the samples come from the trained network (not a fresh or averaged copy).")
@@ -175,7 +177,7 @@ class SamplesVsDataProbe(Probe):
             message=message, evidence={"step": self.samples_step, **gap.as_dict(),
                                        "w2_over_floor": gap.w2_over_floor, "w2_over_spread": gap.w2_over_spread,
                                        "data_rows_seen": self.data.seen, "judged_coverage": self.judge_cover},
-            suggestion=SUGGESTIONS.get(ctx.task, GENERIC_SUGGESTION), figure=self.figure,
+            suggestion=SUGGESTIONS.get(ctx.task, GENERIC_SUGGESTION) + UNDERTRAINED, figure=self.figure,
         )]
 
     def _reasons(self, gap: SampleGap, critical: bool) -> list[str]:
