@@ -159,50 +159,53 @@ class SamplesVsDataProbe(Probe):
         severity = "critical" if reasons["critical"] else "warning" if reasons["warning"] else None
         if severity is None:
             return []
-        closer = ("no closer to the data than" if gap.w2 >= gap.w2_gaussian else "closer to the data than")
         message = (f"The {gap.n_samples} generated samples (step {self.samples_step}) do not look like the "
-                   f"{gap.n_data} data rows the loop showed: {'; '.join(reasons[severity])}. For reference, data "
-                   f"subsets of {gap.n_compared} rows give a std ratio within {gap.std_ratio_floor:.2f}x, a mean "
-                   f"offset of {gap.mean_offset_floor:.2f} spreads and W2 {gap.w2_floor:.3g}; the samples are "
-                   f"{closer} a Gaussian with the data's mean and covariance (W2 {gap.w2_gaussian:.3g}). Coverage "
-                   f"{gap.coverage:.2f} of data rows (data against data: {gap.coverage_floor:.2f}).")
+                   f"{gap.n_data} data rows the loop showed: {'; '.join(long for _, long in reasons[severity])}. "
+                   f"For reference, data subsets of {gap.n_compared} rows give a std ratio within "
+                   f"{gap.std_ratio_floor:.2f}x and a mean offset of {gap.mean_offset_floor:.2f} spreads; in the "
+                   f"{gap.space}, W2 is {gap.w2:.3g} for the samples, {gap.w2_floor:.3g} for data against data and "
+                   f"{gap.w2_gaussian:.3g} for a Gaussian with the data's mean and covariance; the samples cover "
+                   f"{gap.coverage:.2f} of the data rows (data against data: {gap.coverage_floor:.2f}).")
         if not self.judge_cover:
             message += (" (Which modes or classes the samples cover is judged by the mode-collapse probe; this "
                         "finding is about their scale and location.)")
-        title_scale = f"std {gap.std_ratio:.2g}x the data's" if abs(np.log(gap.std_ratio)) > np.log(1.5) else \
-            f"W2 {gap.w2_over_floor:.1f}x the data-vs-data floor"
         return [Finding(
             code="samples-unlike-data", severity=severity,
-            title=f"Generated samples do not look like the data ({title_scale})",
+            title=f"Generated samples do not look like the data ({reasons[severity][0][0]})",
             message=message, evidence={"step": self.samples_step, **gap.as_dict(),
                                        "w2_over_floor": gap.w2_over_floor, "w2_over_spread": gap.w2_over_spread,
                                        "data_rows_seen": self.data.seen, "judged_coverage": self.judge_cover},
             suggestion=SUGGESTIONS.get(ctx.task, GENERIC_SUGGESTION) + UNDERTRAINED, figure=self.figure,
         )]
 
-    def _reasons(self, gap: SampleGap, critical: bool) -> list[str]:
+    def _reasons(self, gap: SampleGap, critical: bool) -> list[tuple[str, str]]:
+        """(short, long) descriptions of each limit the samples cross."""
         scale_limit = max(SCALE_CRITICAL if critical else SCALE_WARNING, gap.std_ratio_floor ** FLOOR_MARGIN)
         offset_limit = max(OFFSET_CRITICAL if critical else OFFSET_WARNING, FLOOR_MARGIN * gap.mean_offset_floor)
         reasons = []
         if max(gap.std_ratio, 1 / gap.std_ratio) > scale_limit:
-            reasons.append(f"their standard deviation is {gap.std_ratio:.3g} times the data's (limit "
-                           f"{scale_limit:.3g}x either way)")
+            reasons.append((f"std {gap.std_ratio:.2g}x the data's",
+                            f"their standard deviation is {gap.std_ratio:.3g} times the data's (limit "
+                            f"{scale_limit:.3g}x either way)"))
         if gap.mean_offset > offset_limit:
-            reasons.append(f"their mean lies {gap.mean_offset:.3g} data spreads from the data's (limit "
-                           f"{offset_limit:.3g})")
+            reasons.append((f"mean {gap.mean_offset:.2g} data spreads away",
+                            f"their mean lies {gap.mean_offset:.3g} data spreads from the data's (limit "
+                            f"{offset_limit:.3g})"))
         if not self.judge_cover:
             return reasons
         low = gap.dimension <= LOW_DIM
         floor_limit, spread_limit = ((W2_FLOOR_CRITICAL, W2_SPREAD_CRITICAL) if critical
                                      else (W2_FLOOR_WARNING, W2_SPREAD_WARNING))
         if (critical or low) and gap.w2_over_floor > floor_limit and gap.w2_over_spread > spread_limit:
-            reasons.append(f"W2 in the {gap.space} is {gap.w2:.3g}, {gap.w2_over_floor:.1f} times the data-vs-data "
-                           f"floor and {gap.w2_over_spread:.2f} data spreads (limits {floor_limit:g}x and "
-                           f"{spread_limit:g})")
+            reasons.append((f"W2 {gap.w2_over_floor:.1f}x the data-vs-data floor",
+                            f"W2 in the {gap.space} is {gap.w2:.3g}, {gap.w2_over_floor:.1f} times the data-vs-data "
+                            f"floor and {gap.w2_over_spread:.2f} data spreads (limits {floor_limit:g}x and "
+                            f"{spread_limit:g})"))
         if (not critical and low and gap.coverage < COVERAGE_WARNING * gap.coverage_floor
                 and gap.w2_over_floor > COVERAGE_W2_FLOOR):
-            reasons.append(f"they cover {gap.coverage:.2f} of the data rows against {gap.coverage_floor:.2f} for "
-                           f"data against data, with W2 {gap.w2_over_floor:.1f} times its floor")
+            reasons.append((f"coverage {gap.coverage:.2f} against {gap.coverage_floor:.2f}",
+                            f"they cover {gap.coverage:.2f} of the data rows against {gap.coverage_floor:.2f} for "
+                            f"data against data, with W2 {gap.w2_over_floor:.1f} times its floor"))
         return reasons
 
     def state(self) -> dict[str, Any]:
@@ -237,8 +240,8 @@ class SamplesVsDataProbe(Probe):
                          weights=np.full(len(values), 1 / len(values)))
         axes[1].set_xlabel("distance to the data mean")
         axes[1].set_ylabel("share of rows")
-        axes[1].set_title(f"W2 {self.gap.w2:.3g} (floor {self.gap.w2_floor:.3g}), coverage {self.gap.coverage:.2f}",
-                          fontsize=10)
+        axes[1].set_title(f"Mean offset {self.gap.mean_offset:.2f} spreads; W2 {self.gap.w2:.3g} (floor "
+                          f"{self.gap.w2_floor:.3g}), coverage {self.gap.coverage:.2f}", fontsize=10)
         axes[1].legend(fontsize=8)
         figure.tight_layout()
         return figure
