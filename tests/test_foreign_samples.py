@@ -195,3 +195,48 @@ def test_mismatched_widths_and_too_few_rows_are_reported_not_judged(tmp_path: Pa
     report = mon.finish()
     assert report.findings == []
     assert "the samples have 2 values each and the data rows 3" in (tmp_path / "report.md").read_text()
+
+
+def observed(run_dir: Path, samples: torch.Tensor, task: str = "gan", **facts: object) -> gendiag.Finding | None:
+    """A monitor that saw 2,048 ring points as data and then `samples`."""
+    gen = torch.Generator().manual_seed(3)
+    angle = 2 * math.pi * torch.randint(0, 8, (2048,), generator=gen) / 8
+    ring = torch.stack([angle.cos(), angle.sin()], 1) + 0.02 * torch.randn(2048, 2, generator=gen)
+    with gendiag.Monitor(run_dir, task=task, probes=PROBES, strict=True, **facts) as mon:
+        for step, batch in enumerate(ring.split(256)):
+            mon.observe_data(batch)
+            mon.step(step)
+        mon.observe_samples(samples)
+    return finding(mon.finish())
+
+
+def test_with_known_modes_samples_piled_on_one_mode_are_left_to_mode_collapse(tmp_path: Path) -> None:
+    centers = torch.stack([torch.cos(torch.arange(8) * math.pi / 4), torch.sin(torch.arange(8) * math.pi / 4)], 1)
+    piled = torch.tensor([1.0, 0.0]) + 0.02 * torch.randn(1000, 2, generator=torch.Generator().manual_seed(4))
+    assert observed(tmp_path / "facts", piled, modes=centers, mode_std=0.02) is None
+    without = observed(tmp_path / "no_facts", piled)
+    assert without is not None and without.severity == "critical" and without.evidence["std_ratio"] < 1 / 3
+    wide = 5 * torch.randn(1000, 2, generator=torch.Generator().manual_seed(5))
+    found = observed(tmp_path / "wide", wide, modes=centers, mode_std=0.02)
+    assert found is not None and found.severity == "critical" and "mode-collapse" in found.message
+
+
+def test_a_vae_is_not_faulted_for_samples_narrower_than_the_data(tmp_path: Path) -> None:
+    """8x8 binary images: 8 prototypes with 40% of the pixels flipped; a VAE's samples are the pixel means (0.4 or
+    0.6), narrower than the data (std ratio about 0.2) by design."""
+    gen = torch.Generator().manual_seed(6)
+    prototypes = (torch.rand(8, 64, generator=gen) < 0.5).float()
+    means = 0.6 * prototypes + 0.4 * (1 - prototypes)
+    data = torch.bernoulli(means[torch.randint(0, 8, (2048,), generator=gen)], generator=gen)
+    samples = means[torch.randint(0, 8, (1000,), generator=gen)]
+    found = {}
+    for task in ("vae", "generic"):
+        with gendiag.Monitor(tmp_path / task, task=task, probes=PROBES, strict=True) as mon:
+            for step, batch in enumerate(data.split(256)):
+                mon.observe_data(batch.reshape(-1, 1, 8, 8))
+                mon.step(step)
+            mon.observe_samples(samples.reshape(-1, 1, 8, 8))
+        found[task] = finding(mon.finish())
+    assert found["vae"] is None
+    assert found["generic"] is not None and found["generic"].severity == "critical"
+    assert found["generic"].evidence["std_ratio"] < 1 / 3 and "latent prior" in found["generic"].suggestion
