@@ -8,7 +8,8 @@ size, so that a gap can be read against sampling noise. Measured:
 - location: the distance between the means in units of the data's spread (the RMS distance of a data row to the
   data mean);
 - W2 (exact, `gendiag.metrics.wasserstein`) in the data space when it has at most `LOW_DIM` dimensions, else in the
-  space of the data's `PCA_DIM` leading principal components (fitted on the data rows);
+  space of the data's `PCA_DIM` leading principal components (fitted on the data rows), and, as a yardstick, W2
+  of as many draws from the Gaussian with the data's mean and covariance;
 - coverage (Naeem et al.'s PRDC coverage, k = 5): the share of data rows whose own k-NN ball holds a sample, in
   the same space as W2.
 """
@@ -37,7 +38,8 @@ VARYING = 1e-2  # a dimension varies in the data when its std is above this shar
 @dataclass(frozen=True)
 class SampleGap:
     """Samples against data rows. `*_floor`: the same statistic for a subset of the data of n rows (the largest
-    deviation over the repeats for scale and location, the mean for W2 and coverage)."""
+    deviation over the repeats for scale and location, the mean for W2 and coverage); `data_spread` and the W2s
+    are in the compared `space`."""
 
     n_samples: int
     n_data: int
