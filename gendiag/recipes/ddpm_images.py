@@ -92,8 +92,8 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
         samples = torch.cat([_sample(model, schedule, torch.randn(size, *shape, generator=eval_gen), sample_cfg,
                                      eval_gen)
                              for size in _chunks(sample_cfg.n_samples, sample_cfg.batch)])
+    mon.observe_samples(samples)  # in [-1, 1], the space of the observed data batches
     samples = ((samples + 1) / 2).clamp(0, 1)
-    mon.observe_samples(samples)
     comparison = compare_images(samples, split, load_classifier(data_cfg.dataset), eval_gen)
     figure = image_grid([("training images", split.train), ("generated", samples)])
     mon.add_section("Samples and the digit classifier", text=comparison.text(),
