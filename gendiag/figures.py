@@ -6,6 +6,7 @@ from typing import Any
 
 DPI = 110  # figures are laid out and saved at this one resolution
 TICKS = 5  # at most this many labelled ticks an axis: each tick is several artists laid out twice, at layout and draw
+STEPS = (1, 2, 2.5, 5, 10)  # tick spacings, as matplotlib's default locator picks them
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **subplots: Any) -> tuple[Any, Any]:
@@ -21,8 +22,8 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], 
     FigureCanvasAgg(figure)
     axes = figure.subplots(nrows, ncols, **subplots)
     for axis in figure.axes:
-        axis.xaxis.set_major_locator(MaxNLocator(TICKS))
-        axis.yaxis.set_major_locator(MaxNLocator(TICKS))
+        axis.xaxis.set_major_locator(MaxNLocator(TICKS, steps=STEPS))
+        axis.yaxis.set_major_locator(MaxNLocator(TICKS, steps=STEPS))
     return figure, axes
 
 
