@@ -13,7 +13,8 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], 
     """`(figure, axes)` as `plt.subplots` returns them, on a figure drawn by the Agg canvas without pyplot: no
     global figure list (nothing to close), the user's backend left alone, and `import gendiag` does not import
     pyplot. Made at the dpi it is saved at, so the text measured by `tight_layout` is measured once; linear axes
-    get at most `TICKS` ticks (a log scale set later brings its own)."""
+    get at most `TICKS` ticks (a log scale set later brings its own); spines are left out of `tight_layout` (they
+    lie on the axes' own box, which it counts, and measuring them updates every tick again)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -24,6 +25,8 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], 
     for axis in figure.axes:
         axis.xaxis.set_major_locator(MaxNLocator(TICKS, steps=STEPS))
         axis.yaxis.set_major_locator(MaxNLocator(TICKS, steps=STEPS))
+        for spine in axis.spines.values():
+            spine.set_in_layout(False)
     return figure, axes
 
 
