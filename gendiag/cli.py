@@ -116,6 +116,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         console.print(f"[bold red]partial run[/]: {result.report.partial}")
     _print_results(result.results)
     _print_findings(result.report.findings)
+    if result.report.finish_seconds is not None:
+        from gendiag.report.markdown import finish_cost
+
+        console.print(f"report written in {finish_cost(result.report.finish_seconds)}", markup=False, soft_wrap=True,
+                      highlight=False)
     return 0
 
 

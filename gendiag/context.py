@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import io
 import numbers
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 
+from gendiag.figures import DPI
 from gendiag.io import atomic_write_bytes
 from gendiag.sinks.scalars import ScalarTable
 from gendiag.sinks.tensorboard import TensorBoardSink
@@ -85,10 +87,8 @@ class ProbeContext:
         self.layout.setdefault(category, {})[title] = ["Multiline", list(tags)]
 
     def save_figure(self, figure: "Figure", name: str, step: int | None = None) -> str:
-        """Write a figure to figures/NAME.png, log the same image to TensorBoard (drawn once), close it; returns its
-        relative path."""
-        import matplotlib.pyplot as plt
-
+        """Write a figure to figures/NAME.png, log the same image to TensorBoard (drawn once), close it where pyplot
+        holds it; returns its relative path."""
         if not name or name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
             raise ValueError(f"save_figure: name {name!r} must be a relative name inside the run folder "
                              "(no '..', no absolute path)")
@@ -96,8 +96,10 @@ class ProbeContext:
         path = self.run_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         png = io.BytesIO()
-        figure.savefig(png, dpi=110, format="png", pil_kwargs={"compress_level": 1})
-        plt.close(figure)
+        figure.savefig(png, dpi=DPI, format="png", pil_kwargs={"compress_level": 1})
+        pyplot = sys.modules.get("matplotlib.pyplot")  # a figure of the user's own; ours (`new_figure`) have no manager
+        if pyplot is not None:
+            pyplot.close(figure)
         atomic_write_bytes(path, png.getvalue())
         self.tb.png(f"figures/{name}", png.getvalue(), self.step if step is None else step)
         return relative

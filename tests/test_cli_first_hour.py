@@ -66,7 +66,7 @@ def test_cli_threads_option_reaches_the_run(tmp_path: Path, capsys: pytest.Captu
     assert main(["run", str(MOONS), "--out", str(tmp_path), "--threads", "1", *_sets(TINY_FLOW)]) == 0
     run_dir = next((tmp_path / "pointcloud_moons").iterdir())
     assert json.loads((run_dir / "run.json").read_text())["threads"] == 1
-    capsys.readouterr()
+    assert "report written in" in capsys.readouterr().out  # the report's own cost is said (issue 23)
     assert main(["run", "--resume", str(run_dir), "--threads", "2"]) == 1
     assert "--threads" in _one_error_line(capsys.readouterr().err)
 

@@ -33,12 +33,8 @@ Findings:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -50,12 +46,15 @@ from gendiag.checks.representation import (
 )
 from gendiag.checks.source import SourceComparison, compare_sources, declared_rows
 from gendiag.context import ProbeContext
-from gendiag.figures import legend
+from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding
 from gendiag.flow.projection import principal_plane
 from gendiag.probes import register
 from gendiag.probes.base import TASKS, ForwardCall, Probe, ProbeSection
 from gendiag.rows import RowPicker
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 ROWS_PER_BATCH = 64
 KEPT_BATCHES = 8
@@ -418,13 +417,13 @@ class DataRepresentationProbe(Probe):
             figures["qq"] = ctx.save_figure(_qq_figure(rows["source"]), "data_repr_source_qq")
         return figures
 
-    def _samples_figure(self, rows: dict[str, torch.Tensor], image_shape: Any) -> plt.Figure:
+    def _samples_figure(self, rows: dict[str, torch.Tensor], image_shape: Any) -> Figure:
         """A few samples of each role (a montage of images, or a scatter of the first two values) beside the data's
         matrix of relative distances between samples."""
         views = {role: image_view(as_batch(values), image_shape) for role, values in rows.items()}
         duplicates = self.checks["data"].render.duplicates if "data" in self.checks else None
         heatmap = duplicates is not None and duplicates.criterion != "exact"
-        figure, axes = plt.subplots(1, 1 + heatmap, squeeze=False, figsize=(10 if heatmap else 7, 3.4),
+        figure, axes = new_figure(1, 1 + heatmap, squeeze=False, figsize=(10 if heatmap else 7, 3.4),
                                     gridspec_kw={"width_ratios": [2.2, 1] if heatmap else [1]})
         axis = axes[0][0]
         if all(view is not None for view in views.values()):
@@ -449,8 +448,8 @@ class DataRepresentationProbe(Probe):
         figure.tight_layout()
         return figure
 
-    def _values_figure(self) -> plt.Figure:
-        figure, axes = plt.subplots(1, len(self.checks), squeeze=False, figsize=(4.5 * len(self.checks), 3.2))
+    def _values_figure(self) -> Figure:
+        figure, axes = new_figure(1, len(self.checks), squeeze=False, figsize=(4.5 * len(self.checks), 3.2))
         for axis, (role, checks) in zip(axes[0], self.checks.items()):
             values = checks.values
             edges = values.histogram_edges
@@ -515,14 +514,14 @@ def _shown(values: list[float]) -> str:
     return f"{values[0]:.3g}" if len(values) == 1 else "(" + ", ".join(f"{v:.3g}" for v in values) + ")"
 
 
-def _sources_figure(training: torch.Tensor, others: dict[str, torch.Tensor]) -> plt.Figure:
+def _sources_figure(training: torch.Tensor, others: dict[str, torch.Tensor]) -> Figure:
     """The training source beside what sampling starts from: a scatter on the plane of the pooled rows' two leading
     principal components (the data space itself for 2D points), and histograms of the values along the first."""
     sets = {"training source": training.reshape(training.shape[0], -1).double()}
     names = {"sampler": "sampler's first inputs", "declared": "declared source"}
     sets.update({names[label]: rows.reshape(rows.shape[0], -1).double() for label, rows in others.items()
                  if rows[0].numel() == sets["training source"].shape[1]})
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    figure, axes = new_figure(1, 2, figsize=(10, 4))
     pooled = torch.cat(list(sets.values()))
     if pooled.shape[1] >= 2:
         plane = principal_plane(pooled)
@@ -560,12 +559,12 @@ def _montage(views: dict[str, torch.Tensor]) -> np.ndarray:
     return np.concatenate(lines, axis=0)
 
 
-def _qq_figure(source: torch.Tensor) -> plt.Figure:
+def _qq_figure(source: torch.Tensor) -> Figure:
     values = source.reshape(-1).numpy()
     if values.size > 4000:
         values = values[np.linspace(0, values.size - 1, 4000).round().astype(int)]
     (theory, ordered), _ = stats.probplot(values, dist="norm")
-    figure, axis = plt.subplots(figsize=(4.2, 4))
+    figure, axis = new_figure(figsize=(4.2, 4))
     axis.plot(theory, ordered, ".", markersize=2, label="source values")
     axis.plot(theory, theory, color="black", linewidth=1, label="N(0, 1)")
     axis.set_xlabel("N(0, 1) quantile")

@@ -14,22 +14,21 @@ Findings:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
 from gendiag.context import ProbeContext
-from gendiag.figures import legend
+from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, StepRecord
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 D_OUTPUTS = ("prob", "logit", "critic")
 FAKE_NEAR_ZERO = 0.1  # median D(fake) below this: the fakes are rejected
@@ -256,8 +255,8 @@ def _growing(swing: dict[str, Any]) -> bool:
             and swing["amplitudes"][-1] >= OSC_MIN_AMPLITUDE)
 
 
-def _balance_figure(frame: pd.DataFrame, d_output: str, stretch: tuple[int, int] | None) -> plt.Figure:
-    figure, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+def _balance_figure(frame: pd.DataFrame, d_output: str, stretch: tuple[int, int] | None) -> Figure:
+    figure, axes = new_figure(3, 1, figsize=(9, 8), sharex=True)
     steps = frame["step"]
     axes[0].plot(steps, frame["d_real"], label="D(real)", color="tab:blue", lw=1)
     axes[0].plot(steps, frame["d_fake"], label="D(fake)", color="tab:red", lw=1)

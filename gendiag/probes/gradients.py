@@ -43,22 +43,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures import legend
+from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, StepRecord
 from gendiag.probes.thinning import LogStride
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 HISTORY = 2048
 FLUSH_STEPS = 64  # due steps whose gradient norms wait on the device before they are copied together
@@ -711,8 +710,8 @@ def _not_seen_finding(names: list[str], networks: dict[str, Any]) -> Finding:
 
 
 def _figure(names: list[str], steps: list[int], norms: np.ndarray, ratio_steps: list[int],
-            ratios: list[np.ndarray], noise_steps: list[int], noise_ratios: list[float]) -> plt.Figure:
-    figure, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+            ratios: list[np.ndarray], noise_steps: list[int], noise_ratios: list[float]) -> Figure:
+    figure, axes = new_figure(1, 3, figsize=(15, 3.8))
     shown = min(len(names), 12)
     order = np.argsort(-np.nan_to_num(_median_per_tensor(norms), nan=-1.0))[:shown]
     positive = np.where(norms > 0, norms, np.nan)

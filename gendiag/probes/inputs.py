@@ -15,21 +15,20 @@ where the sampler does walk toward the data, the large-t bins light up too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from gendiag.figures import legend
+from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding, advice
 from gendiag.flow.projection import principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.probes import register
 from gendiag.probes.base import ForwardCall, Probe, ProbeSection
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 ROWS_PER_TRAIN_CALL = 8
 BINS = 5
@@ -335,10 +334,10 @@ def _number(value: Any) -> float | None:
 
 
 def _figure(table: pd.DataFrame, train: Reservoir, sampling: Reservoir, data: Reservoir | None,
-            source: Reservoir | None, reference: float | None) -> plt.Figure:
+            source: Reservoir | None, reference: float | None) -> Figure:
     """Left: the mismatch per bin of t. Middle: where the inputs' means sit between source and data, per bin.
     Right: training and sampling inputs of the worst bin on a plane."""
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    figure, axes = new_figure(1, 3, figsize=(15, 4))
     centers = (table["t_low"] + table["t_high"]) / 2
     width = float((table["t_high"] - table["t_low"]).iloc[0]) * 0.9
     if reference:

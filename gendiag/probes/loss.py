@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
 from gendiag.context import ProbeContext
-from gendiag.figures import legend
+from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding, advice
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, StepRecord
 from gendiag.probes.thinning import LogStride
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 WINDOWS = 10
 MIN_POINTS = 50  # fewer finite losses than this: too short to call a trend
@@ -230,8 +229,8 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
-def _figure(steps: np.ndarray, values: np.ndarray, summary: dict[str, Any], first_bad: int | None) -> plt.Figure:
-    figure, axis = plt.subplots(figsize=(8, 3.6))
+def _figure(steps: np.ndarray, values: np.ndarray, summary: dict[str, Any], first_bad: int | None) -> Figure:
+    figure, axis = new_figure(figsize=(8, 3.6))
     series = pd.Series(np.where(np.isfinite(values), values, np.nan), index=steps)
     window = max(5, len(series) // 50)
     mean = series.rolling(window, min_periods=1, center=True).mean()

@@ -28,22 +28,21 @@ Findings:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures import legend
+from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding, advice
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, StepRecord
 from gendiag.probes.thinning import LogStride
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BINS = 10
 TAIL_BINS = 16  # geometric bins toward each end: down to a distance of 2^-16 from it
@@ -340,8 +339,8 @@ def _explodes_finding(tail: dict[str, Any], figure: str | None, task: str) -> Fi
     )
 
 
-def _figure(summary: dict[str, Any], chunks: list[torch.Tensor], chunk_steps: list[tuple[int, int]]) -> plt.Figure:
-    figure, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+def _figure(summary: dict[str, Any], chunks: list[torch.Tensor], chunk_steps: list[tuple[int, int]]) -> Figure:
+    figure, axes = new_figure(1, 3, figsize=(14, 3.8))
     centers = (np.arange(BINS) + 0.5) / BINS
     width = 0.9 / BINS
     mean, std = np.array(summary["bin_mean"]), np.array(summary["bin_std"])

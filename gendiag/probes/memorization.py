@@ -15,21 +15,20 @@ Only training rows the probe saw can be found copied: the section says how many 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures import legend
+from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding, advice
 from gendiag.metrics.memorization import Memorization, birthday_support, duplicate_pairs, memorization
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 COPY_QUANTILE = 0.01  # a near-copy: closer (relative to local spacing) than 99% of held-out samples
 COPY_SHARE_MIN = 0.10
@@ -194,10 +193,10 @@ class MemorizationProbe(Probe):
                 "median_distance_ratio": self.result.median_distance_ratio, "training_rows_seen": self.rows_seen,
                 "duplicate_pairs_generated": self.duplicates.get("generated_pairs")}
 
-    def _figure(self, generated: np.ndarray, train: np.ndarray) -> plt.Figure:
+    def _figure(self, generated: np.ndarray, train: np.ndarray) -> Figure:
         result = self.result
         images = self.train_shape is not None and len(self.train_shape) == 3 and self.train_shape[0] in (1, 3)
-        figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+        figure, axes = new_figure(1, 2, figsize=(12, 4.2))
         bins = np.geomspace(max(min(result.generated_ratio.min(), result.heldout_ratio.min()), 1e-6),
                             max(result.generated_ratio.max(), result.heldout_ratio.max(), 1e-5), 40)
         for values, label, color in ((result.heldout_ratio, "held-out real", "tab:green"),

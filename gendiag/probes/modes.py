@@ -17,24 +17,24 @@ The finding lists the dropped modes and the step since which each has been missi
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from scipy.stats import chi2
 
 from gendiag.context import ProbeContext
-from gendiag.figures import legend
+from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding, advice
 from gendiag.metrics.classes import class_coverage
 from gendiag.metrics.modes import HIGH_QUALITY_STDS, mode_metrics
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection
 from gendiag.rows import RowPicker, take_rows
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 KL_HIGH = 0.2  # nats: reverse KL of the mode/class histogram against uniform above this is an imbalance
 MISS_CHANCE = 0.01  # an even generator would miss some mode with at most this probability
@@ -241,9 +241,9 @@ class ModeCollapseProbe(Probe):
 
     # -- figure -------------------------------------------------------------------------------------
 
-    def _figure(self) -> plt.Figure:
+    def _figure(self) -> Figure:
         rows = [t for t in (self.mode_timeline, self.class_timeline) if t]
-        figure, axes = plt.subplots(len(rows), 3, figsize=(15, 4.4 * len(rows)), squeeze=False)
+        figure, axes = new_figure(len(rows), 3, figsize=(15, 4.4 * len(rows)), squeeze=False)
         row = 0
         if self.mode_timeline:
             _timeline_axes(axes[row, 0], axes[row, 1], self.mode_timeline, "mode")
@@ -255,13 +255,15 @@ class ModeCollapseProbe(Probe):
         figure.tight_layout()
         return figure
 
-    def _modes_scatter(self, axis: plt.Axes) -> None:
+    def _modes_scatter(self, axis: Axes) -> None:
+        from matplotlib.patches import Circle
+
         points = self.last_samples.reshape(len(self.last_samples), -1).numpy()
         captured = np.asarray(self.mode_timeline[-1]["captured"])
         axis.scatter(points[:, 0], points[:, 1], s=3, alpha=0.35, color="tab:blue", label="samples")
         for k, (center, std) in enumerate(zip(self.centers, self.stds)):
             color = "tab:green" if captured[k] else "tab:red"
-            axis.add_patch(plt.Circle(center[:2], HIGH_QUALITY_STDS * std, fill=False, color=color, lw=1.2))
+            axis.add_patch(Circle(center[:2], HIGH_QUALITY_STDS * std, fill=False, color=color, lw=1.2))
         axis.scatter(*self.centers[captured, :2].T, marker="+", color="tab:green", label="captured mode")
         axis.scatter(*self.centers[~captured, :2].T, marker="x", color="tab:red", label="dropped mode")
         for k in np.flatnonzero(~captured):
@@ -272,7 +274,7 @@ class ModeCollapseProbe(Probe):
                        f"(circles: {HIGH_QUALITY_STDS:g} std)")
         legend(axis, loc="upper right", fontsize=7)
 
-    def _class_samples(self, axis: plt.Axes) -> None:
+    def _class_samples(self, axis: Axes) -> None:
         samples = self.last_samples
         axis.set_title(f"Samples at step {self.class_timeline[-1]['step']}, one row per predicted class")
         axis.axis("off")
@@ -303,7 +305,7 @@ def _missing_since(timeline: list[dict[str, Any]], k: int) -> int:
     return since
 
 
-def _timeline_axes(count_axis: plt.Axes, map_axis: plt.Axes, timeline: list[dict[str, Any]], unit: str) -> None:
+def _timeline_axes(count_axis: Axes, map_axis: Axes, timeline: list[dict[str, Any]], unit: str) -> None:
     steps = [entry["step"] for entry in timeline]
     covered = np.array([entry["captured"] for entry in timeline], dtype=float)  # (T, K)
     plural = "classes" if unit == "class" else "modes"

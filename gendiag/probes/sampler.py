@@ -9,23 +9,22 @@ assigned to a new variable and dropped) shows as the same input at every call, w
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
 from gendiag.checks.source import draw_declared
-from gendiag.figures import legend
+from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding
 from gendiag.flow.exact_field import T_EPS, exact_velocity
 from gendiag.flow.projection import principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 STEP_COUNTS = (1, 4, 16, 64)
 FROZEN = 1e-6  # relative change below which a state or an output counts as unchanged
@@ -229,9 +228,9 @@ def _problems(rows: pd.DataFrame, field: str) -> dict[str, Any]:
 
 
 def _figure(trajectories: dict[tuple[str, int], list[float]], outputs: dict[tuple[str, int], torch.Tensor],
-            data: torch.Tensor | None, x0: torch.Tensor, reference: str) -> plt.Figure:
+            data: torch.Tensor | None, x0: torch.Tensor, reference: str) -> Figure:
     """Left: how far the state moved at each call to the field, per step count. Right: outputs on the data."""
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    figure, axes = new_figure(1, 2, figsize=(11, 4))
     for steps in STEP_COUNTS:
         changes = trajectories[(reference, steps)]
         if changes:

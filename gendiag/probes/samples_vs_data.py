@@ -37,22 +37,22 @@ components, where its floor is large: 1.2-1.7x on MNIST and digits runs) only en
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from gendiag.context import ProbeContext
+from gendiag.figures import new_figure
 from gendiag.findings import Finding
 from gendiag.flow.projection import principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.metrics.samples_vs_data import LOW_DIM, MIN_SAMPLES, SampleGap, compare_to_data
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MAX_ROWS = 2048
 KEEP_SAMPLES = 2048
@@ -232,7 +232,7 @@ class SamplesVsDataProbe(Probe):
         return {**self.gap.as_dict(), "w2_over_floor": self.gap.w2_over_floor,
                 "w2_over_spread": self.gap.w2_over_spread}
 
-    def _figure(self, data: torch.Tensor) -> plt.Figure:
+    def _figure(self, data: torch.Tensor) -> Figure:
         samples = self.samples
         if data.shape[1] == 1:  # one value per row: the value against the row's position
             data_xy = torch.stack([data[:, 0], torch.arange(len(data)) / len(data)], 1).numpy()
@@ -242,7 +242,7 @@ class SamplesVsDataProbe(Probe):
             plane = principal_plane(data)
             data_xy, samples_xy = plane.project(data).numpy(), plane.project(samples).numpy()
             xlabel, ylabel = plane.axis_labels()
-        figure, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+        figure, axes = new_figure(1, 2, figsize=(11, 4.3))
         axes[0].scatter(data_xy[:, 0], data_xy[:, 1], s=3, alpha=0.4, color="tab:gray", label="data (kept rows)")
         axes[0].scatter(samples_xy[:, 0], samples_xy[:, 1], s=3, alpha=0.5, color="tab:red", label="samples")
         axes[0].set_xlabel(xlabel)

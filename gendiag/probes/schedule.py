@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures import legend
+from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 LEFTOVER_WARNING = 0.1
 LEFTOVER_CRITICAL = 0.3
@@ -165,10 +164,10 @@ class ScheduleProbe(Probe):
                 "signal_last": self.summary.signal_last, "data_rms": self.data_rms}
 
 
-def _schedule_figure(alphas_cumprod: torch.Tensor) -> plt.Figure:
+def _schedule_figure(alphas_cumprod: torch.Tensor) -> Figure:
     values = alphas_cumprod.numpy()
     steps = np.arange(1, len(values) + 1)
-    figure, (scales, snr) = plt.subplots(1, 2, figsize=(9, 3.4))
+    figure, (scales, snr) = new_figure(1, 2, figsize=(9, 3.4))
     scales.plot(steps, np.sqrt(values), label="signal sqrt(ᾱ_t)")
     scales.plot(steps, np.sqrt(1 - values), label="noise sqrt(1 - ᾱ_t)")
     scales.axhline(LEFTOVER_WARNING, color="grey", linestyle=":", linewidth=1, label="warning level (data RMS 1)")

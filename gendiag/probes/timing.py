@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import time
 from array import array
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from gendiag.context import ProbeContext
-from gendiag.figures import legend
+from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, StepRecord
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DATA_WORDS = ("data", "load")
 BOTTLENECK_SHARE = 0.5
@@ -140,8 +139,8 @@ def _bottleneck_finding(summary: dict[str, Any], figure: str | None) -> Finding:
     )
 
 
-def _figure(per_step: pd.DataFrame, summary: dict[str, Any]) -> plt.Figure:
-    figure, axes = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1, 2]})
+def _figure(per_step: pd.DataFrame, summary: dict[str, Any]) -> Figure:
+    figure, axes = new_figure(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1, 2]})
     phases = list(summary["shares"])
     left = 0.0
     for phase in phases:

@@ -10,19 +10,19 @@ per dimension has vanished: the decoder ignores the code and every input gets th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from gendiag.context import ProbeContext
+from gendiag.figures import new_figure
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 ACTIVE_VARIANCE = 0.01  # variance of the posterior mean across the data above which a unit is active
 COLLAPSED_ACTIVE_SHARE = 0.1  # at most this share of units active: collapsed
@@ -135,10 +135,10 @@ class VaeHealthProbe(Probe):
                 "active_by_step": {str(e["step"]): e["active"] for e in self.timeline}}
 
 
-def _latent_figure(timeline: list[dict[str, Any]]) -> plt.Figure:
+def _latent_figure(timeline: list[dict[str, Any]]) -> Figure:
     final = timeline[-1]
     latent = len(final["kl"])
-    figure, (bars, line) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    figure, (bars, line) = new_figure(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
     active = final["variance"] > ACTIVE_VARIANCE
     bars.bar(np.arange(latent), final["kl"], color=np.where(active, "tab:blue", "tab:gray"))
     bars.set_xlabel("latent dimension")

@@ -16,24 +16,23 @@ Near 1 the network follows x (or t) as much as the exact field does; near 0 it i
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
 from gendiag.checks.representation import noise_check
 from gendiag.checks.source import declared_rows
-from gendiag.figures import legend
+from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding
 from gendiag.flow.exact_field import exact_velocity, source_bandwidth
 from gendiag.flow.projection import Plane, bounding_box, grid, principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.probes import register
 from gendiag.probes.base import Probe, ProbeSection, not_run
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 QUIVER_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
 LAST_T = 0.99
@@ -240,13 +239,13 @@ def _rounded(values: dict[float, float]) -> dict[str, float]:
     return {f"{t:.2f}": round(v, 4) for t, v in values.items()}
 
 
-def _quivers(plane: Plane, data: torch.Tensor, learned: Field, exact: Field) -> plt.Figure:
+def _quivers(plane: Plane, data: torch.Tensor, learned: Field, exact: Field) -> Figure:
     """Two rows of quivers (learned, exact) at the quiver times over the data's bounding box on `plane`."""
     data_xy = plane.project(data)
     box = bounding_box(data_xy)
     coords = grid(box, GRID_SIZE)
     points = plane.lift(coords)
-    figure, axes = plt.subplots(2, len(QUIVER_TIMES), figsize=(2.8 * len(QUIVER_TIMES), 5.6), sharex=True, sharey=True)
+    figure, axes = new_figure(2, len(QUIVER_TIMES), figsize=(2.8 * len(QUIVER_TIMES), 5.6), sharex=True, sharey=True)
     for column, t in enumerate(QUIVER_TIMES):
         at = min(t, LAST_T)
         for row, (field, label) in enumerate(((learned, "learned"), (exact, "exact"))):
@@ -266,10 +265,10 @@ def _quivers(plane: Plane, data: torch.Tensor, learned: Field, exact: Field) -> 
 
 
 def _sensitivity_figure(errors: dict[float, float], sensitivity_x: dict[float, float], sensitivity_t: float,
-                        over_t_learned: torch.Tensor, over_t_exact: torch.Tensor, plane: Plane) -> plt.Figure:
+                        over_t_learned: torch.Tensor, over_t_exact: torch.Tensor, plane: Plane) -> Figure:
     """Field error per t; sensitivity to x per t and to t; the output along the first plane axis against t for a
     few fixed inputs, learned (solid) and exact (dashed)."""
-    figure, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    figure, axes = new_figure(1, 3, figsize=(14, 3.8))
     axes[0].plot(list(errors), list(errors.values()), "o-")
     axes[0].set_yscale("log")
     axes[0].set_xlabel("t")
