@@ -104,13 +104,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         chosen = [] if args.threads is None else [f"run.threads={args.threads}"]
         case = load_case(args.case, overrides=[*args.overrides, *chosen], profile=args.profile, seed=args.seed)
-    if case.file.run.threads is None and "OMP_NUM_THREADS" not in os.environ:  # nobody chose: say if it is busy
-        note = busy_note(default_threads())
-        if note is not None:
-            errors.print(f"gendiag: note: {note}", markup=False, soft_wrap=True)
+    nobody_chose = case.file.run.threads is None and "OMP_NUM_THREADS" not in os.environ
+    note = busy_note(default_threads()) if nobody_chose else None
     steps = int(getattr(case.training, "steps", 0)) or None
     with training_progress(console, case.name, steps) as update:
-        result = run_case(case, out_root=args.out, progress=update, resume_dir=args.resume)
+
+        def progress(step: int, info: dict[str, float]) -> None:
+            """The bar, after the note on a busy machine once training has begun (a bad case stays one line)."""
+            nonlocal note
+            if note is not None:
+                errors.print(f"gendiag: note: {note}", markup=False, soft_wrap=True)
+                note = None
+            update(step, info)
+
+        result = run_case(case, out_root=args.out, progress=progress, resume_dir=args.resume)
     console.print(f"run folder: {result.run_dir}")
     if result.report.partial:
         console.print(f"[bold red]partial run[/]: {result.report.partial}")

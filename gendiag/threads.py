@@ -54,13 +54,16 @@ def _cgroup_quota() -> int | None:
 
 
 def busy_note(threads: int, load: float | None = None, cores: int | None = None) -> str | None:
-    """A note for the user when `threads` (> 1) torch threads will share the cores with other work (the 1-minute
-    load average, or `load`, leaves fewer idle cores than threads): there, fewer threads is often much faster."""
+    """A note for the user when `threads` (> 1) torch threads will share the cores with other work: the 1-minute
+    load average (or `load`), less the one core this process itself keeps busy while it loads the case, shows at
+    least one whole core taken by other work and fewer idle cores than threads. There fewer threads is often much
+    faster."""
     if threads <= 1 or not hasattr(os, "getloadavg"):
         return None
     load = os.getloadavg()[0] if load is None else load
     cores = physical_cores() if cores is None else cores
-    if cores - load >= threads:
+    others = load - 1.0
+    if others < 1.0 or cores - others >= threads:
         return None
     return (f"{threads} torch threads on {cores} cores with a load average of {load:.1f} beside this run; on a busy "
             f"machine --threads 1 can be several times faster (results then differ from those on {threads} threads)")

@@ -81,6 +81,7 @@ def test_default_threads_follow_omp_num_threads_else_the_physical_cores(monkeypa
 
 def test_a_busy_machine_gets_a_note_about_threads() -> None:
     assert busy_note(2, load=0.0, cores=2) is None
+    assert busy_note(2, load=1.9, cores=2) is None  # this run's own process and a little more: not busy
     assert busy_note(1, load=7.5, cores=2) is None
     note = busy_note(2, load=7.5, cores=2)
     assert note is not None and "load average of 7.5" in note and "--threads 1" in note
