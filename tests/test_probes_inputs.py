@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 import gendiag
 from gendiag.flow.reservoir import Reservoir, capacity_for
-from gendiag.probes.inputs import (CRITICAL_RATIO, MIN_COEFFICIENT, STATIC_RATIO, WARNING_RATIO, energy_coefficient,
-                                   energy_distance, energy_test)
+from gendiag.metrics.energy import energy_coefficient, energy_distance, energy_test
+from gendiag.probes.inputs import CRITICAL_RATIO, MIN_COEFFICIENT, STATIC_RATIO, WARNING_RATIO
 from tests.loops import FlowSetup, codes, train_flow
 
 

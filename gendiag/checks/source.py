@@ -4,7 +4,7 @@ Flow matching transports any source to any data (eight Gaussians to moons is the
 that is not N(0, I) is a choice, not a bug. The bug is a sampler that starts from another distribution than the
 source batches x0 seen in training. These functions draw rows of a declared source (the fact `source=`) without
 touching the user's random state, and compare two sets of source rows with the energy distance and its
-permutation test (`gendiag.probes.inputs.energy_test`).
+permutation test (`gendiag.metrics.energy.energy_test`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gendiag.probes.inputs import energy_coefficient, energy_test
+from gendiag.metrics.energy import energy_coefficient, energy_test
 
 MIN_ROWS = 8
 """Fewer rows in either set: no comparison."""

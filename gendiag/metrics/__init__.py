@@ -1,7 +1,8 @@
 """Sample-quality metrics: distances between generated and real samples, known-mode and class coverage,
-precision/recall/density/coverage, Fréchet distance and memorization."""
+precision/recall/density/coverage, Fréchet distance, memorization and the energy two-sample test."""
 
 from gendiag.metrics.classes import ClassCoverage, class_coverage
+from gendiag.metrics.energy import energy_coefficient, energy_distance, energy_test
 from gendiag.metrics.frechet import feature_statistics, frechet_distance, frechet_distance_between
 from gendiag.metrics.memorization import Memorization, birthday_support, duplicate_pairs, memorization
 from gendiag.metrics.modes import ModeMetrics, kl_to_uniform, mode_metrics
@@ -10,6 +11,6 @@ from gendiag.metrics.wasserstein import wasserstein2
 
 __all__ = [
     "ClassCoverage", "ImprovedPR", "Memorization", "ModeMetrics", "PRDC", "birthday_support", "class_coverage",
-    "duplicate_pairs", "feature_statistics", "frechet_distance", "frechet_distance_between",
-    "improved_precision_recall", "kl_to_uniform", "memorization", "mode_metrics", "prdc", "wasserstein2",
+    "duplicate_pairs", "energy_coefficient", "energy_distance", "energy_test", "feature_statistics",
+    "frechet_distance", "frechet_distance_between", "improved_precision_recall", "kl_to_uniform", "memorization", "mode_metrics", "prdc", "wasserstein2",
 ]

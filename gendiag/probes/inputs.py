@@ -24,6 +24,7 @@ from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding, advice
 from gendiag.flow.projection import principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
+from gendiag.metrics.energy import energy_coefficient, energy_distance, energy_test
 from gendiag.probes import register
 from gendiag.probes.base import ForwardCall, Probe, ProbeSection
 
@@ -52,44 +53,6 @@ ADVICE = {  # `train-sample-input-mismatch`, by task: flow's x0 is the noise, di
                 "the sampler's path has it at that t, with the same noise and the same t convention (direction and "
                 "scale) as the sampler."),
 }
-
-
-def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Energy distance 2E|A − B| − E|A − A'| − E|B − B'| between two samples (n, D) and (m, D), with unbiased
-    within-sample terms (pairs i ≠ j); clipped at 0. It is 0 only for equal distributions and scales like a length."""
-    return energy_test(a, b, permutations=0)[0]
-
-
-def energy_test(a: torch.Tensor, b: torch.Tensor, permutations: int = 200,
-                generator: torch.Generator | None = None) -> tuple[float, float]:
-    """The energy distance of two samples and its permutation p-value (the share of random relabellings of the
-    pooled rows whose distance reaches the observed one; 1.0 when `permutations` is 0)."""
-    if a.shape[0] < 2 or b.shape[0] < 2:
-        raise ValueError(f"energy_test: need at least 2 rows in each sample, got {a.shape[0]} and {b.shape[0]}")
-    pooled = torch.cat([a, b]).double()
-    distances = torch.cdist(pooled, pooled)
-    n, m = a.shape[0], b.shape[0]
-    labels = torch.zeros(1 + permutations, n + m, dtype=torch.float64)
-    labels[0, :n] = 1
-    if permutations:
-        order = torch.rand(permutations, n + m, generator=generator).argsort(1)
-        labels[1:] = (order < n).double()
-    to_a = labels @ distances
-    within_a = (to_a * labels).sum(1)
-    cross = (to_a * (1 - labels)).sum(1)
-    within_b = distances.sum() - within_a - 2 * cross
-    energy = 2 * cross / (n * m) - within_a / (n * (n - 1)) - within_b / (m * (m - 1))
-    observed = float(energy[0])
-    p_value = float((1 + (energy[1:] >= energy[0]).sum()) / (1 + permutations))
-    return max(observed, 0.0), p_value
-
-
-def energy_coefficient(a: torch.Tensor, b: torch.Tensor, energy: float) -> float:
-    """Székely and Rizzo's energy coefficient, energy distance / (2 E|A − B|): scale-free, 0 for equal
-    distributions and 1 only for distributions with nothing in common. The ratio to the data–source distance alone
-    overstates a small gap where the data and the source are close (a unit-scale 2D set against N(0, I))."""
-    cross = float(torch.cdist(a.double(), b.double()).mean())
-    return energy / (2 * cross) if cross > 0 else 0.0
 
 
 @register
