@@ -1,0 +1,27 @@
+"""Every finding code, mapped to its quantity, its rule and its figure: one hop from a code to the code that
+measures, decides and draws it. Each entry names objects as "module:attribute"; a test imports every one.
+`figure` is None where a finding points at no figure of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CodeMap:
+    """Where a finding code's measurement, rule and figure live."""
+
+    code: str
+    quantity: str
+    rule: str
+    figure: str | None
+
+
+CODES: tuple[CodeMap, ...] = (
+    # --- loss, per-time loss, gradients, timing, schedule ---
+
+    # --- inputs, velocity field, sampler, data representation, memorization ---
+
+    # --- GAN balance, modes, VAE health, samples against data ---
+
+)
