@@ -62,7 +62,8 @@ def claims(story: str) -> list[str]:
 
 def test_every_probe_number_in_the_story_is_the_findings_evidence() -> None:
     story = explain(flagship_findings(), FACTS)
-    for quoted in ("(1 − t)^-1.99", "1.056e+06", "107×", "t in 0.9–1.0 carried 99.9% of the expected loss (one of 10 equal bins",
+    for quoted in ("(1 − t)^-1.99", "1.056e+06", "107×",
+                   "t in 0.9–1.0 carried 99.9% of the expected loss (one of 10 equal bins",
                    "median update of 0.00021", "4.21%", "0.0024 times", "about 1.3 are distinct", "0.101 of a sample's",
                    "0.004 of the spatial spread", "99.7% of the values", "mean 0.265", "deviation 0.441",
                    "2 distinct values", "sat 0.005 of the way", "inputs 0.008 (", "56% of the step time",

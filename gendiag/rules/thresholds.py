@@ -49,8 +49,8 @@ STORY_SAMPLER_STILL = threshold(
     "moves; the faithful flattened_moons moves 0.19 of it (docs/flattened_moons_faithful); not calibrated further")
 STORY_UNREACHABLE = threshold(
     "flattened.unreachable_share", 0.25,
-    "chosen by hand in round 1 (e27ebe2): the story names the last layer's span as a cause when more than a "
-    "quarter of the needed move's energy lies outside it; flattened_checkerboard (4,096-D, 256 last units) measures 0.94")
+    "chosen by hand in round 1 (e27ebe2): the story names the last layer's span as a cause when more than a quarter "
+    "of the needed move's energy lies outside it; flattened_checkerboard at 40 steps (4,096-D, 256 last units) 0.94")
 STORY_RELAPSE = threshold(
     "flattened.relapse_cosine", 0.05,
     "chosen by hand in round 1 (e27ebe2): a fall of the cosine to the target from its best checkpoint smaller than "
