@@ -91,7 +91,7 @@ def _off_path(found: Found, facts: RunFacts) -> str:
             "a working sampler must walk.")
     if facts.displacement < STORY_SAMPLER_STILL:
         text += (" In this run the sampler itself hardly moved, so its inputs also stayed near the source; the "
-                 "finding stands on the training inputs, which do not change with t (change over t "
+                 "finding stands on the training inputs, which do not change with t (their change over t: "
                  f"{evidence(found, 'train-sample-input-mismatch', 'train_change_over_t', '.3g')}). The gap opens "
                  "once the learning rate lets the field move the state (run `flattened_moons_lr_only.yaml`).")
     drop = facts.peak.peak_cos_target - facts.peak.last_cos_target
