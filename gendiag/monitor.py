@@ -239,6 +239,15 @@ class Monitor:
         """Save a matplotlib figure into the run folder and TensorBoard; returns its path for `add_section`."""
         return self.ctx.save_figure(figure, name, step)
 
+    def log_scalar(self, tag: str, value: float, step: int | None = None) -> None:
+        """One number of your own, to TensorBoard and metrics.csv, at `step` (default: the last step)."""
+        self.ctx.log_scalar(tag, value, step)
+
+    def evaluate(self, name: str, x: torch.Tensor, t: torch.Tensor | float | None = None) -> torch.Tensor:
+        """Run watched network `name` on (x, t) as the probes do: no gradients, its train/eval mode restored, not
+        recorded as a training or sampling call."""
+        return self.ctx.evaluate(name, x, t)
+
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         """The run's settings and headline figures, for TensorBoard's HParams dashboard (compare runs there)."""
         self.ctx.tb.hparams(hparams, metrics)

@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gendiag.config import load_case
-from gendiag.recipes.flattened import binary_iou, cosine, euler_time_points, flattened_loss
+from gendiag.quantities.flattened import binary_iou, cosine
+from gendiag.recipes.flattened.loss import flattened_loss
+from gendiag.recipes.flattened.sampling import euler_time_points
 from gendiag.runner import run_case
 from reference_models.concat_mlp import ConcatMLP
 
@@ -69,8 +71,12 @@ def test_loss_rejects_mismatched_batches() -> None:
 def test_euler_integrates_and_the_frozen_sampler_returns_its_start() -> None:
     x0 = torch.tensor([[1.0, -1.0]])
     seen: list[float] = []
-    moved = euler_time_points(lambda x, t: torch.full_like(x, 2.0), x0, time_points=11,
-                              on_state=lambda t, x: seen.append(t))
+
+    def field(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        seen.append(float(t[0]))
+        return torch.full_like(x, 2.0)
+
+    moved = euler_time_points(field, x0, time_points=11)
     assert torch.allclose(moved, x0 + 2.0)
     assert len(seen) == 10 and seen[0] == 0.0 and seen[-1] == pytest.approx(0.9)
     frozen = euler_time_points(lambda x, t: torch.full_like(x, 2.0), x0, time_points=11, frozen=True)

@@ -39,3 +39,19 @@ def threshold(name: str, value: float, basis: str) -> float:
 
 # --- GAN balance, modes, VAE health, samples against data ---
 
+
+
+# --- flattened story ---
+
+STORY_SAMPLER_STILL = threshold(
+    "flattened.sampler_still", 0.25,
+    "chosen by hand in round 1 (e27ebe2): below a quarter of the straight path the story says the sampler hardly "
+    "moves; the faithful flattened_moons moves 0.19 of it (docs/flattened_moons_faithful); not calibrated further")
+STORY_UNREACHABLE = threshold(
+    "flattened.unreachable_share", 0.25,
+    "chosen by hand in round 1 (e27ebe2): the story names the last layer's span as a cause when more than a quarter "
+    "of the needed move's energy lies outside it; flattened_checkerboard at 40 steps (4,096-D, 256 last units) 0.94")
+STORY_RELAPSE = threshold(
+    "flattened.relapse_cosine", 0.05,
+    "chosen by hand in round 1 (e27ebe2): a fall of the cosine to the target from its best checkpoint smaller than "
+    "this is read as noise between checkpoints, not as the picture falling back")
