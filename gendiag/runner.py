@@ -180,7 +180,7 @@ def _run(case: Case, recipe: Recipe, threads: int, out_root: str | Path | None, 
     start = time.perf_counter()
     with _signals_to(context):
         try:
-            results = recipe.run(case, context)
+            results = recipe.load_run()(case, context)
         except (RunInterrupted, NonFiniteLoss, KeyboardInterrupt) as error:
             reason = f"stopped by SIGINT at step {context.last_step}" if isinstance(error, KeyboardInterrupt) \
                 else f"stopped: {error}" if isinstance(error, NonFiniteLoss) else str(error)
