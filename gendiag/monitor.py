@@ -8,7 +8,7 @@ import time
 import traceback
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -64,7 +64,7 @@ class Monitor:
         record_rows: int = 64,
         overwrite: bool = False,
         resume: bool = False,
-        sinks: list[Sink] = (),
+        sinks: Sequence[Sink] = (),
         **facts: Any,
     ) -> None:
         if task not in TASKS:
