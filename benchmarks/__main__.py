@@ -1,8 +1,10 @@
-"""`python -m benchmarks [--quick] [--full] [--only NAME ...]`: runs the benchmarks/bench_*.py modules, prints one
-table and writes benchmarks/RESULTS.md (machine, date, each figure's median over repetitions and its spread).
+"""`python -m benchmarks [--quick] [--cases] [--full] [--only NAME ...]`: runs the benchmarks/bench_*.py modules,
+prints one table and writes benchmarks/RESULTS.md (machine, date, each figure's median over repetitions and its spread).
 
-The default set is every module but those marked `FULL_ONLY` (multi-seed quality bars that take most of an hour on
-2 cores); `--full` adds them, `--only` names modules explicitly.
+The default set is the speed modules, which fit 15 minutes on 2 cores: every module but those marked `CASES_ONLY`
+(every case run end to end for its wall time and quality, compute-bound: `--cases` adds them) and `FULL_ONLY`
+(multi-seed quality bars that take most of an hour on 2 cores: `--full` adds them); `--only` names modules
+explicitly.
 
 Each module's rows are also kept in benchmarks/results/NAME.json with the machine and date they were measured on;
 RESULTS.md is rebuilt from all of them, so `--only NAME` refreshes one section and keeps the others as measured.
@@ -38,6 +40,8 @@ COLUMNS = ("benchmark", "figure", "median", "spread", "unit", "goal", "met", "no
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test (not for RESULTS.md)")
+    parser.add_argument("--cases", action="store_true", help="also the CASES_ONLY modules (every case's wall time "
+                        "and quality)")
     parser.add_argument("--full", action="store_true", help="also the FULL_ONLY modules (multi-seed quality bars)")
     parser.add_argument("--only", nargs="*", default=None, help="module names, e.g. bench_rasterizer")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="where to write the results")
@@ -48,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown benchmark modules {unknown}; known: {names}")
         names = [n for n in names if n in args.only]
-    elif not args.full:
-        names = [n for n in names if not getattr(importlib.import_module(f"benchmarks.{n}"), "FULL_ONLY", False)]
+    else:
+        left_out = [flag for flag, given in (("CASES_ONLY", args.cases), ("FULL_ONLY", args.full)) if not given]
+        names = [n for n in names
+                 if not any(getattr(importlib.import_module(f"benchmarks.{n}"), flag, False) for flag in left_out)]
     console = Console()
     started = time.perf_counter()
     rows: list[dict] = []
@@ -79,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(_table(rows))
     if not args.quick and not args.only and not failures:
         (RESULTS / INVOCATION).write_text(json.dumps(
-            {"finished": datetime.now().isoformat(timespec="minutes"), "full": args.full, "modules": names,
+            {"finished": datetime.now().isoformat(timespec="minutes"), "full": args.full, "cases": args.cases,
+             "modules": names,
              "seconds": round(time.perf_counter() - started, 1), "machine": _machine()}, indent=1) + "\n")
     if failures:
         console.print("[red]failed:[/] " + "; ".join(failures))
@@ -119,17 +126,19 @@ def _table(rows: list[dict]) -> Table:
 
 
 def _invocation_line() -> str:
-    """The one-command goal (issue 8: the default set in under 15 minutes), from the last whole run of it."""
+    """The one-command goal (issues 8 and 22: the default set in under 15 minutes), from the last whole run."""
     path = RESULTS / INVOCATION
     if not path.is_file():
         return "No whole run of `python -m benchmarks` is recorded yet (only `--only` runs)."
     last = json.loads(path.read_text())
     minutes = last["seconds"] / 60
-    if last["full"]:
-        verdict = "the 15-minute goal is for the default set, without --full"
+    flags = [flag for flag in ("cases", "full") if last.get(flag)]
+    if flags:
+        verdict = f"the 15-minute goal is for the default set, without {' and '.join('--' + f for f in flags)}"
     else:
         verdict = "goal: under 15 minutes, " + ("met" if minutes < 15 else f"**missed** by {minutes - 15:.1f} minutes")
-    which = "`python -m benchmarks --full`" if last["full"] else "`python -m benchmarks` (the default set)"
+    which = (f"`python -m benchmarks {' '.join('--' + f for f in flags)}`" if flags
+             else "`python -m benchmarks` (the default set)")
     return (f"The last whole run of {which}, finished {last['finished']} on {last['machine']}, took {minutes:.1f} "
             f"minutes for {', '.join(last['modules'])} ({verdict}).")
 

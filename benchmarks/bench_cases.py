@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+CASES_ONLY = True  # compute-bound (about 20 minutes on 2 cores): behind `python -m benchmarks --cases`
 CASES = Path(__file__).resolve().parent.parent / "cases"
 PREVIOUS = Path(__file__).resolve().parent / "results" / "bench_cases.json"
 BUDGET_SECONDS = {"pointcloud_moons": 120}

@@ -78,7 +78,7 @@ class TrainingLoop:
 
     def close(self) -> None:
         if self.mon is not None:
-            self.mon.ctx.tb.close()  # the report is not part of the step; closing releases the event file
+            self.mon.close()  # the report is not part of the step; closing releases the event file
 
 
 def interleaved_ratios(shape: str, probes: list[str], every: int, steps: int, repetitions: int,

@@ -15,7 +15,7 @@ from rich.table import Table
 from gendiag import __version__
 from gendiag.errors import RunInterrupted
 
-CASES_DIR = Path("cases")
+SHIPPED_CASES = Path(__file__).resolve().parent / "cases"  # package data; the repository's cases/ links here
 console = Console(stderr=False, highlight=False)
 errors = Console(stderr=True, highlight=False)
 
@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a case file end to end", description="Train a case with the Monitor "
                          "attached, then print the run folder and its findings.")
-    run.add_argument("case", type=Path, nargs="?", help="a case file, e.g. cases/flattened_moons.yaml")
+    run.add_argument("case", type=Path, nargs="?", help="a case file, e.g. cases/flattened_moons.yaml, or the name "
+                     "of a shipped case (`gendiag list`), e.g. flattened_moons")
     run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                      help="continue an interrupted run from its last checkpoint (same folder, same settings)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -66,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list the cases with a one-line description each",
                              description="List the case files in a folder, one line each: the first sentence of "
                              "the case's description, cut to the terminal's width.")
-    listing.add_argument("--dir", type=Path, default=CASES_DIR, help="folder of case files (default: cases)")
+    listing.add_argument("--dir", type=Path, default=SHIPPED_CASES,
+                         help="folder of case files (default: the cases shipped with gendiag, from any folder)")
     listing.add_argument("-v", "--verbose", action="store_true", help="each case's whole description")
     listing.set_defaults(handler=_cmd_list)
 
@@ -103,7 +105,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         case = load_resolved(args.resume)
     else:
         chosen = [] if args.threads is None else [f"run.threads={args.threads}"]
-        case = load_case(args.case, overrides=[*args.overrides, *chosen], profile=args.profile, seed=args.seed)
+        case = load_case(_case_path(args.case), overrides=[*args.overrides, *chosen], profile=args.profile, seed=args.seed)
     nobody_chose = case.file.run.threads is None and "OMP_NUM_THREADS" not in os.environ
     note = busy_note(default_threads()) if nobody_chose else None
     steps = int(getattr(case.training, "steps", 0)) or None
@@ -129,6 +131,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         console.print(f"report written in {finish_cost(result.report.finish_seconds)}", markup=False, soft_wrap=True,
                       highlight=False)
     return 0
+
+
+def _case_path(given: Path) -> Path:
+    """A case file as given, or, where no such file exists and a bare name was given, the shipped case of that
+    name (so `gendiag run flattened_moons` works from any folder)."""
+    shipped = SHIPPED_CASES / given.with_suffix(".yaml").name
+    if given.exists() or given.parent != Path(".") or not shipped.is_file():
+        return given
+    return shipped
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ import yaml
 from gendiag.findings import SEVERITY_RANK, Finding
 from gendiag.io import atomic_write_text
 from gendiag.report import load_run
-from gendiag.report.html import _STYLE
+from gendiag.report.html import STYLE
 from gendiag.report.markdown import markdown_table
 from gendiag.rundir import create_run_dir
 
@@ -138,7 +138,7 @@ def _data_uri(run: RunSummary, figure: str) -> str:
 def _html(markdown_text: str) -> str:
     body = markdown.markdown(markdown_text, extensions=["tables"])
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gendiag comparison</title>"
-            f"<style>{_STYLE}</style></head><body>{body}</body></html>")
+            f"<style>{STYLE}</style></head><body>{body}</body></html>")
 
 
 def _read_json(path: Path) -> dict[str, Any]:

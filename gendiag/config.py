@@ -31,9 +31,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
+from gendiag.errors import CaseError
+from gendiag.recipes import get_recipe
 
-class CaseError(ValueError):
-    """A case file (or an override) that cannot be run; the message is one line meant for the user."""
+__all__ = ["Case", "CaseError", "CaseFile", "DistributionName", "DistributionParams", "Section", "distribution_name",
+           "load_case", "load_resolved"]
 
 
 class Section(BaseModel):
@@ -80,7 +82,7 @@ RECIPE_SECTIONS = ("data", "model", "training", "sampling")
 
 def _known_distribution(name: str, also: tuple[str, ...] = ()) -> str:
     """A 2D distribution's name from gendiag.data.DISTRIBUTIONS (or one of `also`, e.g. an image set)."""
-    from gendiag.data import DISTRIBUTIONS
+    from gendiag.data import DISTRIBUTIONS  # torch, when a case is validated rather than when config is imported
 
     known = [*also, *DISTRIBUTIONS]
     if name not in known:
@@ -174,9 +176,7 @@ def load_resolved(run_dir: str | Path) -> Case:
 
 
 def _build_case(path: Path, raw: dict[str, Any], profile: str) -> Case:
-    """Validate the top level, then the recipe's own sections."""
-    from gendiag.recipes import get_recipe
-
+    """Validate the top level, then the recipe's own sections, then the recipe's checks across them."""
     file = _validate(CaseFile, raw, path, "")
     recipe = get_recipe(file.recipe, path)
     sections = {name: _validate(recipe.sections[name], getattr(file, name), path, f"{name}.")

@@ -15,11 +15,13 @@ import torch
 
 from gendiag.figures import DPI
 from gendiag.io import atomic_write_bytes
-from gendiag.sinks.scalars import ScalarTable
-from gendiag.sinks.tensorboard import TensorBoardSink
+from gendiag.sinks import Sink
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from gendiag.sinks.scalars import ScalarTable
+    from gendiag.sinks.tensorboard import TensorBoardSink
 
 
 Inputs = Callable[[tuple, dict], tuple[Any, Any]]
@@ -64,23 +66,30 @@ def batch_times(t: Any, batch: int, where: str, hint: str = "") -> torch.Tensor 
 
 @dataclass
 class ProbeContext:
-    """Shared state handed to every probe callback."""
+    """Shared state handed to every probe callback. `sinks` receive every scalar, figure and text logged through
+    the context; `tb` and `table` are the two default ones (in `sinks` too), for what only they take
+    (histograms, the custom-scalars layout; reading scalars back)."""
 
     run_dir: Path
     task: str
     facts: dict[str, Any]
-    tb: TensorBoardSink
-    table: ScalarTable
+    tb: "TensorBoardSink"
+    table: "ScalarTable"
+    sinks: list[Sink] | None = None  # None: [tb, table]
     models: dict[str, WatchedModel] = field(default_factory=dict)
     step: int = 0
     recording_suspended: bool = False
     layout: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.sinks is None:
+            self.sinks = [self.tb, self.table]
+
     def log_scalar(self, tag: str, value: float, step: int | None = None) -> None:
-        """One number, to TensorBoard and to the metrics table."""
+        """One number, to every sink (TensorBoard and the metrics table by default)."""
         at = self.step if step is None else step
-        self.tb.scalar(tag, value, at)
-        self.table.add(at, tag, value)
+        for sink in self.sinks:
+            sink.scalar(tag, value, at)
 
     def add_chart(self, category: str, title: str, tags: list[str]) -> None:
         """Put several scalar tags (regexes) on one chart in TensorBoard's custom-scalars tab."""
@@ -101,7 +110,8 @@ class ProbeContext:
         if pyplot is not None:
             pyplot.close(figure)
         atomic_write_bytes(path, png.getvalue())
-        self.tb.png(f"figures/{name}", png.getvalue(), self.step if step is None else step)
+        for sink in self.sinks:
+            sink.image(f"figures/{name}", png.getvalue(), self.step if step is None else step)
         return relative
 
     @contextlib.contextmanager

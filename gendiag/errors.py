@@ -1,4 +1,4 @@
-"""Exceptions that end a run early; kept free of heavy imports so the CLI can name them cheaply."""
+"""Exceptions that end a run early or refuse a case; kept free of heavy imports so the CLI can name them cheaply."""
 
 from __future__ import annotations
 
@@ -14,3 +14,7 @@ class RunInterrupted(Exception):
 
 class NonFiniteLoss(Exception):
     """The loss became NaN or infinite and the case says to stop (run.on_nonfinite: stop)."""
+
+
+class CaseError(ValueError):
+    """A case file (or an override) that cannot be run; the message is one line meant for the user."""

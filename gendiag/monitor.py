@@ -8,7 +8,7 @@ import time
 import traceback
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -17,9 +17,10 @@ from gendiag.facts import check_facts
 from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.probes import select_probes
-from gendiag.probes.base import TASKS, ForwardCall, Probe, ProbeSection, StepRecord
-from gendiag.report import Report, render_run
+from gendiag.probes.base import TASKS, ForwardCall, Probe, StepRecord
+from gendiag.report import ProbeSection, Report, render_run
 from gendiag.rows import RowPicker, aligned_rows
+from gendiag.sinks import Sink
 from gendiag.sinks.scalars import ScalarTable
 from gendiag.sinks.tensorboard import TensorBoardSink
 
@@ -42,6 +43,8 @@ class Monitor:
             refused unless this is true; then the old run's artefacts are deleted first.
         resume: continue the run already in `run_dir` (as `gendiag run --resume` does): its artefacts stay,
             TensorBoard adds an event file beside the old ones, and `finish` writes the reports anew.
+        sinks: more destinations for every scalar, figure and text the run logs (subclasses of
+            `gendiag.sinks.Sink`), besides the two defaults: TensorBoard (`tb/`) and the scalar table (`metrics.csv`).
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
             `reference=data`, `likelihood="bernoulli"`, `source=callable(n) -> batch` (or a batch) for the
@@ -61,13 +64,18 @@ class Monitor:
         record_rows: int = 64,
         overwrite: bool = False,
         resume: bool = False,
+        sinks: Sequence[Sink] = (),
         **facts: Any,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"Monitor: task {task!r} is not one of {TASKS}")
         if record_rows < 1:
             raise ValueError(f"Monitor: record_rows must be >= 1, got {record_rows}")
-        check_facts(facts, keywords=("task", "probes", "every", "strict", "record_rows", "overwrite", "resume"))
+        check_facts(facts, keywords=("task", "probes", "every", "strict", "record_rows", "overwrite", "resume",
+                                     "sinks"))
+        for sink in sinks:
+            if not isinstance(sink, Sink):
+                raise TypeError(f"Monitor: each of sinks must subclass gendiag.sinks.Sink, got {type(sink).__name__}")
         if overwrite and resume:
             raise ValueError("Monitor: overwrite=True and resume=True contradict each other; pass one")
         self.run_dir = Path(run_dir)
@@ -76,10 +84,9 @@ class Monitor:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.strict = strict
         self.record_rows = record_rows
-        self.ctx = ProbeContext(
-            run_dir=self.run_dir, task=task, facts=facts,
-            tb=TensorBoardSink(self.run_dir / "tb"), table=ScalarTable(),
-        )
+        tb, table = TensorBoardSink(self.run_dir / "tb"), ScalarTable()
+        self.ctx = ProbeContext(run_dir=self.run_dir, task=task, facts=facts, tb=tb, table=table,
+                                sinks=[tb, table, *sinks])
         self.probes: list[Probe] = select_probes(probes, task=task, every=every)
         self._failures: list[Finding] = []
         self._mode = "train"
@@ -240,13 +247,25 @@ class Monitor:
         return self.ctx.save_figure(figure, name, step)
 
     def log_scalar(self, tag: str, value: float, step: int | None = None) -> None:
-        """One number of your own, to TensorBoard and metrics.csv, at `step` (default: the last step)."""
-        self.ctx.log_scalar(tag, value, step)
+        """Log a number of your own under `tag` (e.g. "eval/w2") at `step` (default: the last step) to every sink."""
+        self.ctx.log_scalar(tag, float(value), self.ctx.step if step is None else int(step))
 
     def evaluate(self, name: str, x: torch.Tensor, t: torch.Tensor | float | None = None) -> torch.Tensor:
         """Run watched network `name` on (x, t) as the probes do: no gradients, its train/eval mode restored, not
-        recorded as a training or sampling call."""
+        recorded as training or sampling, the output detached as float on the CPU."""
         return self.ctx.evaluate(name, x, t)
+
+    @property
+    def table(self) -> ScalarTable:
+        """Every scalar logged so far as (step, tag, value) rows (`rows()`, `series(tag)`; `extend(rows)` to
+        restore those of a resumed run); saved as metrics.csv by `finish`."""
+        return self.ctx.table
+
+    def close(self) -> None:
+        """Close the sinks without writing a report, for a run abandoned before it trained (`finish` closes them
+        itself)."""
+        for sink in self.ctx.sinks:
+            sink.close()
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         """The run's settings and headline figures, for TensorBoard's HParams dashboard (compare runs there)."""
@@ -272,12 +291,14 @@ class Monitor:
                 finding.probe = finding.probe or probe.name
                 findings.append(finding)
         findings = sort_findings(link_consequences(findings + self._failures))
-        conclusions = [section for write in self._conclusions if (section := write(findings)) is not None]
+        conclusions, failed = self._conclude(findings)
+        findings = sort_findings(findings + failed)
         sections = conclusions + sections
-        self.ctx.tb.text("findings", _findings_text(findings))
+        for sink in self.ctx.sinks:
+            sink.text("findings", _findings_text(findings), 0)
         if self.ctx.layout:
             self.ctx.tb.layout(self.ctx.layout)
-        self.ctx.tb.close()
+        self.close()
         self.ctx.table.save(self.run_dir / "metrics.csv")
         atomic_write_json(self.run_dir / "probe_data.json",
                           {p.name: p.state() for p in self.probes})
@@ -361,18 +382,41 @@ class Monitor:
     def _disable(self, probe: Probe, method: str, error: Exception) -> None:
         self.probes.remove(probe)
         self._listeners.clear()
-        log = self.run_dir / "probe_errors" / f"{probe.name}.txt"
+        self._failures.append(self._failed(probe.name, method, error, "this probe's results are missing"))
+
+    def _conclude(self, findings: list[Finding]) -> tuple[list[ProbeSection], list[Finding]]:
+        """The conclusions' sections, guarded like probes: one that raises becomes a `probe-failed` finding (or
+        stops `finish` under `strict`) and the report goes on without it."""
+        sections: list[ProbeSection] = []
+        failed: list[Finding] = []
+        for write in self._conclusions:
+            try:
+                section = write(findings)
+            except Exception as error:  # the user's conclusion must not cost them the report
+                if self.strict:
+                    raise
+                name = f"conclusion {getattr(write, '__qualname__', type(write).__name__)}"
+                failed.append(self._failed(name, "add_conclusion", error, "its section is missing"))
+                continue
+            if section is not None:
+                sections.append(section)
+        return sections, failed
+
+    def _failed(self, name: str, method: str, error: Exception, missing: str) -> Finding:
+        """The `probe-failed` finding for a probe (or conclusion) that raised, its traceback saved under
+        probe_errors/."""
+        log = self.run_dir / "probe_errors" / f"{_file_name(name)}.txt"
         atomic_write_text(log, "".join(traceback.format_exception(error)))
-        self._failures.append(Finding(
+        return Finding(
             code="probe-failed", severity="info",
-            title=f"Probe {probe.name} failed and was switched off",
-            message=f"{probe.name}.{method} raised {type(error).__name__}: {error}. Training went on; "
-                    "this probe's results are missing from the report.",
-            evidence={"probe": probe.name, "method": method, "step": self.ctx.step,
+            title=f"Probe {name} failed and was switched off",
+            message=f"{name}.{method} raised {type(error).__name__}: {error}. Training went on; "
+                    f"{missing} from the report.",
+            evidence={"probe": name, "method": method, "step": self.ctx.step,
                       "traceback": str(log.relative_to(self.run_dir))},
             suggestion="Check the inputs this probe needs (see the traceback file); report a bug if they are right.",
-            probe=probe.name,
-        ))
+            probe=name,
+        )
 
 
 def _call_inputs(name: str, watched: WatchedModel, args: tuple, kwargs: dict) -> tuple[Any, Any]:
@@ -448,6 +492,11 @@ def _check_batch(batch: Any, where: str) -> torch.Tensor:
         bad = int((~torch.isfinite(batch)).sum())
         raise ValueError(f"Monitor.{where}: the batch holds {bad} NaN or infinite values")
     return batch
+
+
+def _file_name(name: str) -> str:
+    """A probe's or conclusion's name as a file name (a lambda's `<lambda>`, spaces and dots made plain)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
 def _findings_text(findings: list[Finding]) -> str:

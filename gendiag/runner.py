@@ -62,7 +62,7 @@ class RunContext:
         self.monitor = Monitor(self.run_dir, task=task, probes=probes.set, every=probes.every,
                                strict=probes.strict, resume=self.resume is not None, **facts)
         if self.resume is not None:
-            self.monitor.ctx.table.extend(self.resume["metrics"])
+            self.monitor.table.extend(self.resume["metrics"])
         return self.monitor
 
     def generator(self, offset: int = 0) -> torch.Generator:
@@ -121,7 +121,7 @@ class RunContext:
             "optimizers": {name: opt.state_dict() for name, opt in tracked.optimizers.items()},
             "generators": {name: gen.get_state() for name, gen in tracked.generators.items()},
             "torch_rng": torch.get_rng_state(),
-            "metrics": self.monitor.ctx.table.rows() if self.monitor is not None else [],
+            "metrics": self.monitor.table.rows() if self.monitor is not None else [],
         })
 
     def signal_arrived(self, signal_name: str) -> None:
@@ -180,7 +180,7 @@ def _run(case: Case, recipe: Recipe, threads: int, out_root: str | Path | None, 
     start = time.perf_counter()
     with _signals_to(context):
         try:
-            results = recipe.run(case, context)
+            results = recipe.load_run()(case, context)
         except (RunInterrupted, NonFiniteLoss, KeyboardInterrupt) as error:
             reason = f"stopped by SIGINT at step {context.last_step}" if isinstance(error, KeyboardInterrupt) \
                 else f"stopped: {error}" if isinstance(error, NonFiniteLoss) else str(error)
@@ -221,7 +221,7 @@ def _discard(context: RunContext) -> None:
     """Remove the run folder of a run whose recipe failed before training began (its case's folder too, when
     that is left empty), so that bad input leaves nothing half-written."""
     if context.monitor is not None:
-        context.monitor.ctx.tb.close()
+        context.monitor.close()
     shutil.rmtree(context.run_dir)
     parent = context.run_dir.parent
     if not any(parent.iterdir()):

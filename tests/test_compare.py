@@ -15,7 +15,7 @@ import yaml
 from gendiag.cli import main
 from gendiag.compare import compare_runs, findings_table, load_summary, settings_table
 from gendiag.findings import Finding
-from gendiag.probes.base import ProbeSection
+from gendiag.report.section import ProbeSection
 from gendiag.report import render_run
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from gendiag.findings import Finding
-from gendiag.probes.base import ProbeSection
+from gendiag.report.section import ProbeSection
 from gendiag.report import render_run
 
 BROWSER_SECONDS = 90

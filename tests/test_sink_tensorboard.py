@@ -76,5 +76,5 @@ def test_a_saved_figure_is_the_same_image_in_the_run_folder_and_in_tensorboard(t
 def test_png_rejects_bytes_that_are_not_a_png(tmp_path: Path) -> None:
     sink = TensorBoardSink(tmp_path)
     with pytest.raises(ValueError, match="'figures/x' is not a PNG image"):
-        sink.png("figures/x", b"GIF89a" + bytes(40), 0)
+        sink.image("figures/x", b"GIF89a" + bytes(40), 0)
     sink.close()

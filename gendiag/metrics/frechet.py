@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import linalg
 
 from gendiag.metrics.neighbours import as_points
 
@@ -25,6 +24,8 @@ def feature_statistics(features: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    from scipy import linalg  # scipy loads when a distance is measured, not with gendiag
+
     values, vectors = linalg.eigh(matrix)
     return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
 
@@ -44,6 +45,8 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
     sigma1, sigma2 = (sigma1 + sigma1.T) / 2, (sigma2 + sigma2.T) / 2
     root1 = _psd_sqrt(sigma1)
     middle = root1 @ sigma2 @ root1
+    from scipy import linalg
+
     eigenvalues = linalg.eigvalsh((middle + middle.T) / 2)
     trace_sqrt = float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
     diff = mu1 - mu2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.spatial.distance import cdist
 
 MAX_ITERATIONS = 10**9  # POT's default (1e5) stops short of the optimum on a few thousand points
 
@@ -15,6 +14,7 @@ def wasserstein2(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> 
     network simplex takes 0.9 s at n = 2,000 and 8 s at 5,000 on one core, 3-4x less than the Hungarian
     assignment, so n ≲ 5,000."""
     import ot  # POT takes over a second to import; only the point-cloud evaluations need it
+    from scipy.spatial.distance import cdist
 
     a = np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a, dtype=np.float64)
     b = np.asarray(b.detach().cpu() if isinstance(b, torch.Tensor) else b, dtype=np.float64)

@@ -1,6 +1,11 @@
-"""The probe catalogue: every probe registers itself here by name."""
+"""The probe catalogue: every probe registers itself here by name.
+
+The probe modules are imported the first time probes are chosen (a Monitor is made), not with gendiag: a
+training script pays for them, and for what they import, only when it attaches a Monitor."""
 
 from __future__ import annotations
+
+import importlib
 
 from gendiag.probes.base import TASKS, Probe
 
@@ -19,6 +24,7 @@ def select_probes(choice: str | list[str], task: str, every: int = 1) -> list[Pr
     """Instantiate the probes for a task: "default" (those on by default for it), "all", or names."""
     if task not in TASKS:
         raise ValueError(f"task {task!r} is not one of {TASKS}")
+    importlib.import_module("gendiag.probes.catalogue")  # registers every probe, once
     if choice == "default":
         names = [n for n, c in PROBES.items() if c.default and task in c.tasks]
     elif choice == "all":
@@ -32,5 +38,3 @@ def select_probes(choice: str | list[str], task: str, every: int = 1) -> list[Pr
         raise ValueError(f"probes must be 'default', 'all' or a list of names, got {choice!r}")
     return [PROBES[n](every=every) for n in names]
 
-
-from gendiag.probes import catalogue  # noqa: E402,F401  (imports every probe module so they register)

@@ -15,9 +15,9 @@ import torch
 
 from gendiag.findings import Finding
 
-if TYPE_CHECKING:
-    import pandas as pd
+from gendiag.report.section import ProbeSection
 
+if TYPE_CHECKING:
     from gendiag.context import ProbeContext
 
 TASKS = ("flow", "diffusion", "gan", "vae", "generic")
@@ -48,16 +48,6 @@ class ForwardCall:
     x: torch.Tensor | None
     t: torch.Tensor | None
     output: torch.Tensor | None
-
-
-@dataclass
-class ProbeSection:
-    """A probe's part of the report: markdown text, figures (paths relative to the run folder), a table."""
-
-    title: str
-    text: str = ""
-    figures: list[str] = field(default_factory=list)
-    table: "pd.DataFrame | None" = None
 
 
 class Probe:

@@ -50,7 +50,8 @@ from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding
 from gendiag.flow.projection import principal_plane
 from gendiag.probes import register
-from gendiag.probes.base import TASKS, ForwardCall, Probe, ProbeSection
+from gendiag.probes.base import TASKS, ForwardCall, Probe
+from gendiag.report.section import ProbeSection
 from gendiag.rows import RowPicker
 
 if TYPE_CHECKING:

@@ -53,7 +53,8 @@ from gendiag.context import ProbeContext
 from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding
 from gendiag.probes import register
-from gendiag.probes.base import Probe, ProbeSection, StepRecord
+from gendiag.probes.base import Probe, StepRecord
+from gendiag.report.section import ProbeSection
 from gendiag.probes.thinning import LogStride
 
 if TYPE_CHECKING:

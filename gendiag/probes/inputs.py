@@ -26,7 +26,8 @@ from gendiag.flow.projection import principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.metrics.energy import energy_coefficient, energy_distance, energy_test
 from gendiag.probes import register
-from gendiag.probes.base import ForwardCall, Probe, ProbeSection
+from gendiag.probes.base import ForwardCall, Probe
+from gendiag.report.section import ProbeSection
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

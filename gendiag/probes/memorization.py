@@ -25,7 +25,8 @@ from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding, advice
 from gendiag.metrics.memorization import Memorization, birthday_support, duplicate_pairs, memorization
 from gendiag.probes import register
-from gendiag.probes.base import Probe, ProbeSection
+from gendiag.probes.base import Probe
+from gendiag.report.section import ProbeSection
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -29,7 +29,8 @@ from gendiag.findings import Finding, advice
 from gendiag.metrics.classes import class_coverage
 from gendiag.metrics.modes import HIGH_QUALITY_STDS, mode_metrics
 from gendiag.probes import register
-from gendiag.probes.base import Probe, ProbeSection
+from gendiag.probes.base import Probe
+from gendiag.report.section import ProbeSection
 from gendiag.rows import RowPicker, take_rows
 
 if TYPE_CHECKING:

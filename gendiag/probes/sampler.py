@@ -21,7 +21,8 @@ from gendiag.flow.exact_field import T_EPS, exact_velocity
 from gendiag.flow.projection import principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.probes import register
-from gendiag.probes.base import Probe, ProbeSection
+from gendiag.probes.base import Probe
+from gendiag.report.section import ProbeSection
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

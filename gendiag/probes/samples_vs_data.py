@@ -49,7 +49,8 @@ from gendiag.flow.projection import principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.metrics.samples_vs_data import LOW_DIM, MIN_SAMPLES, SampleGap, compare_to_data
 from gendiag.probes import register
-from gendiag.probes.base import Probe, ProbeSection
+from gendiag.probes.base import Probe
+from gendiag.report.section import ProbeSection
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -23,7 +23,8 @@ from gendiag.context import ProbeContext
 from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding
 from gendiag.probes import register
-from gendiag.probes.base import Probe, ProbeSection, StepRecord
+from gendiag.probes.base import Probe, StepRecord
+from gendiag.report.section import ProbeSection
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -19,7 +19,8 @@ from gendiag.context import ProbeContext
 from gendiag.figures import new_figure
 from gendiag.findings import Finding
 from gendiag.probes import register
-from gendiag.probes.base import Probe, ProbeSection
+from gendiag.probes.base import Probe
+from gendiag.report.section import ProbeSection
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -29,7 +29,8 @@ from gendiag.flow.exact_field import exact_velocity, source_bandwidth
 from gendiag.flow.projection import Plane, bounding_box, grid, principal_plane
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.probes import register
-from gendiag.probes.base import Probe, ProbeSection, not_run
+from gendiag.probes.base import Probe, not_run
+from gendiag.report.section import ProbeSection
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

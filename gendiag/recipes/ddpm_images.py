@@ -4,48 +4,20 @@ digit classifier (all 10 classes, none above 20%) and by the Fréchet distance i
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from gendiag.config import Case, Section
-from gendiag.recipes import Recipe, register
+from gendiag.config import Case
+from gendiag.recipes.ddpm_step import ddpm_step
 from gendiag.recipes.schedules import learning_rate
 from gendiag.metrics.classifier import load_classifier
 from gendiag.recipes.image_eval import compare_images, image_grid, load_split
+from gendiag.recipes.schemas.ddpm_images import Sampling
 from gendiag.runner import RunContext
-from reference_models.ddpm import Schedule, ancestral_sample, ddim_sample, noise_prediction_loss
+from reference_models.ddpm import Schedule, ancestral_sample, ddim_sample
 from reference_models.unet import UNet
-
-
-class Data(Section):
-    dataset: Literal["digits", "mnist"] = "digits"
-    test_fraction: float = Field(0.2, gt=0, lt=1, description="images held out for the Fréchet distance")
-
-
-class Model(Section):
-    widths: list[int] = Field(default_factory=lambda: [16, 32], min_length=1, description="channels per level")
-    time_dim: int = Field(64, ge=2)
-
-
-class Training(Section):
-    steps: int = Field(4000, ge=1)
-    batch_size: int = Field(64, ge=2)
-    lr: float = Field(2e-3, gt=0, le=1)
-    lr_decay: Literal["none", "cosine"] = "cosine"
-    ema: float = Field(0.999, ge=0, lt=1, description="decay of the weights' moving average used to sample (0: off)")
-    schedule: Literal["linear", "cosine"] = "cosine"
-    diffusion_steps: int = Field(1000, ge=2)
-    observe_every: int = Field(100, ge=1, description="steps between batches shown to the data probes")
-
-
-class Sampling(Section):
-    method: Literal["ddim", "ancestral"] = "ddim"
-    ddim_steps: int = Field(100, ge=1)
-    n_samples: int = Field(1000, ge=10)
-    batch: int = Field(500, ge=1, description="samples drawn per sampler call")
 
 
 def run(case: Case, ctx: RunContext) -> dict[str, Any]:
@@ -70,14 +42,7 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
         with mon.phase("data"):
             x0 = train[torch.randint(len(train), (train_cfg.batch_size,), generator=data_gen)]
         with mon.phase("step"):
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch = noise_prediction_loss(model, x0, schedule, generator=noise_gen)
-            optimizer.zero_grad(set_to_none=True)
-            batch.loss.backward()
-            optimizer.step()
-            if average is not None:
-                average.update_parameters(model)
+            batch = ddpm_step(model, optimizer, x0, schedule, lr, noise_gen, average)
         if step == first or step % train_cfg.observe_every == 0:
             mon.observe_data(x0, role="data")
             mon.observe_data(torch.randn(x0.shape, generator=noise_gen), role="source")
@@ -111,10 +76,3 @@ def _sample(model: torch.nn.Module, schedule: Schedule, start: torch.Tensor, cfg
 def _chunks(total: int, size: int) -> list[int]:
     return [min(size, total - start) for start in range(0, total, size)]
 
-
-register(Recipe(
-    name="ddpm_images",
-    description="DDPM on digit images (UNet, cosine schedule, EMA, DDIM or ancestral sampling)",
-    sections={"data": Data, "model": Model, "training": Training, "sampling": Sampling},
-    run=run,
-))

@@ -7,57 +7,24 @@ that reaches noise both starts give the same quality; with the tutorial's ᾱ_T 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 
-from gendiag.config import Case, DistributionName, DistributionParams, Section
+from gendiag.config import Case
 from gendiag.data import make_distribution
 from gendiag.metrics import wasserstein2
-from gendiag.recipes import Recipe, register
+from gendiag.recipes.ddpm_step import ddpm_step
 from gendiag.recipes.points_eval import compare_to_data, scatter_panels, w2_to
 from gendiag.recipes.schedules import learning_rate
+from gendiag.recipes.schemas.ddpm_points import Sampling
 from gendiag.runner import RunContext
-from reference_models.ddpm import Schedule, ancestral_sample, ddim_sample, noise_prediction_loss
+from reference_models.ddpm import Schedule, ancestral_sample, ddim_sample
 from reference_models.nets import VelocityMLP
-
-
-class Data(Section):
-    distribution: DistributionName = Field("swissroll", description="a name from gendiag.data.DISTRIBUTIONS")
-    params: DistributionParams = Field(default_factory=dict, description="parameters of the distribution")
-    heldout: int = Field(2000, ge=100, description="held-out points for W2")
-
-
-class Model(Section):
-    hidden: int = Field(128, ge=8)
-    depth: int = Field(3, ge=1)
-    time_dim: int = Field(64, ge=2)
-
-
-class Training(Section):
-    steps: int = Field(3000, ge=1)
-    batch_size: int = Field(256, ge=2)
-    lr: float = Field(1e-3, gt=0, le=1)
-    lr_decay: Literal["none", "cosine"] = Field("cosine", description="cosine: the lr falls to 0 by the last step")
-    schedule: Literal["linear", "cosine"] = "linear"
-    diffusion_steps: int = Field(100, ge=2, description="T, the number of noising steps")
-    beta_start: float = Field(1e-4, gt=0, lt=1, description="linear schedule only")
-    beta_end: float = Field(0.02, gt=0, lt=1, description="linear schedule only")
-    observe_every: int = Field(50, ge=1, description="steps between batches shown to the data probes")
-
-
-class Sampling(Section):
-    method: Literal["ancestral", "ddim"] = "ancestral"
-    ddim_steps: int = Field(50, ge=1, description="DDIM only")
-    n_samples: int = Field(2000, ge=100)
 
 
 def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     data_cfg, model_cfg, train_cfg, sample_cfg = case.data, case.model, case.training, case.sampling
-    if train_cfg.schedule == "linear" and train_cfg.beta_start > train_cfg.beta_end:
-        raise ValueError(f"{case.path}: training.beta_start ({train_cfg.beta_start}) must not exceed "
-                         f"training.beta_end ({train_cfg.beta_end})")
     distribution = make_distribution(data_cfg.distribution, **data_cfg.params)
     schedule = Schedule.make(train_cfg.schedule, train_cfg.diffusion_steps, train_cfg.beta_start, train_cfg.beta_end)
     data_gen, noise_gen, eval_gen = ctx.generator(1), ctx.generator(2), ctx.generator(3)
@@ -75,12 +42,7 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
             x0 = distribution.sample(train_cfg.batch_size, generator=data_gen)
         lr = learning_rate(train_cfg.lr, train_cfg.lr_decay, step, train_cfg.steps)
         with mon.phase("step"):
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch = noise_prediction_loss(model, x0, schedule, generator=noise_gen)
-            optimizer.zero_grad(set_to_none=True)
-            batch.loss.backward()
-            optimizer.step()
+            batch = ddpm_step(model, optimizer, x0, schedule, lr, noise_gen)
         if step == first or step % train_cfg.observe_every == 0:
             mon.observe_data(x0, role="data")
             mon.observe_data(torch.randn(train_cfg.batch_size, 2, generator=noise_gen), role="source")
@@ -125,10 +87,3 @@ def _sample(model: torch.nn.Module, schedule: Schedule, start: torch.Tensor, cfg
         return ddim_sample(model, schedule, start, steps=min(cfg.ddim_steps, schedule.steps))
     return ancestral_sample(model, schedule, start, generator=generator)
 
-
-register(Recipe(
-    name="ddpm_points",
-    description="DDPM on 2D point clouds (MLP noise predictor, integer-step embedding)",
-    sections={"data": Data, "model": Model, "training": Training, "sampling": Sampling},
-    run=run,
-))

@@ -6,17 +6,15 @@ Wasserstein-2 distance to held-out data beside the two-sample floor."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import torch
-from pydantic import Field
 
-from gendiag.config import Case, DistributionName, DistributionParams, Section
+from gendiag.config import Case
 from gendiag.data import make_distribution
-from gendiag.recipes import Recipe, register
 from gendiag.recipes.points_eval import compare_to_data, scatter_panels
 from gendiag.recipes.schedules import learning_rate
 from gendiag.runner import RunContext
@@ -24,33 +22,6 @@ from reference_models.flow_matching import flow_matching_loss
 from reference_models.nets import VelocityMLP
 from reference_models.paths import PATHS
 from reference_models.solvers import SOLVERS
-
-
-class Data(Section):
-    distribution: DistributionName = Field("moons", description="a name from gendiag.data.DISTRIBUTIONS")
-    params: DistributionParams = Field(default_factory=dict, description="parameters of the distribution")
-    heldout: int = Field(2000, ge=100, description="held-out points for W2")
-
-
-class Model(Section):
-    hidden: int = Field(256, ge=8)
-    depth: int = Field(4, ge=1)
-    time_dim: int = Field(64, ge=2)
-
-
-class Training(Section):
-    steps: int = Field(3000, ge=1)
-    batch_size: int = Field(256, ge=2)
-    lr: float = Field(1e-3, gt=0, le=1)
-    lr_decay: Literal["none", "cosine"] = Field("none", description="cosine: the lr falls to 0 by the last step")
-    path: Literal["linear", "sqrt"] = "linear"
-    observe_every: int = Field(50, ge=1, description="steps between batches shown to the data probes")
-
-
-class Sampling(Section):
-    method: Literal["euler", "heun"] = "euler"
-    steps: int = Field(100, ge=1)
-    n_samples: int = Field(2000, ge=100)
 
 
 def run(case: Case, ctx: RunContext) -> dict[str, Any]:
@@ -99,10 +70,3 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
                                              "samples_vs_data")])
     return {"w2": comparison.w2, "w2_floor": comparison.floor, "w2_ratio": comparison.ratio, "final_loss": final_loss}
 
-
-register(Recipe(
-    name="flow_matching",
-    description="flow matching on 2D point clouds (a sample is a point)",
-    sections={"data": Data, "model": Model, "training": Training, "sampling": Sampling},
-    run=run,
-))

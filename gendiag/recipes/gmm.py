@@ -5,34 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
 
-from gendiag.config import Case, DistributionName, DistributionParams, Section
+from gendiag.config import Case
 from gendiag.data import make_distribution
-from gendiag.recipes import Recipe, register
 from gendiag.recipes.points_eval import compare_to_data, scatter_panels
 from gendiag.runner import RunContext
 from reference_models.gmm import GMM
-
-
-class Data(Section):
-    distribution: DistributionName = Field("moons", description="a name from gendiag.data.DISTRIBUTIONS")
-    params: DistributionParams = Field(default_factory=dict, description="parameters of the distribution")
-    train_points: int = Field(5000, ge=10, description="points EM is fitted on")
-    heldout: int = Field(2000, ge=100, description="held-out points for the likelihood and W2")
-
-
-class Model(Section):
-    components: int = Field(16, ge=1)
-
-
-class Training(Section):
-    steps: int = Field(200, ge=1, description="the most EM iterations")
-    tol: float = Field(1e-5, ge=0, description="stop when an iteration gains less mean log-likelihood than this")
-
-
-class Sampling(Section):
-    n_samples: int = Field(2000, ge=100)
 
 
 def run(case: Case, ctx: RunContext) -> dict[str, Any]:
@@ -72,10 +50,3 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     return {"w2": comparison.w2, "w2_floor": comparison.floor, "w2_ratio": comparison.ratio,
             "train_nll": -score, "heldout_nll": heldout_nll, "em_iterations": step}
 
-
-register(Recipe(
-    name="gmm",
-    description="Gaussian mixture (EM, exact likelihood) on 2D point clouds: the classical baseline",
-    sections={"data": Data, "model": Model, "training": Training, "sampling": Sampling},
-    run=run,
-))

@@ -4,49 +4,19 @@ and samples drawn pixel by pixel, judged by the project's digit classifier."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 
-from gendiag.config import Case, Section
+from gendiag.config import Case
 from gendiag.metrics.classifier import load_classifier
-from gendiag.recipes import Recipe, register
 from gendiag.recipes.image_eval import compare_images, image_grid, load_split
 from gendiag.runner import RunContext
 from reference_models.pixelcnn import PixelCNN, bernoulli_baseline_bits_per_dim, nll_bits_per_dim, sample
 
 
-class Data(Section):
-    dataset: Literal["digits", "mnist"] = "digits"
-    threshold: float = Field(0.5, gt=0, lt=1, description="a pixel is 1 where its intensity exceeds this")
-    test_fraction: float = Field(0.2, gt=0, lt=1, description="images held out for the likelihood")
-
-
-class Model(Section):
-    hidden: int = Field(64, ge=1)
-    layers: int = Field(5, ge=0, description="residual mask-B convolutions after the mask-A one")
-    first_kernel: int = Field(5, ge=1, description="odd size of the mask-A kernel")
-    kernel: int = Field(3, ge=1, description="odd size of the mask-B kernels")
-
-
-class Training(Section):
-    steps: int = Field(500, ge=1, description="about 45 epochs of the 1,437 training digits; longer overfits")
-    batch_size: int = Field(128, ge=2)
-    lr: float = Field(1e-3, gt=0, le=1)
-    observe_every: int = Field(100, ge=1, description="steps between batches shown to the data probes")
-    eval_every: int = Field(100, ge=1, description="steps between held-out bits-per-dim measurements")
-
-
-class Sampling(Section):
-    n_samples: int = Field(1000, ge=10)
-
-
 def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     data_cfg, model_cfg, train_cfg = case.data, case.model, case.training
-    for name in ("first_kernel", "kernel"):
-        if getattr(model_cfg, name) % 2 == 0:
-            raise ValueError(f"{case.path}: model.{name} must be odd, got {getattr(model_cfg, name)}")
     split = load_split(data_cfg.dataset, data_cfg.test_fraction, None, ctx.generator(0))
     train = (split.train > data_cfg.threshold).float()
     test = (split.heldout > data_cfg.threshold).float()
@@ -104,10 +74,3 @@ def _bits(model: PixelCNN, images: torch.Tensor) -> float:
     model.train(was_training)
     return bits
 
-
-register(Recipe(
-    name="pixelcnn",
-    description="PixelCNN on binarized digits: exact bits per pixel against a per-pixel Bernoulli baseline",
-    sections={"data": Data, "model": Model, "training": Training, "sampling": Sampling},
-    run=run,
-))

@@ -10,13 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from gendiag.findings import SEVERITY_RANK, Finding, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
-from gendiag.probes.base import ProbeSection
 from gendiag.report.html import render_html
 from gendiag.report.markdown import render_markdown
+from gendiag.report.section import ProbeSection
 from gendiag.sinks.scalars import ScalarTable
 
 RUN_FILES = ("findings.json", "sections.json", "metrics.csv")
@@ -121,6 +119,8 @@ def _section_to_dict(section: ProbeSection) -> dict[str, Any]:
 
 
 def _section_from_dict(data: dict[str, Any]) -> ProbeSection:
+    import pandas as pd
+
     table = None
     if data.get("table") is not None:
         split = data["table"]

@@ -6,14 +6,12 @@ import base64
 import html
 from typing import TYPE_CHECKING, Any
 
-import markdown
-
 from gendiag.report.markdown import explained, finish_cost, markdown_table
 
 if TYPE_CHECKING:
     from gendiag.report import Report
 
-_STYLE = """
+STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{border-bottom:2px solid #333}.finding{border-left:6px solid #888;padding:.3em 1em;margin:1em 0;background:#fafafa}
 .critical{border-color:#c62828}.warning{border-color:#ef6c00}.info{border-color:#1565c0}
@@ -26,9 +24,11 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}code{background:#eee;padd
 
 
 def render_html(report: "Report", header: dict[str, Any]) -> str:
+    import markdown  # the Markdown package is needed for reports only, not to train
+
     title = html.escape(str(header.get("case", report.run_dir.name)))
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gendiag: {title}</title>",
-             f"<style>{_STYLE}</style></head><body><h1>gendiag report: {title}</h1>"]
+             f"<style>{STYLE}</style></head><body><h1>gendiag report: {title}</h1>"]
     if report.partial:
         parts.append(f"<p class='partial'><b>Partial report</b>: {html.escape(report.partial)}.</p>")
     facts = {k: header[k] for k in ("description", "started", "profile", "seed") if header.get(k) is not None}

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gendiag.io import atomic_write_text
+from gendiag.sinks import Sink
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-class ScalarTable:
-    """Collects scalars in memory (cheap appends) and writes them as `metrics.csv`."""
+class ScalarTable(Sink):
+    """Collects scalars in memory (cheap appends) and writes them as `metrics.csv`. pandas is imported when a
+    table is read or written, not with gendiag."""
 
     columns = ("step", "tag", "value")
 
@@ -20,6 +24,9 @@ class ScalarTable:
     def add(self, step: int, tag: str, value: float) -> None:
         self._rows.append((int(step), tag, float(value)))
 
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.add(step, tag, value)
+
     def rows(self) -> list[tuple[int, str, float]]:
         """A copy of every row, for checkpoints."""
         return list(self._rows)
@@ -28,11 +35,15 @@ class ScalarTable:
         """Rows recorded before a resume."""
         self._rows.extend((int(step), str(tag), float(value)) for step, tag, value in rows)
 
-    def frame(self) -> pd.DataFrame:
+    def frame(self) -> "pd.DataFrame":
+        import pandas as pd
+
         return pd.DataFrame(self._rows, columns=list(self.columns))
 
-    def series(self, tag: str) -> pd.Series:
+    def series(self, tag: str) -> "pd.Series":
         """One tag's values indexed by step."""
+        import pandas as pd
+
         frame = self.frame()
         chosen = frame[frame["tag"] == tag]
         return pd.Series(chosen["value"].to_numpy(), index=chosen["step"].to_numpy(), name=tag)
@@ -41,8 +52,10 @@ class ScalarTable:
         atomic_write_text(path, self.frame().to_csv(index=False))
 
     @classmethod
-    def load(cls, path: Path) -> pd.DataFrame:
+    def load(cls, path: Path) -> "pd.DataFrame":
         """Read a saved metrics table back, checking its columns."""
+        import pandas as pd
+
         try:
             frame = pd.read_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:

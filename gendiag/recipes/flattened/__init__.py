@@ -10,19 +10,6 @@ over `time_points` equal time points from one rendered Gaussian picture. Along t
 images at checkpoint iterations and measures how like the target and how like their own start image they are,
 then writes a "Why it collapses" section from the probes' findings.
 
-One job per module: `schema` (the case's sections), `data` (the rendered streams), `loss`, `sampling` (the Euler
-sampler), `checkpoints` (pictures judged against target and start), `facts` (the numbers only the recipe can
+One job per module (the case's sections and its registration are in `gendiag.recipes.schemas.flattened`):
+`data` (the rendered streams), `loss`, `sampling` (the Euler sampler), `checkpoints` (pictures judged against target and start), `facts` (the numbers only the recipe can
 measure), `story` (the prose), `figures`, `loop` (the run)."""
-
-from __future__ import annotations
-
-from gendiag.recipes import Recipe, register
-from gendiag.recipes.flattened.loop import run
-from gendiag.recipes.flattened.schema import Data, Model, Sampling, Training
-
-register(Recipe(
-    name="flattened_flow",
-    description="flow matching on 2D distributions rendered into flattened 64×64 images (the failed project)",
-    sections={"data": Data, "model": Model, "training": Training, "sampling": Sampling},
-    run=run,
-))

@@ -10,7 +10,7 @@ import torch
 
 from gendiag.quantities.flattened import binary_iou, cosine
 from gendiag.recipes.flattened.sampling import euler_time_points
-from gendiag.recipes.flattened.schema import Sampling
+from gendiag.recipes.schemas.flattened import Sampling
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from gendiag.data import make_distribution, rasterize
-from gendiag.recipes.flattened.schema import Data
+from gendiag.recipes.schemas.flattened import Data
 
 
 def render_images(points: torch.Tensor, data: Data, scale: float) -> torch.Tensor:

@@ -13,7 +13,7 @@ from gendiag.quantities.flattened import (LossRange, Peak, binary_iou, cosine, d
                                           peak, unreachable_share)
 from gendiag.recipes.flattened.checkpoints import Checkpoint, Reference
 from gendiag.recipes.flattened.data import ImageStreams
-from gendiag.recipes.flattened.schema import LossKind
+from gendiag.recipes.schemas.flattened import LossKind
 
 OUTPUT_TIMES = (0.0, 0.5)  # where the story quotes the size of the network's output at a start picture
 

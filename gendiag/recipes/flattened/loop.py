@@ -11,7 +11,7 @@ import torch
 
 from gendiag.config import Case
 from gendiag.findings import Finding
-from gendiag.probes.base import ProbeSection
+from gendiag.report import ProbeSection
 from gendiag.quantities.flattened import loss_share_from, relative_weight_change
 from gendiag.recipes.flattened.checkpoints import Checkpoint, Reference, generate
 from gendiag.recipes.flattened.data import ImageStreams

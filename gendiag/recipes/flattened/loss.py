@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gendiag.recipes.flattened.schema import LossKind
+from gendiag.recipes.schemas.flattened import LossKind
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The flattened-image case's sections: data, model, training and sampling, as a case file gives them."""
+"""The flattened-image case's sections: data, model, training and sampling, as a case file gives them (its loop:
+gendiag/recipes/flattened/loop.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from gendiag.config import DistributionName, DistributionParams, Section
+from gendiag.recipes import Recipe, register
 
 LossKind = Literal["buggy_x0", "correct"]
 
@@ -43,3 +45,11 @@ class Sampling(Section):
     frozen: bool = Field(False, description="the rewrite's sampler: the step's result goes to a new variable")
     images: int = Field(4, ge=1, le=64, description="images generated at each checkpoint, each from its own start")
     n_samples: int = Field(16, ge=2, description="images generated at the end for the probes")
+
+
+register(Recipe(
+    name="flattened_flow",
+    description="flow matching on 2D distributions rendered into flattened 64×64 images (the failed project)",
+    sections={"data": Data, "model": Model, "training": Training, "sampling": Sampling},
+    run="gendiag.recipes.flattened.loop:run",
+))
