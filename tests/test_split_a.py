@@ -337,8 +337,14 @@ def test_findings_asked_during_training_change_nothing_at_the_end(tmp_path: Path
 
 
 def test_healthy_user_flow_loop_is_silent(tmp_path: Path) -> None:
+    import pandas as pd
+
     user_flow_loop(tmp_path, exploding=False, ask_every=None)
     assert not {f["code"] for f in findings_without_timing(tmp_path)} & OUR_CODES
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    logged = metrics[metrics["tag"] == "grad/update_ratio"]["value"]  # a ratio per step, not a tensor's index
+    median = json.loads((tmp_path / "probe_data.json").read_text())["gradients"]["update_ratio_median"]
+    assert len(logged) and (logged < 0.1).all() and logged.iloc[-1] == pytest.approx(median, rel=2.0)
 
 
 def test_user_ddpm_with_a_short_schedule_is_found_mid_run(tmp_path: Path) -> None:

@@ -199,7 +199,7 @@ class GradientsProbe(Probe):
             chosen = measured[matrices[measured]] if matrices[measured].any() else measured
             if len(chosen):
                 ctx.log_scalar(f"grad/update_ratio/{name}" if several else "grad/update_ratio",
-                               float(np.median(chosen)), step)
+                               float(np.median(ratio[chosen])), step)
         if noise_to_signal is not None and math.isfinite(noise_to_signal):
             ctx.log_scalar("grad/noise_to_signal", noise_to_signal, step)
         self.logged_at["update"] = step
