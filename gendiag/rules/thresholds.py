@@ -38,8 +38,8 @@ LOSS_MIN_POINTS = threshold(
     "(tests/test_probes_loss.py::test_short_runs_are_not_judged)")
 LOSS_RISE = threshold(
     "loss.rise", 1.0,
-    "chosen by hand in round 1 (last window twice the best level); the growing learning rate (lr_growth 1.04) "
-    "fires and healthy flow matching stays silent in tests/test_probes_loss.py")
+    "chosen by hand in round 1 (last window twice the best level); loss-diverging fires on the growing learning "
+    "rate (lr_growth 1.04) and stays silent on healthy flow matching in tests/test_probes_loss.py")
 LOSS_RISE_TAU = threshold(
     "loss.rise_tau", 0.5,
     "chosen by hand in round 1: Kendall's tau of the window medians after the best, a mostly monotone rise; "
@@ -49,11 +49,11 @@ LOSS_BLOWUP = threshold(
     "chosen by hand in round 1 (a window ten times the best level); not calibrated on runs")
 LOSS_OSCILLATION_GROWTH = threshold(
     "loss.oscillation_growth", 4.0,
-    "chosen by hand in round 1; a swing growing 21x fires and a flat noisy loss stays silent in "
+    "chosen by hand in round 1; a swing growing 10x fires and a flat noisy loss (1.1x) stays silent in "
     "tests/test_probes_loss.py::test_trend_rules_on_known_series")
 LOSS_SPIKE_MADS = threshold(
     "loss.spike_mads", 10.0,
-    "chosen by hand in round 1: far outside a window's spread (10 median absolute deviations, about 15 sigma for "
+    "chosen by hand in round 1: far outside a window's spread (10 median absolute deviations, about 6.7 sigma for "
     "Gaussian noise); counted in the report only, no finding depends on it")
 LOSS_T_LOSS_SHARE = threshold(
     "loss_by_t.loss_share", 0.8,
@@ -78,8 +78,8 @@ LOSS_T_TAIL_RATIO = threshold(
     "(tests/test_probes_loss.py)")
 GRADIENTS_STALLED_RATIO = threshold(
     "gradients.stalled_ratio", 1e-4,
-    "cited rule of thumb: healthy update/weight near 1e-3 per step (Karpathy's 'ratio of updates to values'); "
-    "Adam at lr 1e-6 gives 1e-6 to 1e-4 and fires in tests/test_probes_gradients.py")
+    "cited rule of thumb (CS231n notes, 'ratio of weights:updates': about 1e-3 per step), a tenth of it; Adam at "
+    "lr 1e-6 gives 1e-6 to 1e-4 and fires, Adam at 1e-3 stays silent in tests/test_probes_gradients.py")
 GRADIENTS_STALLED_MOVEMENT = threshold(
     "gradients.stalled_movement", 0.1,
     "chosen by hand in round 1: a whole run that moves the weights by less than 10% of their size; keeps short "
@@ -97,19 +97,19 @@ GRADIENTS_MIN_SAMPLES = threshold(
     "chosen by hand in round 1: at least three readings (or measured updates) before a network is judged")
 TIMING_BOTTLENECK_SHARE = threshold(
     "timing.bottleneck_share", 0.5,
-    "derived: data phases taking half the step time or more make data loading the largest single cost; "
-    "a slow data helper fires, a vectorised one stays silent in tests/test_probes_timing.py")
+    "chosen by hand in round 1: data phases take as long as everything else together; a slow data phase fires "
+    "and a healthy loop stays silent in tests/test_probes_timing.py")
 TIMING_MIN_STEPS = threshold(
     "timing.min_steps", 10,
-    "chosen by hand in round 1: fewer measured steps are dominated by start-up (first-call and warm-up) costs")
+    "chosen by hand in round 1: too few steps to judge a share of the step time")
 SCHEDULE_LEFTOVER_WARNING = threshold(
     "schedule.leftover_warning", 0.1,
-    "chosen by hand in round 1: data at a tenth of the noise's size at t = T; the 100-step linear schedule "
-    "(0.76) fires and the 1000-step DDPM schedule (0.0064) stays silent in tests/test_probes_schedule.py")
+    "chosen by hand in round 1: data at a tenth of the noise's size at t = T; on the 1000-step DDPM schedule, "
+    "data of RMS 1 (0.0064) stays silent and RMS 20 (0.13) warns in tests/test_probes_schedule.py")
 SCHEDULE_LEFTOVER_CRITICAL = threshold(
     "schedule.leftover_critical", 0.3,
-    "chosen by hand in round 1; the DDPM swiss-roll tutorial's 100-step schedule leaves 0.76 (critical) in "
-    "tests/test_probes_schedule.py")
+    "chosen by hand in round 1; the DDPM swiss-roll tutorial's 100-step schedule (0.76) and the 1000-step one "
+    "with data of RMS 100 (0.64) are critical, RMS 20 (0.13) only warns in tests/test_probes_schedule.py")
 
 
 # --- inputs, velocity field, sampler, data representation, memorization ---
