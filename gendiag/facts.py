@@ -57,7 +57,7 @@ def _accepts(function: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
 
 
 def _schedule(value: Any, facts: Mapping[str, Any]) -> str | None:
-    from gendiag.probes.schedule import summarize_schedule
+    from gendiag.quantities.schedule import summarize_schedule
 
     try:
         summarize_schedule(value)

@@ -49,8 +49,8 @@ def gradients_probe(mon: gendiag.Monitor) -> GradientsProbe:
 
 
 def probe_history(mon: gendiag.Monitor) -> dict[int, np.ndarray]:
-    probe = gradients_probe(mon)
-    return {step: probe.history[i] for i, step in enumerate(probe.history_steps)}
+    history = gradients_probe(mon).readings.norms
+    return {step: history.history[i] for i, step in enumerate(history.steps)}
 
 
 def metrics(run_dir: Path) -> pd.DataFrame:

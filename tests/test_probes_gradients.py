@@ -11,7 +11,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import gendiag
-from gendiag.probes.gradients import HEALTHY_RATIO
+from gendiag.rules.gradients import HEALTHY_RATIO
 from reference_models.nets import VelocityMLP
 from tests.loops import FlowSetup, codes, moons, train_flow
 

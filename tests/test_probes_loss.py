@@ -15,10 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gendiag.context import ProbeContext
-from gendiag.probes import loss as loss_module
 from gendiag.probes import loss_by_t
 from gendiag.probes.base import StepRecord
 from gendiag.probes.thinning import LogStride
+from gendiag.quantities.loss import summarise_loss
+from gendiag.quantities.loss_by_t import summarise_loss_by_t, time_scale
+from gendiag.rules.loss import judge_trend
+from gendiag.rules.loss_by_t import judge_bins
 from gendiag.sinks.scalars import ScalarTable
 from gendiag.sinks.tensorboard import TensorBoardSink
 from tests.loops import DiffusionSetup, FlowSetup, codes, train_ddpm, train_flow
@@ -114,7 +117,8 @@ def test_healthy_ddpm_with_integer_timesteps_is_silent(tmp_path: Path) -> None:
 
 
 def summarise(values: np.ndarray) -> dict:
-    return loss_module._summarise(np.arange(1, len(values) + 1), values)
+    summary = summarise_loss(np.arange(1, len(values) + 1), values)
+    return {**summary, **judge_trend(summary)}
 
 
 def test_trend_rules_on_known_series() -> None:
@@ -166,8 +170,8 @@ def feed(ctx: ProbeContext, batches: list[dict]) -> dict:
         loss = batch.pop("loss")
         probe.on_step(ctx, StepRecord(step=step, loss=float(loss.mean()), t=batch.pop("t"),
                                       per_sample_loss=loss, tensors=batch))
-    probe._close_chunk(ctx, len(batches))
-    return loss_by_t._summarise(probe.chunks, probe.chunk_steps, probe.has_target)
+    chunks, chunk_steps, has_target = probe.bins.snapshot(len(batches), None)
+    return judge_bins(summarise_loss_by_t(chunks, chunk_steps, has_target))
 
 
 @settings(max_examples=12, deadline=None)
@@ -202,11 +206,11 @@ def test_target_norm_is_fitted_instead_of_the_loss(context: ProbeContext) -> Non
 
 
 def test_integer_timesteps_are_scaled_by_the_schedule_or_a_power_of_ten(context: ProbeContext) -> None:
-    assert loss_by_t._time_scale(torch.tensor([3, 999, 10]), None) == 999
-    assert loss_by_t._time_scale(torch.tensor([3, 640]), None) == 999
-    assert loss_by_t._time_scale(torch.tensor([0.2, 0.9]), None) == 1.0
-    assert loss_by_t._time_scale(torch.tensor([5]), torch.ones(50)) == 49
-    assert loss_by_t._time_scale(torch.tensor([0.5, 0.99]), torch.ones(50)) == 1.0  # float t in [0, 1] kept
+    assert time_scale(torch.tensor([3, 999, 10]), None) == 999
+    assert time_scale(torch.tensor([3, 640]), None) == 999
+    assert time_scale(torch.tensor([0.2, 0.9]), None) == 1.0
+    assert time_scale(torch.tensor([5]), torch.ones(50)) == 49
+    assert time_scale(torch.tensor([0.5, 0.99]), torch.ones(50)) == 1.0  # float t in [0, 1] kept
     batches = [{"t": torch.arange(1000), "loss": torch.ones(1000)} for _ in range(2)]
     summary = feed(context, batches)
     assert summary["samples"] == 2000 and all(c == pytest.approx(0.1) for c in summary["loss_share"])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import gendiag
-from gendiag.probes.schedule import leftover_ratio, summarize_schedule
+from gendiag.quantities.schedule import leftover_ratio, summarize_schedule
 from tests.loops import DiffusionSetup, alphas_cumprod, codes, train_ddpm
 
 PROBE = ["schedule"]

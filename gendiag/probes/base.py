@@ -1,9 +1,9 @@
 """The probe contract: a quantity computed on a schedule, turned into report sections and findings.
 
 A probe receives what the Monitor sees (steps, watched forward calls, data batches, samples) through the
-`on_*` callbacks, keeps what it needs, and at the end writes its section and its findings. Probes never
-change training state: no gradient clearing, no draws from the user's random generators, no mode switches
-left behind (use `ProbeContext.evaluate` to run a watched network).
+`on_*` callbacks, keeps what it needs, gives its findings whenever asked (`findings`, at any time) and at the end
+writes its section (`finish`). Probes never change training state: no gradient clearing, no draws from the
+user's random generators, no mode switches left behind (use `ProbeContext.evaluate` to run a watched network).
 """
 
 from __future__ import annotations
@@ -99,11 +99,15 @@ class Probe:
         """A VAE encoder's posterior parameters for one batch (mean and log-variance, shape (B, latent))."""
 
     def finish(self, ctx: "ProbeContext") -> ProbeSection | None:
-        """Final computations and figures; returns the report section (or None for nothing to show)."""
+        """At the end of the run: the last logging, the figures; returns the report section (or None for nothing
+        to show). The Monitor calls `findings` after it."""
         return None
 
     def findings(self, ctx: "ProbeContext") -> list[Finding]:
-        """The rule layer for this probe's data: called after `finish`."""
+        """The rules on what has been gathered so far. Callable at any time during training (after any step, any
+        number of times), so it must be pure (it changes nothing the probe keeps, draws no figure, writes no
+        TensorBoard and no files) and cheap (cache an expensive summary keyed on how much has been gathered); after
+        `finish` it gives the run's findings. A finding may name its figure's path before the figure is drawn."""
         return []
 
     def state(self) -> dict[str, Any]:

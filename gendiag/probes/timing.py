@@ -3,7 +3,8 @@ time between consecutive `Monitor.step` calls; what no phase covers is "other" (
 the phases).
 
 Per step the probe reads the clock once; the Monitor already puts each phase's seconds per step into the metrics
-table (`time/<phase>`), which `finish` joins with the step intervals.
+table (`time/<phase>`), which is joined with the step intervals when findings or the section are asked for
+(`gendiag.quantities.timing`; rule `gendiag.rules.timing`, figure `gendiag.figures.timing`).
 
 Finding:
 - `data-bottleneck` (warning): phases named like data loading (the name holds "data" or "load") take at least half
@@ -12,27 +13,24 @@ Finding:
 
 from __future__ import annotations
 
-import time
-from array import array
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from gendiag.context import ProbeContext
-from gendiag.figures import legend, new_figure
+from gendiag.figures.timing import timing_figure, timing_text
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
 from gendiag.report.section import ProbeSection
+from gendiag.quantities.timing import StepIntervals, phase_seconds, summarise_timing
+from gendiag.rules.timing import is_bottleneck, timing_findings
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    import pandas as pd
 
-DATA_WORDS = ("data", "load")
-BOTTLENECK_SHARE = 0.5
-MIN_STEPS = 10
 TB_POINTS = 500
+FIGURE = "step_time"
 
 
 @register
@@ -43,73 +41,48 @@ class TimingProbe(Probe):
 
     def __init__(self, every: int = 1) -> None:
         super().__init__(every)
-        self.last_call: float | None = None
-        self.steps = array("q")
-        self.intervals = array("d")
+        self.clock = StepIntervals()
         self.summary: dict[str, Any] = {}
-        self.figure: str | None = None
+        self.cached: tuple[int, pd.DataFrame, dict[str, Any]] | None = None  # (steps measured, per step, summary)
 
     def setup(self, ctx: ProbeContext) -> None:
         ctx.add_chart("time", "milliseconds per step by phase", ["time/ms/.*"])
 
     def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
-        now = time.perf_counter()
-        if self.last_call is not None and self.due(record.step):
-            self.steps.append(record.step)
-            self.intervals.append(now - self.last_call)
-        self.last_call = now
+        self.clock.tick(record.step, self.due(record.step))
+
+    def _measured(self, ctx: ProbeContext) -> tuple["pd.DataFrame", dict[str, Any]]:
+        """Seconds per phase and step, and their summary with its verdict; computed once per measured step."""
+        if self.cached is None or self.cached[0] != len(self.clock):
+            per_step = phase_seconds(ctx.table.frame(), np.array(self.clock.steps, dtype=np.int64),
+                                     np.array(self.clock.intervals, dtype=np.float64))
+            summary = summarise_timing(per_step)
+            self.cached = (len(self.clock), per_step, {**summary, "bottleneck": is_bottleneck(summary)})
+        return self.cached[1], self.cached[2]
 
     def finish(self, ctx: ProbeContext) -> ProbeSection | None:
-        if not self.steps:
+        if not len(self.clock):
             return None
-        per_step = _per_step(ctx, self.steps, self.intervals)
-        self.summary = _summarise(per_step)
+        import pandas as pd
+
+        per_step, self.summary = self._measured(ctx)
         _log(ctx, per_step, self.summary)
-        self.figure = ctx.save_figure(_figure(per_step, self.summary), "step_time")
-        return ProbeSection(title="Step time by phase", text=_text(self.summary), figures=[self.figure],
+        ctx.save_figure(timing_figure(per_step, self.summary), FIGURE)
+        return ProbeSection(title="Step time by phase", text=timing_text(self.summary),
+                            figures=[f"figures/{FIGURE}.png"],
                             table=pd.DataFrame({"ms per step": self.summary["ms_per_step"],
                                                 "share": self.summary["shares"]}).rename_axis("phase"))
 
     def findings(self, ctx: ProbeContext) -> list[Finding]:
-        if not self.summary.get("bottleneck"):
+        if not len(self.clock):
             return []
-        return [_bottleneck_finding(self.summary, self.figure)]
+        return timing_findings(self._measured(ctx)[1], f"figures/{FIGURE}.png")
 
     def state(self) -> dict[str, Any]:
         return dict(self.summary)
 
 
-def _per_step(ctx: ProbeContext, steps: array, intervals: array) -> pd.DataFrame:
-    """Seconds per phase and the whole interval, one row per measured step; "other" is the untimed rest."""
-    frame = ctx.table.frame()
-    ours = frame["tag"].str.startswith(("time/ms/", "time/share/"))  # what this probe logs itself
-    phases = frame[frame["tag"].str.startswith("time/") & ~ours]
-    table = phases.assign(phase=phases["tag"].str.slice(5)).pivot_table(
-        index="step", columns="phase", values="value", aggfunc="sum")
-    total = pd.Series(np.frombuffer(intervals, dtype=np.float64), index=np.frombuffer(steps, dtype=np.int64))
-    joined = table.reindex(total.index).fillna(0.0)
-    joined["other"] = (total - joined.sum(axis=1)).clip(lower=0.0)
-    joined["total"] = np.maximum(total, joined.drop(columns="other").sum(axis=1))
-    return joined
-
-
-def _summarise(per_step: pd.DataFrame) -> dict[str, Any]:
-    phases = [c for c in per_step.columns if c != "total"]
-    seconds = per_step[phases].sum()
-    total = float(per_step["total"].sum())
-    shares = (seconds / total if total > 0 else seconds * 0).to_dict()
-    data_phases = [p for p in phases if any(word in p.lower() for word in DATA_WORDS)]
-    data_share = float(sum(shares[p] for p in data_phases))
-    return {
-        "steps_measured": len(per_step), "ms_per_step_total": 1000 * total / len(per_step),
-        "ms_per_step_median": float(1000 * per_step["total"].median()),
-        "ms_per_step": {p: float(1000 * seconds[p] / len(per_step)) for p in phases},
-        "shares": {p: float(v) for p, v in shares.items()}, "data_phases": data_phases, "data_share": data_share,
-        "bottleneck": bool(len(per_step) >= MIN_STEPS and data_share >= BOTTLENECK_SHARE),
-    }
-
-
-def _log(ctx: ProbeContext, per_step: pd.DataFrame, summary: dict[str, Any]) -> None:
+def _log(ctx: ProbeContext, per_step: "pd.DataFrame", summary: dict[str, Any]) -> None:
     """Milliseconds per step and phase to TensorBoard (at most TB_POINTS averaged points each), shares once."""
     groups = np.arange(len(per_step)) * TB_POINTS // len(per_step)
     averaged = per_step.groupby(groups).mean()
@@ -119,51 +92,3 @@ def _log(ctx: ProbeContext, per_step: pd.DataFrame, summary: dict[str, Any]) -> 
             ctx.tb.scalar(f"time/ms/{phase}", 1000 * float(value), int(step))
     for phase, share in summary["shares"].items():
         ctx.log_scalar(f"time/share/{phase}", share, int(per_step.index[-1]))
-
-
-def _bottleneck_finding(summary: dict[str, Any], figure: str | None) -> Finding:
-    names = ", ".join(f"'{p}'" for p in summary["data_phases"])
-    data_ms = sum(summary["ms_per_step"][p] for p in summary["data_phases"])
-    return Finding(
-        code="data-bottleneck", severity="warning",
-        title="Preparing data takes most of the step time",
-        message=(f"The {names} phase{'s' if len(summary['data_phases']) > 1 else ''} took {summary['data_share']:.0%} "
-                 f"of the step time ({data_ms:.3g} of {summary['ms_per_step_total']:.3g} ms per step, over "
-                 f"{summary['steps_measured']} steps): the model waits for its batches."),
-        evidence={"data_share": summary["data_share"], "shares": summary["shares"],
-                  "ms_per_step": summary["ms_per_step"], "ms_per_step_total": summary["ms_per_step_total"],
-                  "steps_measured": summary["steps_measured"]},
-        suggestion=("Prepare data ahead of the step: precompute or cache the data set, vectorise the data "
-                    "generation, or use a DataLoader with num_workers > 0 and pin_memory; on a GPU, generate "
-                    "batches on the device."),
-        figure=figure,
-    )
-
-
-def _figure(per_step: pd.DataFrame, summary: dict[str, Any]) -> Figure:
-    figure, axes = new_figure(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1, 2]})
-    phases = list(summary["shares"])
-    left = 0.0
-    for phase in phases:
-        share = summary["shares"][phase]
-        axes[0].barh(0, share, left=left, label=f"{phase} {share:.0%}")
-        left += share
-    axes[0].set_xlim(0, 1)
-    axes[0].set_yticks([])
-    axes[0].set_xlabel("share of step time")
-    legend(axes[0], fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
-    window = max(1, len(per_step) // 200)
-    smooth = per_step[phases].rolling(window, min_periods=1).mean() * 1000
-    axes[1].stackplot(smooth.index, *[smooth[p].to_numpy() for p in phases], labels=phases, alpha=0.8)
-    axes[1].set_xlabel("step")
-    axes[1].set_ylabel(f"ms per step (mean of {window})")
-    legend(axes[1], fontsize=8, loc="upper right")
-    figure.tight_layout()
-    return figure
-
-
-def _text(summary: dict[str, Any]) -> str:
-    parts = ", ".join(f"{p} {summary['shares'][p]:.0%} ({summary['ms_per_step'][p]:.3g} ms)" for p in summary["shares"])
-    return (f"{summary['steps_measured']} steps measured, {summary['ms_per_step_total']:.3g} ms per step on average "
-            f"(median {summary['ms_per_step_median']:.3g} ms). Share of the step time by phase: {parts}. \"other\" is "
-            "time outside every named phase (the Monitor and its probes, logging, the rest of the loop).")

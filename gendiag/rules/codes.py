@@ -19,6 +19,24 @@ class CodeMap:
 
 CODES: tuple[CodeMap, ...] = (
     # --- loss, per-time loss, gradients, timing, schedule ---
+    CodeMap("loss-nonfinite", quantity="gendiag.quantities.loss:LossSeries",
+            rule="gendiag.rules.loss:nonfinite_finding", figure="gendiag.figures.loss:loss_figure"),
+    CodeMap("loss-diverging", quantity="gendiag.quantities.loss:summarise_loss",
+            rule="gendiag.rules.loss:judge_trend", figure="gendiag.figures.loss:loss_figure"),
+    CodeMap("loss-t-imbalance", quantity="gendiag.quantities.loss_by_t:summarise_loss_by_t",
+            rule="gendiag.rules.loss_by_t:judge_bins", figure="gendiag.figures.loss_by_t:loss_by_t_figure"),
+    CodeMap("target-explodes", quantity="gendiag.quantities.loss_by_t:tail_fit",
+            rule="gendiag.rules.loss_by_t:judge_bins", figure="gendiag.figures.loss_by_t:loss_by_t_figure"),
+    CodeMap("params-stalled", quantity="gendiag.quantities.gradients:update_summary",
+            rule="gendiag.rules.gradients:is_stalled", figure="gendiag.figures.gradients:gradients_figure"),
+    CodeMap("no-gradient-reaches", quantity="gendiag.quantities.gradients:GradientReadings",
+            rule="gendiag.rules.gradients:judge_gradients", figure="gendiag.figures.gradients:gradients_figure"),
+    CodeMap("gradients-not-seen", quantity="gendiag.quantities.gradients:GradientReadings",
+            rule="gendiag.rules.gradients:judge_gradients", figure=None),
+    CodeMap("data-bottleneck", quantity="gendiag.quantities.timing:summarise_timing",
+            rule="gendiag.rules.timing:is_bottleneck", figure="gendiag.figures.timing:timing_figure"),
+    CodeMap("schedule-not-reaching-noise", quantity="gendiag.quantities.schedule:leftover_ratio",
+            rule="gendiag.rules.schedule:schedule_findings", figure="gendiag.figures.schedule:schedule_figure"),
 
     # --- inputs, velocity field, sampler, data representation, memorization ---
 

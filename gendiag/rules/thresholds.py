@@ -32,6 +32,84 @@ def threshold(name: str, value: float, basis: str) -> float:
 
 
 # --- loss, per-time loss, gradients, timing, schedule ---
+LOSS_MIN_POINTS = threshold(
+    "loss.min_points", 50,
+    "chosen by hand in round 1: ten windows of at least five losses each; a 20-step run is not judged "
+    "(tests/test_probes_loss.py::test_short_runs_are_not_judged)")
+LOSS_RISE = threshold(
+    "loss.rise", 1.0,
+    "chosen by hand in round 1 (last window twice the best level); loss-diverging fires on the growing learning "
+    "rate (lr_growth 1.04) and stays silent on healthy flow matching in tests/test_probes_loss.py")
+LOSS_RISE_TAU = threshold(
+    "loss.rise_tau", 0.5,
+    "chosen by hand in round 1: Kendall's tau of the window medians after the best, a mostly monotone rise; "
+    "separates the rising from the falling series in tests/test_probes_loss.py::test_trend_rules_on_known_series")
+LOSS_BLOWUP = threshold(
+    "loss.blowup", 9.0,
+    "chosen by hand in round 1 (a window ten times the best level); not calibrated on runs")
+LOSS_OSCILLATION_GROWTH = threshold(
+    "loss.oscillation_growth", 4.0,
+    "chosen by hand in round 1; a swing growing 10x fires and a flat noisy loss (1.1x) stays silent in "
+    "tests/test_probes_loss.py::test_trend_rules_on_known_series")
+LOSS_SPIKE_MADS = threshold(
+    "loss.spike_mads", 10.0,
+    "chosen by hand in round 1: far outside a window's spread (10 median absolute deviations, about 6.7 sigma for "
+    "Gaussian noise); counted in the report only, no finding depends on it")
+LOSS_T_LOSS_SHARE = threshold(
+    "loss_by_t.loss_share", 0.8,
+    "chosen by hand in round 1 (8x an even 10%); healthy flow matching < 0.25 against the flagship's > 0.99 "
+    "(tests/test_probes_loss.py); a healthy epsilon DDPM puts about 0.45 on its least noisy tenth")
+LOSS_T_VARIANCE_SHARE = threshold(
+    "loss_by_t.variance_share", 0.9,
+    "chosen by hand in round 1; healthy flow matching < 0.35 and a healthy epsilon DDPM about 0.65 "
+    "(tests/test_probes_loss.py) stay below it")
+LOSS_T_EXPLODES_WARNING = threshold(
+    "loss_by_t.explodes_warning", -0.75,
+    "chosen by hand in round 1 between a flat tail (exponent near 0, healthy flow |slope| < 0.4) and the "
+    "integrability limit -1; tests/test_probes_loss.py::test_tail_exponent_is_recovered fires below -1, "
+    "not above -0.5")
+LOSS_T_EXPLODES_CRITICAL = threshold(
+    "loss_by_t.explodes_critical", -1.5,
+    "chosen by hand in round 1, past -1 where the expected loss over t is infinite; the flagship target "
+    "(x1 - x0)/(1 - t) gives -2 (tests/test_probes_loss.py)")
+LOSS_T_TAIL_RATIO = threshold(
+    "loss_by_t.tail_ratio", 10.0,
+    "chosen by hand in round 1: the outermost tail bin at least 10x the median over t; the flagship gives > 100 "
+    "(tests/test_probes_loss.py)")
+GRADIENTS_STALLED_RATIO = threshold(
+    "gradients.stalled_ratio", 1e-4,
+    "cited rule of thumb (CS231n notes, 'ratio of weights:updates': about 1e-3 per step), a tenth of it; Adam at "
+    "lr 1e-6 gives 1e-6 to 1e-4 and fires, Adam at 1e-3 stays silent in tests/test_probes_gradients.py")
+GRADIENTS_STALLED_MOVEMENT = threshold(
+    "gradients.stalled_movement", 0.1,
+    "chosen by hand in round 1: a whole run that moves the weights by less than 10% of their size; keeps short "
+    "runs at a slow but sufficient rate silent")
+GRADIENTS_HEALTHY_RATIO_LOW = threshold(
+    "gradients.healthy_ratio_low", 1e-4,
+    "the lower end of the cited healthy update/weight band 1e-4 to 1e-2 around 1e-3; shown in the figure and "
+    "evidence, decides nothing")
+GRADIENTS_HEALTHY_RATIO_HIGH = threshold(
+    "gradients.healthy_ratio_high", 1e-2,
+    "the upper end of the cited healthy update/weight band 1e-4 to 1e-2 around 1e-3; shown in the figure and "
+    "evidence, decides nothing")
+GRADIENTS_MIN_SAMPLES = threshold(
+    "gradients.min_samples", 3,
+    "chosen by hand in round 1: at least three readings (or measured updates) before a network is judged")
+TIMING_BOTTLENECK_SHARE = threshold(
+    "timing.bottleneck_share", 0.5,
+    "chosen by hand in round 1: data phases take as long as everything else together; a slow data phase fires "
+    "and a healthy loop stays silent in tests/test_probes_timing.py")
+TIMING_MIN_STEPS = threshold(
+    "timing.min_steps", 10,
+    "chosen by hand in round 1: too few steps to judge a share of the step time")
+SCHEDULE_LEFTOVER_WARNING = threshold(
+    "schedule.leftover_warning", 0.1,
+    "chosen by hand in round 1: data at a tenth of the noise's size at t = T; on the 1000-step DDPM schedule, "
+    "data of RMS 1 (0.0064) stays silent and RMS 20 (0.13) warns in tests/test_probes_schedule.py")
+SCHEDULE_LEFTOVER_CRITICAL = threshold(
+    "schedule.leftover_critical", 0.3,
+    "chosen by hand in round 1; the DDPM swiss-roll tutorial's 100-step schedule (0.76) and the 1000-step one "
+    "with data of RMS 100 (0.64) are critical, RMS 20 (0.13) only warns in tests/test_probes_schedule.py")
 
 
 # --- inputs, velocity field, sampler, data representation, memorization ---

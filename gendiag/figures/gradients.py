@@ -1,0 +1,94 @@
+"""The gradients figure (gradient norm per tensor, update-to-weight ratio per step, running gradient noise) and the
+Gradients and updates section's prose."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gendiag.figures import legend, new_figure
+from gendiag.quantities.gradient_norms import last_per_tensor, median_per_tensor
+from gendiag.rules.gradients import HEALTHY_RATIO
+from gendiag.rules.thresholds import GRADIENTS_STALLED_RATIO
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def gradients_figure(names: list[str], steps: list[int], norms: np.ndarray, ratio_steps: list[int],
+                     ratios: list[np.ndarray], noise_steps: list[int], noise_ratios: list[float]) -> "Figure":
+    """Gradient norms of the (at most 12) largest tensors and the global norm, their update-to-weight ratios
+    against the healthy band, and the running noise-to-signal ratio."""
+    figure, axes = new_figure(1, 3, figsize=(15, 3.8))
+    shown = min(len(names), 12)
+    order = np.argsort(-np.nan_to_num(median_per_tensor(norms), nan=-1.0))[:shown]
+    positive = np.where(norms > 0, norms, np.nan)
+    for index in order:
+        if not np.isnan(positive[:, index]).all():
+            axes[0].plot(steps, positive[:, index], lw=0.8, alpha=0.7, label=names[index])
+    global_norm = np.sqrt(np.nansum(norms ** 2, axis=1))
+    if (global_norm > 0).any():
+        axes[0].plot(steps, np.where(global_norm > 0, global_norm, np.nan), color="k", lw=1.4, label="global")
+        axes[0].set_yscale("log")
+        legend(axes[0], fontsize=6, ncol=2)
+    else:
+        axes[0].text(0.5, 0.5, "no gradient measured", ha="center", va="center", transform=axes[0].transAxes)
+    axes[0].set_title("gradient norm per tensor" + (f" ({shown} largest)" if shown < len(names) else ""))
+    axes[0].set_xlabel("step")
+    if ratios:
+        matrix = np.stack(ratios)
+        positive_ratios = np.where(matrix > 0, matrix, np.nan)
+        for index in order:
+            if not np.isnan(positive_ratios[:, index]).all():
+                axes[1].plot(ratio_steps, positive_ratios[:, index], lw=0.8, alpha=0.7)
+        axes[1].axhspan(*HEALTHY_RATIO, color="tab:green", alpha=0.1, label="healthy range")
+        axes[1].axhline(GRADIENTS_STALLED_RATIO, color="tab:red", ls="--", lw=1, label="stalled below")
+        axes[1].set_yscale("log")
+        legend(axes[1], fontsize=7)
+    axes[1].set_title("update / weight per step")
+    axes[1].set_xlabel("step")
+    finite = [(s, r) for s, r in zip(noise_steps, noise_ratios) if math.isfinite(r) and r > 0]
+    if finite:
+        axes[2].plot(*zip(*finite), color="tab:purple")
+        axes[2].set_yscale("log")
+    axes[2].axhline(1.0, color="gray", ls=":", lw=1)
+    axes[2].set_title("gradient noise-to-signal (running)")
+    axes[2].set_xlabel("step")
+    figure.tight_layout()
+    return figure
+
+
+def gradients_text(summary: dict[str, Any]) -> str:
+    """The section text: tensors, global gradient norms, where each network was read, update ratios, noise."""
+    lines = [f"{summary['tensors']} parameter tensors ({summary['parameters']:,} values)."]
+    if summary["grad_norm_median"] is not None:
+        lines.append(f"Global gradient norm: {summary['grad_norm_first']:.3g} at the first recorded step, median "
+                     f"{summary['grad_norm_median']:.3g}, {summary['grad_norm_last']:.3g} at the last.")
+    else:
+        lines.append("No gradient norm was measured (see the findings).")
+    read_at = {name: network["read_at"] for name, network in summary["networks"].items()}
+    lines.append("Where the gradients were read: " + "; ".join(f"{name} at each {where}"
+                                                               for name, where in read_at.items()) + ".")
+    for name, network in summary["networks"].items():
+        if network["update_samples"]:
+            lines.append(f"{name}: median update-to-weight ratio of the weight matrices over "
+                         f"{network['update_samples']} measured updates: {network['update_ratio_median']:.3g} "
+                         f"(healthy about 1e-3); {network['zero_update_samples']} of them left the weights unchanged.")
+    if summary["noise_to_signal"] is not None:
+        lines.append(f"Gradient noise-to-signal ratio (batch-gradient variance over squared mean gradient): "
+                     f"{summary['noise_to_signal']:.3g}" + (" — a step's gradient is mostly noise." if
+                                                         summary["noise_to_signal"] > 1 else "."))
+    return " ".join(lines)
+
+
+def gradients_table(names: list[str], params: list[Any], norms: np.ndarray, summary: dict[str, Any]) -> Any:
+    """Per tensor: median and last gradient norm, weight norm, median update-to-weight ratio (a DataFrame)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {"grad norm (median)": median_per_tensor(norms), "grad norm (last)": last_per_tensor(norms),
+         "weight norm": [float(p.detach().norm()) for p in params],
+         "update / weight (median)": [summary["update_ratio_by_tensor"].get(n, np.nan) for n in names]},
+        index=pd.Index(names, name="tensor"))

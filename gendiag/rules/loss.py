@@ -1,0 +1,106 @@
+"""Rules on the training loss: `loss-nonfinite` and `loss-diverging` from `gendiag.quantities.loss.summarise_loss`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gendiag.findings import Finding, advice
+from gendiag.rules.thresholds import LOSS_BLOWUP, LOSS_OSCILLATION_GROWTH, LOSS_RISE, LOSS_RISE_TAU
+
+
+def judge_trend(summary: dict[str, Any]) -> dict[str, bool]:
+    """The verdicts on a loss summary: a sustained rise after the best window (`trend_up`), a later window far
+    above it (`blew_up`), a swing that grows while the level is above the best (`oscillation_grows`), and
+    `diverging` when any holds. Only `diverging` (False) for a summary too short to have windows."""
+    if "best_median" not in summary:
+        return {"diverging": False}
+    trend_up = summary["rise"] >= LOSS_RISE and summary["trend_tau"] >= LOSS_RISE_TAU
+    blew_up = summary["blowup"] >= LOSS_BLOWUP and summary["peak_after_best"]
+    oscillating = (summary["oscillation_growth"] >= LOSS_OSCILLATION_GROWTH and summary["calm_before_last"]
+                   and summary["last_median"] > summary["best_median"])
+    return {"diverging": bool(trend_up or blew_up or oscillating), "trend_up": bool(trend_up),
+            "blew_up": bool(blew_up), "oscillation_grows": bool(oscillating)}
+
+
+def loss_findings(summary: dict[str, Any], figure: str | None, task: str) -> list[Finding]:
+    """`loss-nonfinite` when any recorded loss was NaN or infinite, `loss-diverging` when the trend says so;
+    `summary` is a loss summary with its `judge_trend` verdicts."""
+    found: list[Finding] = []
+    if summary.get("first_nonfinite_step") is not None:
+        found.append(nonfinite_finding(summary, figure, task))
+    if summary.get("diverging"):
+        found.append(diverging_finding(summary, figure, task))
+    return found
+
+
+NONFINITE_ADVICE = {  # `loss-nonfinite`, by task
+    "gan": ("Lower the learning rates or clip gradients; compute the losses from D's logits (BCEWithLogitsLoss), not "
+            "log(D(x)) of a sigmoid output, which is log 0 once D saturates."),
+    "vae": ("Lower the learning rate or clip gradients; keep the log-variances bounded (clamp or softplus) so that "
+            "exp(logvar) cannot overflow, and compute a Bernoulli likelihood from logits (BCEWithLogitsLoss)."),
+    "generic": ("Lower the learning rate or clip gradients (torch.nn.utils.clip_grad_norm_); look for a division by a "
+                "quantity that reaches 0 (1 - t, sigma, a norm) or a log of 0 in the loss."),
+}
+_TARGET_HINT = ("Lower the learning rate (or check that the scheduler does not raise it), clip gradient norms, and "
+                "check the findings on the loss by t: a target that explodes makes the loss jump.")
+DIVERGING_ADVICE = {  # `loss-diverging`, by task
+    "flow": _TARGET_HINT,
+    "diffusion": _TARGET_HINT,
+    "gan": ("Judge a GAN by its samples and the balance of D and G rather than by a rising loss; if the samples "
+            "worsen too, lower both learning rates (Adam β1 = 0.5) and regularise D (spectral normalization, "
+            "gradient penalty)."),
+    "vae": ("Lower the learning rate (or check that the scheduler does not raise it), clip gradient norms, and keep "
+            "the log-variances bounded (clamp or softplus): exp of a large logvar makes the loss jump."),
+    "generic": "Lower the learning rate (or check that the scheduler does not raise it) and clip gradient norms.",
+}
+
+
+def nonfinite_finding(summary: dict[str, Any], figure: str | None, task: str) -> Finding:
+    first = summary["first_nonfinite_step"]
+    last = summary.get("last_loss")
+    return Finding(
+        code="loss-nonfinite", severity="critical",
+        title=f"The loss became NaN or infinite at step {first}",
+        message=(f"{summary['nonfinite']} of {summary['recorded']} recorded losses are NaN or infinite, the first at "
+                 f"step {first}. " + (f"The last finite loss was {last:.4g}" if last is not None else
+                                      "No finite loss was recorded") +
+                 (f" and the loss had risen to {summary['peak_median']:.4g} (median of a window) from a best of "
+                  f"{summary['best_median']:.4g}." if summary.get("blew_up") or summary.get("trend_up") else ".")),
+        evidence={"first_nonfinite_step": first, "nonfinite_steps": summary["nonfinite"],
+                  "recorded_steps": summary["recorded"], "last_finite_loss": last,
+                  "last_finite_step": summary.get("last_finite_step")},
+        suggestion=advice(NONFINITE_ADVICE, task),
+        figure=figure,
+    )
+
+
+def diverging_finding(summary: dict[str, Any], figure: str | None, task: str) -> Finding:
+    best, last = summary["best_median"], summary["last_median"]
+    reasons = []
+    if summary["trend_up"]:
+        reasons.append(f"after its lowest window (steps {summary['best_window'][0]}–{summary['best_window'][1]}, "
+                       f"median {best:.4g}) the loss trends up to a median of {last:.4g} in the last window "
+                       f"(Kendall tau {summary['trend_tau']:.2f} over the window medians)")
+    if summary["blew_up"]:
+        reasons.append(f"in steps {summary['peak_window'][0]}–{summary['peak_window'][1]} the window median reached "
+                       f"{summary['peak_median']:.4g}, {summary['peak_median'] / best if best else math.inf:.3g}× "
+                       f"the best {best:.4g}")
+    if summary["oscillation_grows"]:
+        reasons.append(f"the step-to-step swing of the loss grew {summary['oscillation_growth']:.3g}× from its "
+                       f"calmest window (steps {summary['calm_window'][0]}–{summary['calm_window'][1]}) to the last")
+    gan = task == "gan"
+    return Finding(
+        code="loss-diverging", severity="info" if gan else "warning",
+        title="The loss grows instead of falling",
+        message=_sentence("; ".join(reasons)) + (
+            " (A GAN's losses are not minimised, so this is only noted.)" if gan else ""),
+        evidence={k: summary[k] for k in ("best_window", "best_median", "last_median", "peak_window", "peak_median",
+                                           "rise", "trend_tau", "oscillation_growth", "spikes")},
+        suggestion=advice(DIVERGING_ADVICE, task),
+        figure=figure,
+    )
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
