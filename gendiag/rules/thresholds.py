@@ -38,4 +38,13 @@ def threshold(name: str, value: float, basis: str) -> float:
 
 
 # --- GAN balance, modes, VAE health, samples against data ---
-
+MODES_KL_HIGH = threshold(
+    "mode-collapse.kl_high", 0.2,
+    "nats; chosen by hand in round 1; separates the even 8-mode ring (about 0) from 20 of 27 draws on one mode "
+    "(about 1.0) in tests/test_probe_modes.py")
+MODES_MISS_CHANCE = threshold(
+    "mode-collapse.miss_chance", 0.01,
+    "derived: a 1% level on the union bound K (1 - 1/K)^n that an even generator misses some mode")
+MODES_KL_NOISE_QUANTILE = threshold(
+    "mode-collapse.kl_noise_quantile", 0.99,
+    "derived: G-test at the 1% level (2 n KL against chi-squared with K - 1 degrees of freedom)")
