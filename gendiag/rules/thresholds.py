@@ -48,3 +48,33 @@ MODES_MISS_CHANCE = threshold(
 MODES_KL_NOISE_QUANTILE = threshold(
     "mode-collapse.kl_noise_quantile", 0.99,
     "derived: G-test at the 1% level (2 n KL against chi-squared with K - 1 degrees of freedom)")
+GAN_FAKE_NEAR_ZERO = threshold(
+    "gan-balance.fake_near_zero", 0.1,
+    "chosen by hand in round 1; the far too strong D of tests/test_probes_gan_balance.py has median D(fake) 0.006, "
+    "the healthy small GAN there ends at 0.45")
+GAN_ACCURACY_NEAR_ONE = threshold(
+    "gan-balance.accuracy_near_one", 0.9,
+    "chosen by hand in round 1; the far too strong D of tests/test_probes_gan_balance.py has accuracy 1.0, the "
+    "healthy small GAN there 0.5")
+GAN_MIN_STRETCH_STEPS = threshold(
+    "gan-balance.min_stretch_steps", 20,
+    "chosen by hand in round 1: a stretch shorter than this many steps is not sustained")
+GAN_MIN_STRETCH_SHARE = threshold(
+    "gan-balance.min_stretch_share", 0.2,
+    "chosen by hand in round 1; the far too strong D of tests/test_probes_gan_balance.py wins for 0.95 of its run")
+GAN_GRAD_VANISHED = threshold(
+    "gan-balance.grad_vanished", 0.1,
+    "chosen by hand in round 1; words the gan-d-dominates message only (G's gradient norm against before)")
+GAN_OSC_GROWTH = threshold(
+    "gan-balance.osc_growth", 2.0,
+    "chosen by hand in round 1; the simultaneous Dirac GAN of tests/test_probes_gan_balance.py grows x2.94 "
+    "(radius x sqrt(1 + lr^2) a step), the alternating one stays bounded")
+GAN_OSC_RANK_CORRELATION = threshold(
+    "gan-balance.osc_rank_correlation", 0.7,
+    "chosen by hand in round 1: the swing grows in most segments (the simultaneous Dirac GAN: in all five)")
+GAN_OSC_MIN_AMPLITUDE = threshold(
+    "gan-balance.osc_min_amplitude", 0.05,
+    "nats; chosen by hand in round 1: a smaller last swing is not worth a finding (the Dirac GAN's: 2.7)")
+GAN_OSC_MIN_STEPS = threshold(
+    "gan-balance.osc_min_steps", 100,
+    "chosen by hand in round 1: fewer steps give five segments too short to fit a trend")
