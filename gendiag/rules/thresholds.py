@@ -78,3 +78,14 @@ GAN_OSC_MIN_AMPLITUDE = threshold(
 GAN_OSC_MIN_STEPS = threshold(
     "gan-balance.osc_min_steps", 100,
     "chosen by hand in round 1: fewer steps give five segments too short to fit a trend")
+VAE_ACTIVE_VARIANCE = threshold(
+    "vae-health.active_variance", 0.01,
+    "cited: Burda, Grosse and Salakhutdinov 2016 (IWAE), a unit is active when Cov_x(E_q[u]) > 0.01")
+VAE_COLLAPSED_ACTIVE_SHARE = threshold(
+    "vae-health.collapsed_active_share", 0.1,
+    "chosen by hand in round 1; separates the healthy MLP VAE (2 of 4 active) from KL weight 200 (0 of 4) in "
+    "tests/test_probes_vae_health.py")
+VAE_VANISHED_KL_PER_DIM = threshold(
+    "vae-health.vanished_kl_per_dim", 0.01,
+    "nats; chosen by hand in round 1; the healthy MLP VAE of tests/test_probes_vae_health.py has 0.40 per "
+    "dimension, its vanished-KL case 0.0013 with 4 of 20 units past the activity threshold")
