@@ -89,3 +89,39 @@ VAE_VANISHED_KL_PER_DIM = threshold(
     "vae-health.vanished_kl_per_dim", 0.01,
     "nats; chosen by hand in round 1; the healthy MLP VAE of tests/test_probes_vae_health.py has 0.40 per "
     "dimension, its vanished-KL case 0.0013 with 4 of 20 units past the activity threshold")
+_SVD_MARGINS = "the margins in gendiag/probes/samples_vs_data.py's docstring (tests/test_foreign_samples.py)"
+SVD_SCALE_CRITICAL = threshold(
+    "samples_vs_data.scale_critical", 3.0,
+    "calibrated: healthy 2-D loops keep the std ratio within 0.79-1.15, broken samplers reach 1.3-3.2; " + _SVD_MARGINS)
+SVD_SCALE_WARNING = threshold(
+    "samples_vs_data.scale_warning", 2.0, "calibrated: healthy std ratio 0.79-1.15; " + _SVD_MARGINS)
+SVD_OFFSET_CRITICAL = threshold(
+    "samples_vs_data.offset_critical", 1.0,
+    "data spreads; calibrated: healthy <= 0.16, flattened_moons 3.4; " + _SVD_MARGINS)
+SVD_OFFSET_WARNING = threshold(
+    "samples_vs_data.offset_warning", 0.5, "data spreads; calibrated: healthy <= 0.16; " + _SVD_MARGINS)
+SVD_OFFSET_WITH_MODES = threshold(
+    "samples_vs_data.offset_with_modes", 2.0,
+    "data spreads; derived: a mode of the 5x5 grid lies 1.4 spreads from the mean, so samples piled on one mode "
+    "stay under it; " + _SVD_MARGINS)
+SVD_W2_FLOOR_CRITICAL = threshold(
+    "samples_vs_data.w2_floor_critical", 5.0,
+    "times the data-vs-data floor; calibrated: healthy <= 4.0, broken samplers 8.5-31; " + _SVD_MARGINS)
+SVD_W2_SPREAD_CRITICAL = threshold(
+    "samples_vs_data.w2_spread_critical", 0.6,
+    "data spreads; calibrated: healthy <= 0.40, broken samplers 0.94-3.1; " + _SVD_MARGINS)
+SVD_W2_FLOOR_WARNING = threshold(
+    "samples_vs_data.w2_floor_warning", 4.0,
+    "times the floor; calibrated: healthy <= 4.0 (the 100-step DDPM), pointcloud_moons at 500 steps 2.9; "
+    + _SVD_MARGINS)
+SVD_W2_SPREAD_WARNING = threshold(
+    "samples_vs_data.w2_spread_warning", 0.5, "data spreads; calibrated: healthy <= 0.40; " + _SVD_MARGINS)
+SVD_COVERAGE_WARNING = threshold(
+    "samples_vs_data.coverage_warning", 0.3, "share of the coverage floor; calibrated: healthy >= 0.40; " + _SVD_MARGINS)
+SVD_COVERAGE_W2_FLOOR = threshold(
+    "samples_vs_data.coverage_w2_floor", 3.0,
+    "times the W2 floor that must go with a low coverage; calibrated: tests/loops.py train_flow 2.9x; " + _SVD_MARGINS)
+SVD_FLOOR_MARGIN = threshold(
+    "samples_vs_data.floor_margin", 2.0,
+    "chosen by hand: every limit at least twice the data-vs-data deviation at the samples' size (for the std ratio "
+    "in log), so that a handful of samples cannot fire")
