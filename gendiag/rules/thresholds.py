@@ -125,3 +125,21 @@ SVD_FLOOR_MARGIN = threshold(
     "samples_vs_data.floor_margin", 2.0,
     "chosen by hand: every limit at least twice the data-vs-data deviation at the samples' size (for the std ratio "
     "in log), so that a handful of samples cannot fire")
+MEM_COPY_QUANTILE = threshold(
+    "memorization.copy_quantile", 0.01,
+    "derived: a near-copy is closer, relative to the local spacing, than 99% of held-out real samples, so a "
+    "generator that generalizes makes about 1% of them")
+MEM_COPY_SHARE_MIN = threshold(
+    "memorization.copy_share_min", 0.10,
+    "chosen by hand in round 1; tests/test_probe_memorization.py: copies 0.96 and 1.0, fresh and collapsed "
+    "samples under 0.05")
+MEM_COPY_SHARE_FACTOR = threshold(
+    "memorization.copy_share_factor", 5.0,
+    "chosen by hand in round 1: five times the share expected of a generator that generalizes")
+MEM_Z_COPYING = threshold(
+    "memorization.z_copying", -3.0,
+    "derived: a one-sided 3-sigma level of the Mann-Whitney z (Meehan, Chaudhuri and Dasgupta 2020's test); the "
+    "copies of tests/test_probe_memorization.py reach -37 and -19")
+MEM_CRITICAL_SHARE = threshold(
+    "memorization.critical_share", 0.5,
+    "chosen by hand in round 1: most generated samples are copies")
