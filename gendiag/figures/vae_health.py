@@ -25,7 +25,8 @@ def latent_figure(timeline: LatentTimeline) -> Figure:
     bars.set_ylabel("KL (nats)")
     bars.set_title(f"KL per latent dimension at step {final.step} (blue: active, {int(active.sum())}/{latent})")
     steps = [entry.step for entry in timeline.observations]
-    line.plot(steps, [entry.active(VAE_ACTIVE_VARIANCE) for entry in timeline.observations], marker="o", ms=3, color="tab:blue")
+    line.plot(steps, [entry.active(VAE_ACTIVE_VARIANCE) for entry in timeline.observations], marker="o", ms=3,
+              color="tab:blue")
     line.set_ylim(-0.5, latent + 0.5)
     line.set_xlabel("step")
     line.set_ylabel("active units")

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.spatial.distance import cdist
 
 from gendiag.metrics.neighbours import as_points
 
@@ -103,6 +102,8 @@ def mode_metrics(samples: Any, centers: Any, std: float | Any, threshold: float 
         raise ValueError(f"mode_metrics: std must be a positive number or one per mode ({len(modes)},), got {std!r}")
     if not threshold > 0:
         raise ValueError(f"mode_metrics: threshold must be > 0 standard deviations, got {threshold!r}")
+    from scipy.spatial.distance import cdist
+
     scaled = cdist(points, modes) / stds[None, :]  # (N, K): K is small, so this is N numbers per mode
     nearest = scaled.argmin(axis=1)
     distance = scaled[np.arange(len(points)), nearest]

@@ -112,8 +112,8 @@ class ModeCollapseProbe(Probe):
 
         figure = ctx.save_figure(coverage_figure(self.modes, self.classes, self.last_samples, self.centers,
                                                  self.stds, self.last_labels), FIGURE)
-        return ProbeSection(title="Mode collapse: modes and classes covered over training", text="\n\n".join(map(_text, self._timelines())),
-                            figures=[figure])
+        return ProbeSection(title="Mode collapse: modes and classes covered over training",
+                            text="\n\n".join(map(_text, self._timelines())), figures=[figure])
 
     def findings(self, ctx: ProbeContext) -> list[Finding]:
         figure = f"figures/{FIGURE}.png"

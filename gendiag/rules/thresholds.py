@@ -117,7 +117,8 @@ SVD_W2_FLOOR_WARNING = threshold(
 SVD_W2_SPREAD_WARNING = threshold(
     "samples_vs_data.w2_spread_warning", 0.5, "data spreads; calibrated: healthy <= 0.40; " + _SVD_MARGINS)
 SVD_COVERAGE_WARNING = threshold(
-    "samples_vs_data.coverage_warning", 0.3, "share of the coverage floor; calibrated: healthy >= 0.40; " + _SVD_MARGINS)
+    "samples_vs_data.coverage_warning", 0.3,
+    "share of the coverage floor; calibrated: healthy >= 0.40; " + _SVD_MARGINS)
 SVD_COVERAGE_W2_FLOOR = threshold(
     "samples_vs_data.coverage_w2_floor", 3.0,
     "times the W2 floor that must go with a low coverage; calibrated: tests/loops.py train_flow 2.9x; " + _SVD_MARGINS)
