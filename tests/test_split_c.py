@@ -248,6 +248,23 @@ def test_spread_and_the_cached_gap_by_hand() -> None:
     assert against.gap() is not first and against.gap().n_samples == 100
 
 
+def test_a_gap_asked_for_while_the_reservoir_fills_changes_nothing_kept() -> None:
+    def fed(peek: bool) -> SamplesAgainstData:
+        gen = torch.Generator().manual_seed(6)
+        against = SamplesAgainstData()
+        for step in range(40):  # 64 rows a step: the reservoir (2,048 rows) fills at step 32
+            against.add_data(torch.randn(64, 2, generator=gen))
+            if step == 5:
+                against.add_samples(torch.randn(50, 2, generator=gen), step)
+            if peek and step in (10, 20):
+                against.gap()
+        return against
+
+    quiet, peeked = fed(False), fed(True)
+    assert torch.equal(quiet.data.rows, peeked.data.rows)
+    assert quiet.gap() == peeked.gap()
+
+
 # -- memorization -----------------------------------------------------------------------------------------------
 
 def copying(generated_ratio: np.ndarray) -> Copying:

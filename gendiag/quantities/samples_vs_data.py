@@ -4,6 +4,8 @@ batches, at most `MAX_ROWS` rows and 2^21 numbers, its own seeded generator), th
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from gendiag.flow.reservoir import Reservoir, capacity_for
@@ -54,27 +56,34 @@ class SamplesAgainstData:
 
     def why_not(self) -> str | None:
         """Why the samples cannot be compared with the data (one clause), or None when they can."""
-        if self.samples is None:
-            return "no samples were observed"
-        if self.data is None or len(self.data) < 2 * MIN_SAMPLES:
-            seen = 0 if self.data is None else len(self.data)
-            return (f"{seen} data rows were observed (`observe_data(batch, role=\"data\")`), "
-                    f"{2 * MIN_SAMPLES} are needed")
-        if len(self.samples) < MIN_SAMPLES:
-            return f"{len(self.samples)} samples were observed, {MIN_SAMPLES} are needed"
-        if self.samples.shape[1] != self.data.rows.shape[1]:
-            return (f"the samples have {self.samples.shape[1]} values each and the data rows "
-                    f"{self.data.rows.shape[1]}")
-        if spread(self.data.rows) == 0:
-            return "every data row kept is the same"
-        return None
+        return self._why_not(None if self.data is None else self._kept_rows())
 
     def gap(self) -> SampleGap | None:
         """The samples against the kept rows, or None where `why_not` names a reason; computed once per new samples
         or new data."""
-        if self.why_not() is not None:
-            return None
         if self._gap is None or self._gap[0] != self._gathered:
+            rows = None if self.data is None else self._kept_rows()
+            if self._why_not(rows) is not None:
+                return None
             generator = torch.Generator().manual_seed(COMPARE_SEED)
-            self._gap = (self._gathered, compare_to_data(self.samples, self.data.rows, generator))
+            self._gap = (self._gathered, compare_to_data(self.samples, rows, generator))
         return self._gap[1]
+
+    def _kept_rows(self) -> torch.Tensor:
+        """The kept rows in the order the reservoir reads them back, read from a copy: reading shuffles a reservoir
+        that is still filling, with its own generator, and asking for findings must change nothing."""
+        return copy.deepcopy(self.data).rows
+
+    def _why_not(self, rows: torch.Tensor | None) -> str | None:
+        if self.samples is None:
+            return "no samples were observed"
+        if rows is None or len(rows) < 2 * MIN_SAMPLES:
+            return (f"{0 if rows is None else len(rows)} data rows were observed (`observe_data(batch, "
+                    f"role=\"data\")`), {2 * MIN_SAMPLES} are needed")
+        if len(self.samples) < MIN_SAMPLES:
+            return f"{len(self.samples)} samples were observed, {MIN_SAMPLES} are needed"
+        if self.samples.shape[1] != rows.shape[1]:
+            return f"the samples have {self.samples.shape[1]} values each and the data rows {rows.shape[1]}"
+        if spread(rows) == 0:
+            return "every data row kept is the same"
+        return None
