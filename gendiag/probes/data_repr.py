@@ -40,11 +40,11 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from gendiag.checks.representation import (
+from gendiag.quantities.representation import (
     MIN_SIGNAL_VALUES, NoiseCheck, RenderCheck, ScaleComparison, Spread, ValueProfile, as_batch, compare_scale,
     image_view, noise_check, rendered_point_cloud, spread, value_profile,
 )
-from gendiag.checks.source import SourceComparison, compare_sources, declared_rows
+from gendiag.quantities.source import SourceComparison, compare_sources, declared_rows
 from gendiag.context import ProbeContext
 from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding

@@ -1,7 +1,7 @@
 """Sampler check: does the user's sampler move its state, and does its output depend on the step count?
 
 The user's sampler (fact `sampler=callable(velocity_fn, x0, steps) -> x1`) runs at the end of training from
-the source (fact `source=callable(n)` or a batch, see `gendiag.checks.source.draw_declared`; else observed
+the source (fact `source=callable(n)` or a batch, see `gendiag.quantities.source.draw_declared`; else observed
 source rows) with several step counts, on the exact marginal field of the observed data (a field known to be right
 and non-zero) and on the learned field.
 Every call the sampler makes to the field is recorded, so a sampler whose state never changes (the step's result
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pandas as pd
 import torch
 
-from gendiag.checks.source import draw_declared
+from gendiag.quantities.source import draw_declared
 from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding
 from gendiag.flow.exact_field import T_EPS, exact_velocity

@@ -21,6 +21,12 @@ CODES: tuple[CodeMap, ...] = (
     # --- loss, per-time loss, gradients, timing, schedule ---
 
     # --- inputs, velocity field, sampler, data representation, memorization ---
+    CodeMap("field-ignores-x", quantity="gendiag.quantities.velocity:FieldComparison",
+            rule="gendiag.rules.velocity:field_findings", figure="gendiag.figures.velocity:sensitivity"),
+    CodeMap("field-ignores-t", quantity="gendiag.quantities.velocity:FieldComparison",
+            rule="gendiag.rules.velocity:field_findings", figure="gendiag.figures.velocity:sensitivity"),
+    CodeMap("field-path-unknown", quantity="gendiag.quantities.velocity:known_path",
+            rule="gendiag.rules.velocity:path_unknown", figure=None),
 
     # --- GAN balance, modes, VAE health, samples against data ---
 

@@ -1,0 +1,203 @@
+"""The split of the inputs, velocity, sampler and data_repr probes into quantities, rules and figures (issue 22):
+each rule fires and stays silent on hand-made summaries, each quantity matches a brute-force twin, and the velocity
+probe compares a field with the exact field of the path it was trained on (issue 22 item 8)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import gendiag
+from gendiag.flow.exact_field import exact_velocity
+from gendiag.quantities.velocity import FieldComparison, known_path, relative_variation
+from gendiag.rules.thresholds import THRESHOLDS, VELOCITY_IGNORES_T, VELOCITY_IGNORES_X
+from gendiag.rules.velocity import field_findings, path_unknown
+from reference_models.paths import LinearPath, SqrtPath
+
+
+def moons(n: int, generator: torch.Generator) -> torch.Tensor:
+    """Two interleaved half circles with a little noise, as a user's own data helper would draw them."""
+    angle = torch.rand(n, generator=generator) * math.pi
+    upper = torch.rand(n, generator=generator) < 0.5
+    x = torch.where(upper, torch.cos(angle), 1 - torch.cos(angle))
+    y = torch.where(upper, torch.sin(angle), 0.5 - torch.sin(angle))
+    return torch.stack([x, y], 1) + 0.05 * torch.randn(n, 2, generator=generator)
+
+
+# -- the exact field of an affine path -------------------------------------------------------------------------
+
+def brute_field(x: torch.Tensor, t: float, data: torch.Tensor, path, source: torch.Tensor | None = None,
+                sigma: float = 1.0) -> torch.Tensor:
+    """E[α̇·x1 + β̇·x0 | x_t = x] written out over every (data point, source row) pair, in float64."""
+    x, data = x.double(), data.double()
+    time = torch.tensor(t, dtype=torch.float64)
+    alpha, beta = float(path.alpha(time)), float(path.beta(time))
+    d_alpha, d_beta = float(path.d_alpha(time)), float(path.d_beta(time))
+    starts = torch.zeros(1, x.shape[1], dtype=torch.float64) if source is None else source.double()
+    scale = 1.0 if source is None else sigma
+    out = torch.empty_like(x)
+    for q in range(len(x)):
+        logits, velocities = [], []
+        for x1 in data:
+            for s in starts:
+                centre = alpha * x1 + beta * s
+                logits.append(-((x[q] - centre) ** 2).sum() / (2 * beta ** 2 * scale ** 2))
+                x0 = (x[q] - alpha * x1) / beta
+                velocities.append(d_alpha * x1 + d_beta * x0)
+        weights = torch.softmax(torch.stack(logits), 0)
+        out[q] = (weights[:, None] * torch.stack(velocities)).sum(0)
+    return out
+
+
+@pytest.mark.parametrize("t", [0.0, 0.3, 0.9, 0.99])
+def test_exact_field_of_the_sqrt_path_matches_its_brute_force_twin(t: float) -> None:
+    gen = torch.Generator().manual_seed(0)
+    data, x = torch.randn(9, 2, generator=gen), 1.5 * torch.randn(7, 2, generator=gen)
+    got = exact_velocity(x, t, data, chunk=3, data_chunk=4, dtype=torch.float64, path=SqrtPath())
+    torch.testing.assert_close(got, brute_field(x, t, data, SqrtPath()), rtol=1e-8, atol=1e-8)
+
+
+def test_exact_field_of_the_sqrt_path_from_a_source_matches_its_twin() -> None:
+    gen = torch.Generator().manual_seed(1)
+    data, source = torch.randn(6, 2, generator=gen), 0.5 * torch.randn(5, 2, generator=gen) + 2
+    x = torch.randn(4, 2, generator=gen, dtype=torch.float64)
+    got = exact_velocity(x, 0.6, data, dtype=torch.float64, source=source, bandwidth=0.3, path=SqrtPath())
+    torch.testing.assert_close(got, brute_field(x, 0.6, data, SqrtPath(), source, 0.3), rtol=1e-8, atol=1e-8)
+
+
+def test_the_linear_path_object_gives_the_linear_field() -> None:
+    gen = torch.Generator().manual_seed(2)
+    data, x = torch.randn(30, 3, generator=gen), torch.randn(11, 3, generator=gen)
+    for t in (0.0, 0.5, 0.95):
+        torch.testing.assert_close(exact_velocity(x, t, data, dtype=torch.float64, path=LinearPath()),
+                                   exact_velocity(x, t, data, dtype=torch.float64), rtol=1e-9, atol=1e-9)
+
+
+def test_known_path_reads_names_objects_and_nothing_else() -> None:
+    assert isinstance(known_path(None), LinearPath) and isinstance(known_path("sqrt"), SqrtPath)
+    custom = SqrtPath()
+    assert known_path(custom) is custom and known_path("cosine") is None
+
+
+def test_relative_variation_matches_its_definition() -> None:
+    gen = torch.Generator().manual_seed(3)
+    values = torch.randn(5, 4, 3, generator=gen, dtype=torch.float64)
+    spread = sum(((values[i, j] - values[:, j].mean(0)) ** 2).sum() for i in range(5) for j in range(4)) / 20
+    size = sum((values[i, j] ** 2).sum() for i in range(5) for j in range(4)) / 20
+    assert relative_variation(values, 0) == pytest.approx(float((spread / size).sqrt()), rel=1e-12)
+
+
+# -- velocity rules --------------------------------------------------------------------------------------------
+
+def comparison(sensitivity_x: float, sensitivity_t: float) -> FieldComparison:
+    return FieldComparison(field_error={0.0: 0.1, 0.99: 0.2}, sensitivity_x={0.0: sensitivity_x, 0.5: sensitivity_x},
+                           sensitivity_t=sensitivity_t, over_t_learned=torch.zeros(1, 10, 2),
+                           over_t_exact=torch.zeros(1, 10, 2))
+
+
+def test_velocity_rules_fire_below_their_thresholds_and_stay_silent_above() -> None:
+    assert field_findings("net", comparison(0.9, 0.9), 2, None) == []
+    low = field_findings("net", comparison(VELOCITY_IGNORES_X / 2, VELOCITY_IGNORES_T / 2), 2, "figures/f.png")
+    assert [(f.code, f.severity) for f in low] == [("field-ignores-x", "critical"), ("field-ignores-t", "warning")]
+    assert low[0].evidence["threshold"] == VELOCITY_IGNORES_X and low[1].figure == "figures/f.png"
+
+
+def test_unknown_path_note_names_the_path_and_the_known_ones() -> None:
+    note = path_unknown("cosine", ["linear", "sqrt"])
+    assert note.code == "field-path-unknown" and note.severity == "info" and "'cosine'" in note.message
+
+
+def test_every_threshold_has_a_basis_and_a_name_of_its_probe() -> None:
+    ours = [t for t in THRESHOLDS.values() if t.name.split(".")[0] in ("inputs", "velocity", "sampler", "data_repr")]
+    assert len(ours) >= 10 and all(t.basis.strip() for t in ours)
+
+
+# -- the velocity probe on the linear and the sqrt path, in a user's own loop ----------------------------------
+
+class ExactOracle(nn.Module):
+    """A 'network' as good as a model can be: the exact field of a large sample of the data, drawn apart from the
+    batches the Monitor sees, on the path it is told."""
+
+    def __init__(self, data: torch.Tensor, path) -> None:
+        super().__init__()
+        self.data, self.path = data.double(), path
+        self.unused = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return exact_velocity(x.double(), t.double(), self.data, dtype=torch.float64, path=self.path).float()
+
+
+def oracle_errors(run_dir: Path, oracle_path, **facts) -> dict[float, float]:
+    gen = torch.Generator().manual_seed(0)
+    oracle = ExactOracle(moons(2000, torch.Generator().manual_seed(5)), oracle_path)
+    with gendiag.Monitor(run_dir, task="flow", probes=["velocity"], strict=True, **facts) as mon:
+        mon.watch(oracle, name="oracle")
+        for _ in range(8):
+            mon.observe_data(moons(256, gen), role="data")
+            mon.observe_data(torch.randn(256, 2, generator=gen), role="source")
+    report = mon.finish()
+    section = next(s for s in report.sections if s.title.startswith("Velocity field"))
+    return section.table["relative_error"].to_dict()
+
+
+def test_a_model_as_good_on_the_sqrt_path_gets_no_worse_field_error(tmp_path: Path) -> None:
+    """The exact field of a large data sample, on each path, against the probe's exact field of the observed rows:
+    on sqrt (path="sqrt") at most what it is on linear at every t; read as linear it would be far off."""
+    linear = oracle_errors(tmp_path / "linear", LinearPath())
+    sqrt = oracle_errors(tmp_path / "sqrt", SqrtPath(), path="sqrt")
+    assert all(sqrt[t] <= linear[t] + 0.01 for t in linear), (linear, sqrt)
+    assert max(sqrt.values()) < 0.05
+    wrong = oracle_errors(tmp_path / "sqrt_as_linear", SqrtPath())
+    assert wrong[0.5] > 0.1 and wrong[0.99] > 1.0
+
+
+def test_a_trained_sqrt_path_model_is_compared_on_its_own_path(tmp_path: Path) -> None:
+    """A user's loop on the path α = t, β = √(1 − t) written out by hand, declared with path="sqrt": the field
+    errors before t = 0.99 are those of a trained model, and nothing fires."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 128), nn.SiLU(), nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 2))
+    velocity = lambda x, t: net(torch.cat([x, t.reshape(-1, 1)], 1))  # noqa: E731 - the user's own call
+    optimizer = torch.optim.Adam(net.parameters(), 2e-3)
+    with gendiag.Monitor(tmp_path, task="flow", probes=["velocity"], strict=True, path="sqrt") as mon:
+        mon.watch(net, name="net", call=lambda module, x, t: velocity(x, t))
+        for step in range(1, 301):
+            x1, x0 = moons(256, gen), torch.randn(256, 2, generator=gen)
+            t = torch.rand(256, 1, generator=gen) * 0.999
+            x_t, target = t * x1 + (1 - t).sqrt() * x0, x1 - 0.5 / (1 - t).sqrt() * x0
+            loss = (velocity(x_t, t[:, 0]) - target).pow(2).sum(1).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step % 25 == 1:
+                mon.observe_data(x1, role="data")
+                mon.observe_data(x0, role="source")
+            mon.step(step, loss)
+    report = mon.finish()
+    section = next(s for s in report.sections if s.title.startswith("Velocity field"))
+    errors = section.table["relative_error"]
+    assert float(errors.loc[[0.0, 0.25, 0.5, 0.75]].max()) < 0.2
+    assert "sqrt path" in section.text
+    assert not [f for f in report.findings if f.code.startswith("field-")]
+
+
+def test_an_unknown_path_skips_the_comparison_with_a_note(tmp_path: Path) -> None:
+    gen = torch.Generator().manual_seed(0)
+    net = nn.Linear(2, 2)
+    with gendiag.Monitor(tmp_path, task="flow", probes=["velocity"], strict=True, path="cosine") as mon:
+        mon.watch(net, name="net", call=lambda module, x, t: module(x))
+        mon.observe_data(moons(64, gen), role="data")
+    report = mon.finish()
+    codes = [(f.code, f.severity) for f in report.findings]
+    assert codes == [("field-path-unknown", "info")]
+    section = next(s for s in report.sections if s.title.startswith("Velocity field"))
+    assert "cosine" in section.text and not section.figures
+
+
+def test_a_malformed_path_stops_the_monitor_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fact 'path'"):
+        gendiag.Monitor(tmp_path, task="flow", probes=["velocity"], path=3)
