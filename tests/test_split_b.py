@@ -201,3 +201,81 @@ def test_an_unknown_path_skips_the_comparison_with_a_note(tmp_path: Path) -> Non
 def test_a_malformed_path_stops_the_monitor_at_once(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="fact 'path'"):
         gendiag.Monitor(tmp_path, task="flow", probes=["velocity"], path=3)
+
+
+# -- sampler ---------------------------------------------------------------------------------------------------
+
+def euler(field, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    x = x0
+    for i in range(steps):
+        x = x + field(x, torch.full((len(x),), i / steps)) / steps
+    return x
+
+
+def frozen_euler(field, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    """The flagship's sampler bug: each step's result lands in a new variable and is dropped."""
+    x = x0
+    for i in range(steps):
+        x_next = x + field(x, torch.full((len(x),), i / steps)) / steps  # noqa: F841
+    return x
+
+
+def sampler_rows(largest_change: float, output_change: float, vs_most: float) -> "pd.DataFrame":
+    import pandas as pd
+
+    from gendiag.quantities.sampler import STEP_COUNTS
+    return pd.DataFrame({"field": "exact", "steps": list(STEP_COUNTS), "field_calls": list(STEP_COUNTS),
+                         "largest_state_change": [0.0] + [largest_change] * 3,
+                         "output_change": [output_change] * 4, "distance_to_data": [0.5] * 4,
+                         "vs_most_steps": [vs_most, vs_most, vs_most, 0.0]})
+
+
+def test_sampler_rule_fires_on_a_frozen_state_and_stays_silent_on_a_moving_one() -> None:
+    from gendiag.rules.sampler import sampler_findings, sampler_problems
+    from gendiag.rules.thresholds import SAMPLER_FROZEN
+
+    assert sampler_findings(sampler_problems(sampler_rows(0.8, 0.9, 0.1), "exact"), None) == []
+    frozen = sampler_problems(sampler_rows(SAMPLER_FROZEN / 10, 0.0, 0.0), "exact")
+    assert frozen["frozen"] and len(frozen["reasons"]) == 2
+    found = sampler_findings(frozen, "figures/sampler_check.png")
+    assert [f.code for f in found] == ["sampler-state-frozen"] and found[0].evidence["distance_to_data"] == [0.5] * 4
+    same = sampler_problems(sampler_rows(0.8, 0.9, 0.0), "exact")
+    assert not same["frozen"] and "same output with 1 and 64 steps" in same["reasons"][0]
+
+
+def test_sampler_runs_match_hand_computed_numbers_on_a_constant_field() -> None:
+    """Field u = 1 everywhere: Euler moves every value by exactly 1 whatever the steps; the frozen sampler never
+    moves its state and returns its start."""
+    from gendiag.quantities.sampler import STEP_COUNTS, RecordingField, nearest_distance, run_sampler
+
+    x0 = torch.tensor([[3.0, 4.0], [-3.0, -4.0]])
+    moving = run_sampler(euler, {"learned": lambda x, t: torch.ones_like(x)}, x0, None).table
+    assert moving["field_calls"].tolist() == list(STEP_COUNTS)
+    assert moving["output_change"].tolist() == pytest.approx([1 / 12.5 ** 0.5] * 4)  # RMS 1 over RMS √12.5
+    assert moving["vs_most_steps"].tolist() == pytest.approx([0.0] * 4, abs=1e-7)
+    four = RecordingField(lambda x, t: torch.ones_like(x))
+    euler(four, x0, 4)
+    assert four.state_changes() == pytest.approx([k / 4 / 12.5 ** 0.5 for k in range(4)])
+    still = run_sampler(frozen_euler, {"learned": lambda x, t: torch.ones_like(x)}, x0, None).table
+    assert still["largest_state_change"].tolist() == [0.0] * 4 and still["output_change"].tolist() == [0.0] * 4
+    data = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    assert nearest_distance(torch.tensor([[0.0, 1.0]], dtype=torch.float64), data) == pytest.approx(1.0)
+
+
+def test_a_users_frozen_sampler_is_caught_and_a_working_one_is_not(tmp_path: Path) -> None:
+    """A user's loop with their own Euler sampler given as a fact; `findings` may be asked mid-training."""
+    found = {}
+    for name, sampler in (("working", euler), ("frozen", frozen_euler)):
+        gen = torch.Generator().manual_seed(0)
+        net = nn.Sequential(nn.Linear(3, 32), nn.SiLU(), nn.Linear(32, 2))
+        with gendiag.Monitor(tmp_path / name, task="flow", probes=["sampler"], sampler=sampler,
+                             source=lambda n, generator=None: torch.randn(n, 2, generator=generator)) as mon:
+            mon.watch(net, name="net", call=lambda module, x, t: module(torch.cat([x, t.reshape(-1, 1)], 1)))
+            for step in range(1, 21):
+                mon.observe_data(moons(64, gen), role="data")
+                mon.step(step, 0.0)
+            early = [f.code for p in mon.probes for f in p.findings(mon.ctx)]  # the live-diagnosis contract
+            assert not list((tmp_path / name).glob("figures/*.png"))  # findings draw nothing
+        found[name] = [f.code for f in mon.finish().findings]
+        assert early == found[name]
+    assert found == {"working": [], "frozen": ["sampler-state-frozen"]}

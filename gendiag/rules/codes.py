@@ -27,6 +27,8 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.velocity:field_findings", figure="gendiag.figures.velocity:sensitivity"),
     CodeMap("field-path-unknown", quantity="gendiag.quantities.velocity:known_path",
             rule="gendiag.rules.velocity:path_unknown", figure=None),
+    CodeMap("sampler-state-frozen", quantity="gendiag.quantities.sampler:SamplerRuns",
+            rule="gendiag.rules.sampler:sampler_findings", figure="gendiag.figures.sampler:sampler_check"),
 
     # --- GAN balance, modes, VAE health, samples against data ---
 
