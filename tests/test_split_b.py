@@ -279,3 +279,57 @@ def test_a_users_frozen_sampler_is_caught_and_a_working_one_is_not(tmp_path: Pat
         found[name] = [f.code for f in mon.finish().findings]
         assert early == found[name]
     assert found == {"working": [], "frozen": ["sampler-state-frozen"]}
+
+
+# -- inputs ----------------------------------------------------------------------------------------------------
+
+def inputs_comparison(ratio: float, coefficient: float, change: float | None):
+    import pandas as pd
+
+    from gendiag.quantities.inputs import InputsComparison
+    table = pd.DataFrame({"bin": range(5), "t_low": [0.0, 0.2, 0.4, 0.6, 0.8], "t_high": [0.2, 0.4, 0.6, 0.8, 1.0],
+                          "rows_train": 50, "rows_sampling": 50, "energy": 0.1, "p_value": 0.001,
+                          "ratio": [0.05, 0.05, 0.05, 0.05, ratio], "coefficient": coefficient,
+                          "progress_train": float("nan"), "progress_sampling": float("nan")})
+    t_change = None if change is None else {"ratio": change, "energy": 0.1, "p_value": 0.001, "low_bin": [0.0, 0.2],
+                                            "high_bin": [0.8, 1.0], "progress_low": None, "progress_high": None}
+    return InputsComparison("net", 2.0, table, t_change)
+
+
+def test_inputs_rule_grades_the_gap_and_stays_silent_on_a_small_one() -> None:
+    from gendiag.rules.inputs import inputs_findings
+    from gendiag.rules.thresholds import INPUTS_CRITICAL_RATIO, INPUTS_MIN_COEFFICIENT, INPUTS_WARNING_RATIO
+
+    assert inputs_findings(inputs_comparison(INPUTS_WARNING_RATIO / 2, 0.5, 1.0), "flow", None) == []
+    grade = lambda ratio, coefficient, change=1.0: [  # noqa: E731
+        f.severity for f in inputs_findings(inputs_comparison(ratio, coefficient, change), "flow", None)]
+    assert grade((INPUTS_WARNING_RATIO + INPUTS_CRITICAL_RATIO) / 2, 0.5) == ["warning"]
+    assert grade(INPUTS_CRITICAL_RATIO * 1.5, 0.5) == ["critical"]
+    assert grade(INPUTS_CRITICAL_RATIO * 1.5, INPUTS_MIN_COEFFICIENT / 2) == ["info"]
+    assert grade(0.05, 0.5, change=0.01) == ["critical"]  # training inputs that do not follow t
+    unscaled = inputs_comparison(2.0, 0.5, None)
+    assert inputs_findings(type(unscaled)("net", None, unscaled.table, None), "flow", None) == []
+
+
+def test_inputs_quantity_bins_rows_and_places_means_on_the_source_to_data_line() -> None:
+    from gendiag.flow.reservoir import Reservoir
+    from gendiag.metrics.energy import energy_distance
+    from gendiag.quantities.inputs import compare_inputs
+
+    gen = torch.Generator().manual_seed(0)
+    data, source, train, sampling = (Reservoir(4000, seed=s) for s in range(4))
+    data.add(torch.randn(400, 2, generator=gen) + torch.tensor([4.0, 0.0]))
+    source.add(torch.randn(400, 2, generator=gen))
+    times = torch.rand(1000, generator=gen)
+    noise = torch.randn(1000, 2, generator=gen)
+    x_t = noise + 4 * times[:, None] * torch.tensor([1.0, 0.0])  # on the line: progress = t
+    train.add(x_t, times)
+    sampling.add(x_t.flip(0), times.flip(0))
+    result = compare_inputs("net", train, sampling, data, source)
+    assert result.reference == pytest.approx(energy_distance(data.rows[:512], source.rows[:512]))
+    centres = ((result.table["t_low"] + result.table["t_high"]) / 2).to_numpy()
+    assert result.table["progress_train"].to_numpy() == pytest.approx(centres, abs=0.1)
+    assert int(result.table["rows_train"].sum()) == 1000 and float(result.table["ratio"].max()) < 0.2
+    assert result.t_change["ratio"] > 0.5
+    again = compare_inputs("net", train, sampling, data, source)
+    assert again.table.equals(result.table)  # its own seeded generator: asked twice, the same numbers

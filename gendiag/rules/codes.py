@@ -29,6 +29,8 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.velocity:path_unknown", figure=None),
     CodeMap("sampler-state-frozen", quantity="gendiag.quantities.sampler:SamplerRuns",
             rule="gendiag.rules.sampler:sampler_findings", figure="gendiag.figures.sampler:sampler_check"),
+    CodeMap("train-sample-input-mismatch", quantity="gendiag.quantities.inputs:InputsComparison",
+            rule="gendiag.rules.inputs:inputs_findings", figure="gendiag.figures.inputs:train_vs_sampling"),
 
     # --- GAN balance, modes, VAE health, samples against data ---
 
