@@ -333,3 +333,75 @@ def test_inputs_quantity_bins_rows_and_places_means_on_the_source_to_data_line()
     assert result.t_change["ratio"] > 0.5
     again = compare_inputs("net", train, sampling, data, source)
     assert again.table.equals(result.table)  # its own seeded generator: asked twice, the same numbers
+
+
+# -- data representation ---------------------------------------------------------------------------------------
+
+def representation(data: torch.Tensor, source: torch.Tensor | None = None, task: str = "flow", **others):
+    from gendiag.quantities.data_repr import measure
+    rows = {"data": data.double()} if source is None else {"data": data.double(), "source": source.double()}
+    return measure(rows, {role: len(r) for role, r in rows.items()}, {role: 1 for role in rows},
+                   {label: o.double() for label, o in others.items()}, None, task)
+
+
+def codes(summary, binary_expected: bool = False) -> dict[str, str]:
+    from gendiag.rules.data_repr import representation_findings
+    return {f.code: f.severity for f in representation_findings(summary, {}, binary_expected)}
+
+
+def test_data_rules_stay_silent_on_healthy_points_and_noise() -> None:
+    gen = torch.Generator().manual_seed(0)
+    assert codes(representation(moons(256, gen), torch.randn(256, 2, generator=gen))) == {}
+
+
+def test_near_duplicates_fire_on_copies_of_a_few_points() -> None:
+    gen = torch.Generator().manual_seed(1)
+    few = moons(4, gen).repeat(16, 1)  # 4 distinct in 64: a sixteenth, under the critical tenth
+    assert codes(representation(few, torch.randn(64, 2, generator=gen)))["data-near-duplicates"] == "critical"
+    half = moons(24, gen).repeat(2, 1)[:40]  # 24 distinct of 40: more than half, silent
+    assert "data-near-duplicates" not in codes(representation(half, torch.randn(64, 2, generator=gen)))
+
+
+def test_scale_rule_compares_the_data_rms_with_the_source() -> None:
+    from gendiag.rules.thresholds import DATA_SCALE_HIGH
+    gen = torch.Generator().manual_seed(2)
+    points, noise = moons(256, gen), torch.randn(256, 2, generator=gen)
+    big = representation(points * DATA_SCALE_HIGH * 2, noise)
+    assert codes(big) == {"data-scale-mismatch": "warning"}
+    assert big.scale.ratio == pytest.approx(float((points.double() * DATA_SCALE_HIGH * 2).pow(2).mean().sqrt()
+                                                  / noise.double().pow(2).mean().sqrt()), rel=1e-9)
+
+
+def test_binary_pixels_warn_and_are_info_where_expected() -> None:
+    gen = torch.Generator().manual_seed(3)
+    pixels = (torch.rand(64, 16, 16, generator=gen) < 0.3).double().reshape(64, -1)
+    summary = representation(pixels, task="vae")
+    assert codes(summary)["data-binary-pixels"] == "warning"
+    assert codes(summary, binary_expected=True)["data-binary-pixels"] == "info"
+    grey = representation(torch.rand(64, 256, generator=gen), task="vae")
+    assert "data-binary-pixels" not in codes(grey)
+
+
+def test_rendered_point_cloud_fires_on_a_check_that_says_so() -> None:
+    from dataclasses import replace
+    gen = torch.Generator().manual_seed(4)
+    summary = representation(torch.rand(64, 256, generator=gen), task="vae")
+    assert "rendered-point-cloud" not in codes(summary)
+    data = summary.checks["data"]
+    summary.checks["data"] = replace(data, render=replace(data.render, looks_rendered=True, height=16, width=16))
+    assert codes(summary)["rendered-point-cloud"] == "critical"
+
+
+def test_source_rules_tell_a_mismatch_from_a_choice_and_from_an_unchecked_source() -> None:
+    gen = torch.Generator().manual_seed(5)
+    points = moons(256, gen)
+    centres = 3 * torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    blobs = lambda n: centres[torch.randint(0, 4, (n,), generator=gen)] + 0.2 * torch.randn(n, 2, generator=gen)  # noqa: E731
+    noise = torch.randn(256, 2, generator=gen)
+    assert codes(representation(points, noise, sampler=torch.randn(256, 2, generator=gen))) == {}
+    assert codes(representation(points, noise, sampler=3 * torch.randn(256, 2, generator=gen))) == {
+        "source-sampler-mismatch": "critical"}
+    assert codes(representation(points, blobs(256), sampler=blobs(256))) == {"source-chosen": "info"}
+    assert codes(representation(points, blobs(256))) == {"source-not-noise": "warning"}
+    copies = torch.randn(1, 64, generator=gen).repeat(64, 1)
+    assert codes(representation(torch.randn(64, 64, generator=gen), copies))["source-not-noise"] == "critical"
