@@ -108,7 +108,7 @@ def test_velocity_rules_fire_below_their_thresholds_and_stay_silent_above() -> N
 
 def test_unknown_path_note_names_the_path_and_the_known_ones() -> None:
     note = path_unknown("cosine", ["linear", "sqrt"])
-    assert note.code == "field-path-unknown" and note.severity == "info" and "'cosine'" in note.message
+    assert note.code == "probe-not-run" and note.severity == "info" and "'cosine'" in note.message
 
 
 def test_every_threshold_has_a_basis_and_a_name_of_its_probe() -> None:
@@ -197,7 +197,7 @@ def test_an_unknown_path_skips_the_comparison_with_a_note(tmp_path: Path) -> Non
         mon.observe_data(moons(64, gen), role="data")
     report = mon.finish()
     codes = [(f.code, f.severity) for f in report.findings]
-    assert codes == [("field-path-unknown", "info")]
+    assert codes == [("probe-not-run", "info")] and "path='cosine'" in report.findings[0].message
     section = next(s for s in report.sections if s.title.startswith("Velocity field"))
     assert "cosine" in section.text and not section.figures
 
@@ -465,7 +465,7 @@ def test_every_code_of_the_group_maps_to_importable_quantity_rule_and_figure() -
     import importlib
 
     from gendiag.rules.codes import CODES
-    group = {"train-sample-input-mismatch", "field-ignores-x", "field-ignores-t", "field-path-unknown",
+    group = {"train-sample-input-mismatch", "field-ignores-x", "field-ignores-t",
              "sampler-state-frozen", "rendered-point-cloud", "data-near-duplicates", "data-binary-pixels",
              "data-scale-mismatch", "source-not-noise", "source-sampler-mismatch", "source-chosen"}
     mapped = {entry.code: entry for entry in CODES if entry.code in group}

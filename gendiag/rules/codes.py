@@ -25,8 +25,6 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.velocity:field_findings", figure="gendiag.figures.velocity:sensitivity"),
     CodeMap("field-ignores-t", quantity="gendiag.quantities.velocity:FieldComparison",
             rule="gendiag.rules.velocity:field_findings", figure="gendiag.figures.velocity:sensitivity"),
-    CodeMap("field-path-unknown", quantity="gendiag.quantities.velocity:known_path",
-            rule="gendiag.rules.velocity:path_unknown", figure=None),
     CodeMap("sampler-state-frozen", quantity="gendiag.quantities.sampler:SamplerRuns",
             rule="gendiag.rules.sampler:sampler_findings", figure="gendiag.figures.sampler:sampler_check"),
     CodeMap("train-sample-input-mismatch", quantity="gendiag.quantities.inputs:InputsComparison",

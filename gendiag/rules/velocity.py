@@ -48,9 +48,10 @@ def field_findings(model: str, comparison: FieldComparison, dim: int, figure: st
 
 
 def path_unknown(path: object, known: list[str]) -> Finding:
-    """Info: the fact `path` names a path gendiag has no exact field for, so the field is not compared."""
+    """Info (`probe-not-run`): the fact `path` names a path gendiag has no exact field for, so the field is not
+    compared."""
     return Finding(
-        code="field-path-unknown", severity="info", title="The velocity field was not compared: unknown path",
+        code="probe-not-run", severity="info", title="Probe velocity did not run",
         message=(f"The fact path={path!r} names a probability path gendiag does not know (known: "
                  f"{', '.join(known)}), and the exact field depends on the path, so the learned field was not "
                  "compared with it (no field error, no sensitivities)."),
