@@ -13,7 +13,9 @@ from torch import nn
 
 import gendiag
 from gendiag.flow.exact_field import exact_velocity
-from gendiag.quantities.velocity import FieldComparison, known_path, relative_variation
+from gendiag.quantities.velocity import (
+    FieldComparison, compare_fields, exact_field, known_path, path_points, relative_variation,
+)
 from gendiag.rules.thresholds import THRESHOLDS, VELOCITY_IGNORES_T, VELOCITY_IGNORES_X
 from gendiag.rules.velocity import field_findings, path_unknown
 from reference_models.paths import LinearPath, SqrtPath
@@ -151,7 +153,6 @@ def test_a_model_as_good_on_the_sqrt_path_gets_no_worse_field_error(tmp_path: Pa
     sqrt = oracle_errors(tmp_path / "sqrt", SqrtPath(), path="sqrt")
     assert all(sqrt[t] <= linear[t] + 0.01 for t in linear), (linear, sqrt)
     assert max(sqrt.values()) < 0.05
-    from gendiag.quantities.velocity import compare_fields, exact_field, path_points
     data = moons(1024, torch.Generator().manual_seed(0)).double()
     oracle = ExactOracle(moons(1500, torch.Generator().manual_seed(5)), SqrtPath())
     as_linear = compare_fields(lambda x, t: oracle(x, torch.full((len(x),), float(t))).double(),
