@@ -39,6 +39,28 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.schedule:schedule_findings", figure="gendiag.figures.schedule:schedule_figure"),
 
     # --- inputs, velocity field, sampler, data representation, memorization ---
+    CodeMap("field-ignores-x", quantity="gendiag.quantities.velocity:FieldComparison",
+            rule="gendiag.rules.velocity:field_findings", figure="gendiag.figures.velocity:sensitivity"),
+    CodeMap("field-ignores-t", quantity="gendiag.quantities.velocity:FieldComparison",
+            rule="gendiag.rules.velocity:field_findings", figure="gendiag.figures.velocity:sensitivity"),
+    CodeMap("sampler-state-frozen", quantity="gendiag.quantities.sampler:SamplerRuns",
+            rule="gendiag.rules.sampler:sampler_findings", figure="gendiag.figures.sampler:sampler_check"),
+    CodeMap("train-sample-input-mismatch", quantity="gendiag.quantities.inputs:InputsComparison",
+            rule="gendiag.rules.inputs:inputs_findings", figure="gendiag.figures.inputs:train_vs_sampling"),
+    CodeMap("rendered-point-cloud", quantity="gendiag.quantities.data_repr:Representation",
+            rule="gendiag.rules.data_repr:rendered", figure="gendiag.figures.data_repr:samples"),
+    CodeMap("data-near-duplicates", quantity="gendiag.quantities.data_repr:Representation",
+            rule="gendiag.rules.data_repr:near_duplicates", figure="gendiag.figures.data_repr:samples"),
+    CodeMap("data-binary-pixels", quantity="gendiag.quantities.data_repr:Representation",
+            rule="gendiag.rules.data_repr:binary_pixels", figure="gendiag.figures.data_repr:values"),
+    CodeMap("data-scale-mismatch", quantity="gendiag.quantities.data_repr:Representation",
+            rule="gendiag.rules.data_repr:scale_mismatch", figure="gendiag.figures.data_repr:values"),
+    CodeMap("source-not-noise", quantity="gendiag.quantities.data_repr:Representation",
+            rule="gendiag.rules.data_repr:source_not_noise", figure="gendiag.figures.data_repr:source_qq"),
+    CodeMap("source-sampler-mismatch", quantity="gendiag.quantities.data_repr:Representation",
+            rule="gendiag.rules.data_repr:source_sampler_mismatch", figure="gendiag.figures.data_repr:sources"),
+    CodeMap("source-chosen", quantity="gendiag.quantities.data_repr:Representation",
+            rule="gendiag.rules.data_repr:source_not_noise", figure="gendiag.figures.data_repr:sources"),
 
     # --- GAN balance, modes, VAE health, samples against data ---
     CodeMap("gan-d-dominates", quantity="gendiag.quantities.gan_balance:BalanceLog",
