@@ -22,15 +22,11 @@ from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe
 from gendiag.report.section import ProbeSection
-from gendiag.quantities.vae_health import LatentTimeline, activity
+from gendiag.quantities.vae_health import LatentTimeline
 from gendiag.rules.thresholds import VAE_ACTIVE_VARIANCE
 from gendiag.rules.vae_health import posterior_collapse
 
 FIGURE = "vae_latents"
-# recipes/vae.py imports these two from here (recipes are another helper's to change): their homes are
-# gendiag.quantities.vae_health and gendiag.rules.thresholds
-__all__ = ["ACTIVE_VARIANCE", "VaeHealthProbe", "activity"]
-ACTIVE_VARIANCE = VAE_ACTIVE_VARIANCE
 
 
 @register
