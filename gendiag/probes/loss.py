@@ -1,8 +1,8 @@
 """The training loss over steps: running mean and spread, the trend over windows, spikes, oscillation that grows,
 non-finite values.
 
-Per step it appends one float (and updates an exponential running mean and variance, logged to TensorBoard on a
-thinning stride); the window statistics (`gendiag.quantities.loss`) and the rules (`gendiag.rules.loss`) run
+Per step it appends one float (and updates an exponential running mean and variance, logged to every sink at each
+step); the window statistics (`gendiag.quantities.loss`) and the rules (`gendiag.rules.loss`) run
 when findings are asked for, the figure (`gendiag.figures.loss`) in `finish`.
 
 Findings:
@@ -23,7 +23,6 @@ from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
 from gendiag.report.section import ProbeSection
-from gendiag.probes.thinning import LogStride
 from gendiag.quantities.loss import INTERNAL, LossSeries
 from gendiag.rules.loss import judge_trend, loss_findings
 
@@ -39,7 +38,6 @@ class LossProbe(Probe):
     def __init__(self, every: int = 1) -> None:
         super().__init__(every)
         self.series = LossSeries()
-        self.stride = LogStride(first=250)
         self.logged_at: int | None = None
         self.summary: dict[str, Any] = {}
         self.cached: tuple[int, dict[str, Any]] | None = None  # (losses recorded, judged summary)
@@ -51,7 +49,7 @@ class LossProbe(Probe):
     def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
         if record.loss is None or not self.due(record.step):
             return
-        if self.series.add(record.step, record.loss) and self.stride.take(record.step):
+        if self.series.add(record.step, record.loss):
             self._log_running(ctx, record.step)
 
     def _log_running(self, ctx: ProbeContext, step: int) -> None:
