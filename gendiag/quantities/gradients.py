@@ -21,7 +21,7 @@ from gendiag.quantities.gradient_norms import Group, NormHistory, missing_norm
 
 SAMPLE_EVERY = 20
 HISTOGRAM_VALUES = 4096
-HISTOGRAM_STRIDE = 100  # histograms at the first due step, then every 100 steps ...
+HISTOGRAM_STRIDE = 100  # histograms at the first due step, then at the multiples of 100 ...
 HISTOGRAM_BUDGET = 20  # ... the interval doubling after every 20 histograms
 
 
@@ -194,7 +194,7 @@ class GradientReadings:
             self.histograms_taken += 1
             if self.histograms_taken % HISTOGRAM_BUDGET == 0:
                 self.histogram_stride *= 2
-            self.next_histogram = step + self.histogram_stride
+            self.next_histogram = (step // self.histogram_stride + 1) * self.histogram_stride
         return full, updates
 
     def flush(self) -> list[tuple[int, np.ndarray]]:
