@@ -40,11 +40,11 @@ def image_shape(sample_shape: tuple[int, ...], fact: Any = None) -> tuple[int, i
 
 def image_grid(rows: torch.Tensor, shape: tuple[int, int, int], low: float, high: float) -> np.ndarray:
     """Up to GRID x GRID flat rows as one (H', W', C) picture in [0, 1] (values mapped from [low, high]), one pixel of
-    white between the images."""
+    mid-grey between the images (white or black would merge with an image's own edge)."""
     channels, height, width = shape
     images = rows[:GRID * GRID].reshape(-1, channels, height, width).double()
     images = ((images - low) / (high - low if high > low else 1.0)).clamp(0, 1).numpy()
-    picture = np.ones(((height + 1) * GRID - 1, (width + 1) * GRID - 1, channels))
+    picture = np.full(((height + 1) * GRID - 1, (width + 1) * GRID - 1, channels), 0.5)
     for index, image in enumerate(images):
         top, left = (index // GRID) * (height + 1), (index % GRID) * (width + 1)
         picture[top:top + height, left:left + width] = image.transpose(1, 2, 0)
@@ -113,7 +113,7 @@ def samples_figure(samples: torch.Tensor, data: torch.Tensor, gap: SampleGap,
     axis.set_xlabel("distance to the data mean")
     axis.set_ylabel("share of rows")
     axis.set_title(f"Mean offset {gap.mean_offset:.2f} spreads; W2 {gap.w2:.3g} (floor "
-                   f"{gap.w2_floor:.3g}), coverage {gap.coverage:.2f}", fontsize=10)
+                   f"{gap.w2_floor:.3g}), coverage {gap.coverage:.2f}", fontsize=9)
     axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
