@@ -67,26 +67,35 @@ def masked_crc32c(records: list[bytes]) -> np.ndarray:
 
 
 def _varint(value: int) -> bytes:
-    out = bytearray()
     value &= (1 << 64) - 1  # protobuf's int64: a negative step as its two's complement
-    while True:
-        byte = value & 0x7F
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
         value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(value)
+    return bytes(out)
 
 
 def scalar_event(tag: str, value: float, step: int, wall_time: float) -> bytes:
     """An Event proto holding one simple_value, in protobuf wire format (Event: wall_time = 1, step = 2,
     summary = 5; Summary: value = 1; Summary.Value: tag = 1, simple_value = 2)."""
+    head = _SCALAR_HEADS.get(tag)
+    if head is None:
+        head = _SCALAR_HEADS[tag] = _scalar_head(tag)
+    return b"".join((b"\x09", struct.pack("<d", wall_time), b"\x10", _varint(step), head, struct.pack("<f", value)))
+
+
+_SCALAR_HEADS: dict[str, bytes] = {}  # per tag, the bytes of a scalar event from its summary field to the value
+
+
+def _scalar_head(tag: str) -> bytes:
     name = tag.encode("utf-8")
-    entry = b"\x0a" + _varint(len(name)) + name + b"\x15" + struct.pack("<f", value)
-    summary = b"\x0a" + _varint(len(entry)) + entry
-    return (b"\x09" + struct.pack("<d", wall_time) + b"\x10" + _varint(step)
-            + b"\x2a" + _varint(len(summary)) + summary)
+    entry_head = b"\x0a" + _varint(len(name)) + name + b"\x15"
+    entry_length = len(entry_head) + 4
+    summary_length = 1 + len(_varint(entry_length)) + entry_length
+    return b"\x2a" + _varint(summary_length) + b"\x0a" + _varint(entry_length) + entry_head
 
 
 def summary_event(summary: "Summary", step: int, wall_time: float) -> bytes:
@@ -94,6 +103,18 @@ def summary_event(summary: "Summary", step: int, wall_time: float) -> bytes:
     from tensorboard.compat.proto.event_pb2 import Event
 
     return Event(wall_time=wall_time, step=step, summary=summary).SerializeToString()
+
+
+_HEADERS: dict[int, bytes] = {}  # per record length: its length field and that field's checksum
+
+
+def _header(length: int) -> bytes:
+    """A record's length (uint64) and its masked CRC-32C: the same for every record of one length, so kept."""
+    header = _HEADERS.get(length)
+    if header is None:
+        field = struct.pack("<Q", length)
+        header = _HEADERS[length] = field + struct.pack("<I", masked_crc32c([field])[0])
+    return header
 
 
 class EventFile:
@@ -120,12 +141,10 @@ class EventFile:
             raise ValueError(f"EventFile: {self.path} is closed; nothing more can be written to it")
         if not self._pending:
             return
-        headers = [struct.pack("<Q", len(event)) for event in self._pending]
-        checks = masked_crc32c(headers + self._pending)
-        count = len(self._pending)
+        checks = masked_crc32c(self._pending)
         parts = []
-        for i, (header, event) in enumerate(zip(headers, self._pending)):
-            parts += [header, struct.pack("<I", checks[i]), event, struct.pack("<I", checks[count + i])]
+        for event, check in zip(self._pending, checks):
+            parts += [_header(len(event)), event, struct.pack("<I", check)]
         self._file.write(b"".join(parts))
         self._file.flush()
         self._pending.clear()
