@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tensorboard.compat.proto.summary_pb2 import Summary
 
 _MASK_DELTA = 0xA282EAD8
+SHORT_RECORD = 256  # bytes: records up to this long have their checksums computed together
 
 
 def _crc32c_table() -> np.ndarray:
@@ -40,9 +41,21 @@ _TABLE = _crc32c_table()
 
 
 def masked_crc32c(records: list[bytes]) -> np.ndarray:
-    """The masked CRC-32C (TFRecord's checksum) of each record, computed for all records together."""
-    if not records:
-        return np.zeros(0, dtype=np.uint32)
+    """The masked CRC-32C (TFRecord's checksum) of each record: the short ones (scalars) together, one numpy pass
+    per byte position; each long one (a histogram, an image) alone by TensorBoard's byte loop, since one numpy pass
+    per byte of a single record costs far more than the loop."""
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as one_by_one
+
+    result = np.zeros(len(records), dtype=np.uint32)
+    short = [i for i, record in enumerate(records) if len(record) <= SHORT_RECORD]
+    for i in set(range(len(records))) - set(short):
+        result[i] = one_by_one(records[i])
+    if short:
+        result[short] = _batched_crc([records[i] for i in short])
+    return result
+
+
+def _batched_crc(records: list[bytes]) -> np.ndarray:
     lengths = np.fromiter((len(r) for r in records), dtype=np.int64, count=len(records))
     order = np.argsort(-lengths, kind="stable")  # longest first: the records still running are a prefix
     width = int(lengths.max())
