@@ -27,7 +27,7 @@ FROZEN = 1e-6           # relative change below which a state or an output count
 SAME = 1e-5             # relative difference below which two outputs count as the same
 INVERSION_SLACK = 2.0   # a DDIM output's inversion error may be this many times textbook DDIM's
 INVERSION_FLOOR = 1e-3  # ... or this, relative to the start noise, whichever is larger
-STRIDE = 5              # a strided run takes T // STRIDE steps
+STRIDE = 2              # a strided run takes T // STRIDE steps
 TRAJECTORY_STEPS = 8    # flow steps of the runs whose calls are checked
 
 
@@ -144,11 +144,14 @@ def state_moves(sampler: Sampler, example: Example) -> None:
 
 
 def rows_independent(sampler: Sampler, example: Example) -> None:
-    """A row's sample does not depend on the other rows of the batch."""
+    """A row's sample does not depend on the other rows of the batch (checked only where the same batch gives the
+    same samples; `reproducible` names a sampler that does not)."""
     x = example.noise(32)
     others = x.clone()
     others[16:] = 3 * example.noise(16, salt=5)
     first, _ = _run(sampler, example, x)
+    if _relative(_run(sampler, example, x)[0], first) > SAME:
+        return
     second, _ = _run(sampler, example, others)
     change = _relative(second[:16], first[:16])
     if change > SAME:
