@@ -59,9 +59,10 @@ class GaussianMixture:
         return self.means[picked] + self.scales[picked, None] * noise
 
     def posterior(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """E[x_data | x] and E[z | x] for states x (B, D) on the path x = a·x_data + b·z, with a, b of shape (B,)."""
+        """E[x_data | x] and E[z | x] for states x (B, D) on the path x = a·x_data + b·z, with a, b of shape (B,)
+        or one value each."""
         x = x.double()
-        a, b = a.double()[:, None, None], b.double()[:, None, None]
+        a, b = (torch.as_tensor(v, dtype=torch.float64).reshape(-1).expand(x.shape[0])[:, None, None] for v in (a, b))
         s2 = self.scales.pow(2)[None, :, None]
         v = a ** 2 * s2 + b ** 2                                    # (B, K, 1)
         offset = x[:, None, :] - a * self.means[None]               # (B, K, D)
@@ -72,13 +73,15 @@ class GaussianMixture:
         noise = (r * (b / v * offset)).sum(1)
         return data, noise
 
-    def velocity(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The exact marginal velocity of the linear path x_t = t·x1 + (1 − t)·x0, x0 ~ N(0, I); t of shape (B,)."""
+    def velocity(self, x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+        """The exact marginal velocity of the linear path x_t = t·x1 + (1 − t)·x0, x0 ~ N(0, I); t a float or (B,)."""
+        t = torch.as_tensor(t, dtype=torch.float64)
         data, noise = self.posterior(x, t, 1 - t)
         return data - noise
 
-    def eps(self, x: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
-        """The ideal noise prediction at x_t = √ᾱ·x0 + √(1 − ᾱ)·ε; ᾱ of shape (B,)."""
+    def eps(self, x: torch.Tensor, alpha_bar: float | torch.Tensor) -> torch.Tensor:
+        """The ideal noise prediction at x_t = √ᾱ·x0 + √(1 − ᾱ)·ε; ᾱ a float or (B,)."""
+        alpha_bar = torch.as_tensor(alpha_bar, dtype=torch.float64)
         return self.posterior(x, alpha_bar.sqrt(), (1 - alpha_bar).sqrt())[1]
 
 
