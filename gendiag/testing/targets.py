@@ -27,13 +27,14 @@ class GaussianMixture:
     weights: torch.Tensor
 
     @classmethod
-    def make(cls, means: list[list[float]], scales: list[float], weights: list[float] | None = None) -> "GaussianMixture":
+    def make(cls, means: list[list[float]], scales: list[float],
+             weights: list[float] | None = None) -> "GaussianMixture":
         """A mixture from plain lists (weights normalised; equal when None)."""
         mu = torch.tensor(means, dtype=torch.float64)
         if mu.dim() != 2 or mu.shape[0] != len(scales) or min(scales) <= 0:
             raise ValueError(f"GaussianMixture: need means (K, D) and K scales > 0, got shape {tuple(mu.shape)} and "
                              f"scales {scales}")
-        w = torch.ones(len(scales), dtype=torch.float64) if weights is None else torch.tensor(weights, dtype=torch.float64)
+        w = torch.tensor([1.0] * len(scales) if weights is None else weights, dtype=torch.float64)
         if w.shape != (len(scales),) or bool((w <= 0).any()):
             raise ValueError(f"GaussianMixture: need {len(scales)} positive weights, got {weights}")
         return cls(mu, torch.tensor(scales, dtype=torch.float64), w / w.sum())
