@@ -1,6 +1,7 @@
-"""The project's own samplers pass every property of their kind: the ODE solvers of reference_models.solvers, the
-flattened recipe's Euler over time points, DDPM's ancestral chain (strided by recomputing betas, as improved DDPM
-respaces a schedule) and DDIM, each called through the signature gendiag.testing documents."""
+"""The project's own samplers pass every property of their kind: the ODE solvers of reference_models.solvers (the
+adaptive one too: accurate at every step count, and its batch-wide step control couples rows only within its
+tolerance), the flattened recipe's Euler over time points, DDPM's ancestral chain (strided by recomputing betas, as
+improved DDPM respaces a schedule) and DDIM, each called through the signature gendiag.testing documents."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from gendiag.recipes.flattened import euler_time_points
 from gendiag.testing import assert_ddim_sampler, assert_ddpm_sampler, assert_flow_sampler
 from reference_models.ddpm import Schedule, ancestral_sample, ddim_sample
-from reference_models.solvers import euler, heun
+from reference_models.solvers import adaptive, euler, heun
 
 EXAMPLES = 3
 
@@ -20,6 +21,10 @@ def test_euler_passes_every_flow_property() -> None:
 
 def test_heun_passes_every_flow_property_at_order_two() -> None:
     assert_flow_sampler(heun, order=2, examples=EXAMPLES)
+
+
+def test_the_adaptive_reference_solver_passes_though_it_ignores_the_step_count() -> None:
+    assert_flow_sampler(lambda field, x0, steps: adaptive(field, x0), examples=EXAMPLES)
 
 
 def test_the_flattened_recipes_euler_over_time_points_passes() -> None:

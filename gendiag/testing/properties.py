@@ -25,6 +25,9 @@ ORDER_STEPS = (8, 16, 32, 64)
 ORDER_SLACK = 0.3       # observed order may fall this far below the expected one
 FROZEN = 1e-6           # relative change below which a state or an output counts as unchanged
 SAME = 1e-5             # relative difference below which two outputs count as the same
+INDEPENDENT = 1e-4      # ... and below which a kept row's sample counts as unchanged by the other rows (an adaptive
+                        # solver integrating the batch as one system couples rows within its tolerance, rtol 1e-5)
+ACCURATE = 1e-3         # relative error below which a sampler is accurate at every step count (an adaptive solver)
 INVERSION_SLACK = 2.0   # a DDIM output's inversion error may be this many times textbook DDIM's
 INVERSION_FLOOR = 1e-3  # ... or this, relative to the start noise, whichever is larger
 STRIDE = 2              # a strided run takes T // STRIDE steps
@@ -156,9 +159,9 @@ def rows_independent(sampler: Sampler, example: Example) -> None:
         return
     second, _ = _run(sampler, example, others)
     change = _relative(second[:16], first[:16])
-    if change > SAME:
+    if change > INDEPENDENT:
         fail(sampler, "rows are not independent: changing the other rows of the batch changed the samples of rows "
-             "that were kept", example, f"relative change {change:.3g} > {SAME}")
+             "that were kept", example, f"relative change {change:.3g} > {INDEPENDENT}")
 
 
 def reproducible(sampler: Sampler, example: Example) -> None:
@@ -182,7 +185,8 @@ def _field_name(sampler: Sampler) -> str:
 
 
 def flow_time(sampler: Sampler, example: Example) -> None:
-    """t runs from 0 (the source) to 1 (the data), never backwards, over the whole range."""
+    """t runs from 0 (the source) to 1 (the data) over the whole range. Single calls back in time are allowed: an
+    adaptive solver evaluates ahead and goes back when it rejects a step."""
     steps = TRAJECTORY_STEPS
     _, record = _flow(sampler, example, steps, example.noise(16))
     if not record.times:
@@ -196,11 +200,6 @@ def flow_time(sampler: Sampler, example: Example) -> None:
     if times[-1] < times[0]:
         fail(sampler, "integrates from data to source: t decreases, but the path has the source at t = 0 and the "
              "data at t = 1", example, shown)
-    backwards = [k for k in range(1, len(times)) if times[k] < times[k - 1] - 1e-9]
-    if backwards:
-        k = backwards[0]
-        fail(sampler, "time goes backwards between calls", example, f"{shown}; call {k + 1} at t = {times[k]:.4g} "
-             f"after t = {times[k - 1]:.4g}")
     if times[0] > 1e-3:
         fail(sampler, "does not start where the source is: the first call is not at t = 0", example, shown)
     if high < 1 - h - 1e-3:
@@ -211,13 +210,14 @@ def flow_time(sampler: Sampler, example: Example) -> None:
 def error_order(sampler: Sampler, example: Example, order: float = 1.0) -> None:
     """On a one-component target, whose flow map is closed form (x1 = μ + s·x0), the error shrinks with the step
     count at least at `order` (Euler 1, Heun 2), less ORDER_SLACK: the observed order is the slope between the two
-    largest step counts, where the error is asymptotic."""
+    largest step counts, where the error is asymptotic. A sampler already within ACCURATE at every step count (an
+    adaptive solver, which ignores the step count) passes."""
     x0 = example.noise(64).double()
     exact = gaussian_flow_map(example.target, x0)
     size = _rms(exact - example.target.means[0]) or 1.0
     errors = [_rms(_flow(sampler, example, steps, x0)[0] - exact) / size for steps in ORDER_STEPS]
-    if max(errors) < 1e-7:
-        return  # exact on this target at every step count
+    if max(errors) < ACCURATE:
+        return  # accurate at every step count: nothing left to shrink
     observed = math.log(max(errors[-2], 1e-300) / max(errors[-1], 1e-300)) / math.log(ORDER_STEPS[-1] / ORDER_STEPS[-2])
     if observed < order - ORDER_SLACK:
         shown = ", ".join(f"{e:.3g}" for e in errors)
