@@ -189,7 +189,7 @@ def _check_sampler_parser(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--kind", choices=("flow", "ddpm", "ddim"), default="flow",
                        help="flow: sampler(velocity_fn, x0, steps); ddpm: sampler(eps_fn, x_T, betas, steps, "
                        "generator); ddim: sampler(eps_fn, x_T, betas, steps) (default: flow)")
-    check.add_argument("--time-scale", type=float, default=None, metavar="S",
+    check.add_argument("--time-scale", type=_positive_scale, default=None, metavar="S",
                        help="diffusion: the sampler passes t = step·S/T (1 for t/T); default: the integer step")
     check.add_argument("--order", type=float, default=1.0, help="flow: the sampler's order (Euler 1, Heun 2)")
     check.add_argument("--dim", type=_positive, default=2, help="dimension of the targets (default: 2)")
@@ -205,10 +205,20 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _positive_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def _cmd_check_sampler(args: argparse.Namespace) -> int:
     from gendiag.testing.command import run
 
-    return run(args.sampler, args.kind, args.time_scale, args.order, args.dim, args.examples,
+    return run(args.sampler, args.kind, args.time_scale, args.order, args.dim, args.examples, args.debug,
                lambda line: console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gendiag.cli import main
+from gendiag.testing import SamplerContractError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,6 +142,18 @@ def test_paths_that_do_not_exist_are_one_line_with_status_two(capsys: pytest.Cap
     monkeypatch.chdir(tmp_path)
     status, lines = check(capsys, spec)
     assert status == 2 and len(lines) == 1 and words in lines[0]
+
+
+def test_debug_shows_the_traceback_of_bad_input(samplers: Path) -> None:
+    with pytest.raises(SamplerContractError, match="raised RuntimeError: the model is not loaded"):
+        main(["--debug", "check-sampler", f"{samplers}:raises"])
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "steps"])
+def test_a_time_scale_that_is_not_a_positive_number_is_refused(value: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["check-sampler", "reference_models.solvers:euler", "--kind", "ddpm", "--time-scale", value])
+    assert stop.value.code == 2 and "expected a number > 0" in capsys.readouterr().err
 
 
 @pytest.mark.slow

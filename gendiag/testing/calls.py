@@ -111,6 +111,8 @@ class Sampler:
     def __post_init__(self) -> None:
         if self.kind not in SIGNATURES:
             raise ValueError(f"check-sampler: kind must be one of {sorted(SIGNATURES)}, got {self.kind!r}")
+        if self.time_scale is not None and not 0 < self.time_scale < float("inf"):
+            raise ValueError(f"check-sampler: time_scale must be a number > 0, got {self.time_scale}")
         if not callable(self.fn):
             raise SamplerContractError(f"{self.label}: is a {type(self.fn).__name__}, not a callable; expected "
                                        f"{SIGNATURES[self.kind]}")

@@ -57,14 +57,17 @@ def _import(where: str, spec: str) -> Any:
         raise SamplerContractError(f"{spec}: importing {where} raised {type(error).__name__}: {message}") from None
 
 
-def run(spec: str, kind: str, time_scale: float | None, order: float, dim: int, examples: int,
+def run(spec: str, kind: str, time_scale: float | None, order: float, dim: int, examples: int, debug: bool,
         say: Callable[[str], None]) -> int:
-    """Checks the sampler named by `spec`, printing through `say`; returns the exit status."""
+    """Checks the sampler named by `spec`, printing through `say`; returns the exit status (`debug`: bad input
+    raises, with its traceback)."""
     started = time.perf_counter()
     try:
         verdicts = check_sampler(load_sampler(spec), kind, label=spec, time_scale=time_scale, order=order, dims=dim,
                                  examples=examples)
     except SamplerContractError as error:
+        if debug:
+            raise
         shown = str(error) if SIGNATURES[kind] in str(error) else f"{error} (a {kind} sampler is {SIGNATURES[kind]})"
         say(f"gendiag check-sampler: {shown}")
         return 2

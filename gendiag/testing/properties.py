@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NoReturn
 
 import torch
 
@@ -64,7 +64,7 @@ class Example:
         return 0 if self.betas is None else self.betas.shape[0]
 
 
-def fail(sampler: Sampler, what: str, example: Example, detail: str) -> None:
+def fail(sampler: Sampler, what: str, example: Example, detail: str) -> NoReturn:
     raise PropertyFailure(f"{sampler.label}: {what} ({detail}; {example.describe()})")
 
 
