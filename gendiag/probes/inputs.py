@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
+from gendiag.checks.time_scale import SCALE_RATIO as TIME_SCALE_RATIO
+from gendiag.checks.time_scale import TimeScaleGap, time_scale_gap
 from gendiag.figures import legend, new_figure
 from gendiag.findings import Finding, advice
 from gendiag.flow.projection import principal_plane
@@ -72,6 +74,7 @@ class InputsProbe(Probe):
         self._table: pd.DataFrame | None = None
         self._summary: dict[str, Any] = {}
         self._figure: str | None = None
+        self._time_gap: TimeScaleGap | None = None
         self._generator = torch.Generator().manual_seed(11)
 
     def on_forward(self, ctx: Any, call: ForwardCall) -> None:
@@ -111,12 +114,15 @@ class InputsProbe(Probe):
                 "and inside `with mon.sampling():`."))
         name = names[0]
         train, sampling = self._train[name], self._sampling[name]
+        self._time_gap = time_scale_gap(train.times, sampling.times, ctx.facts.get("schedule"))
         reference = self._reference_distance(train.rows.shape[1])
         table = _per_bin(train, sampling, reference, self._data, self._source, self._generator)
         self._table = table
         text = [f"Network `{name}`: {len(train)} training input rows (of {train.seen} recorded) and {len(sampling)} "
                 f"sampling input rows, compared in {len(table)} bins of t by the energy distance (`p_value`: "
                 f"permutation test, {PERMUTATIONS} relabellings)."]
+        if self._time_gap is not None:
+            text.append(self._time_gap.describe() + " The bins of t below mix the two scales.")
         if not reference:
             text.append("No data and source batches of the network's input size were observed "
                         "(`mon.observe_data(..., role=\"data\"/\"source\")`), so distances stay unscaled and no "
@@ -145,6 +151,8 @@ class InputsProbe(Probe):
                             table=table.round(4).set_index("bin"))
 
     def findings(self, ctx: Any) -> list[Finding]:
+        if self._time_gap is not None:
+            return [_time_scale_finding(self._time_gap, self._train, ctx.task, self._figure)]
         if not self._summary:
             return []
         summary, table = self._summary, self._table
@@ -226,6 +234,26 @@ class InputsProbe(Probe):
             return None
         distance = energy_distance(data[:MAX_ROWS_PER_BIN * 2], source[:MAX_ROWS_PER_BIN * 2])
         return distance if distance > 0 else None
+
+
+def _time_scale_finding(gap: TimeScaleGap, train: dict[str, Reservoir], task: str, figure: str | None) -> Finding:
+    """Training and sampling feed t on different scales: every per-bin comparison would mix them, so this is the
+    finding instead."""
+    model = next(iter(train))
+    return Finding(
+        code="train-sample-input-mismatch", severity="critical",
+        title=f"The sampler passes `{model}` t on another scale than training ({gap.factor:.3g} times "
+              f"{'larger' if gap.sampling_larger else 'smaller'})",
+        message=(f"{gap.describe()} The network meets, in sampling, times it was never trained on, so its "
+                 "prediction there is arbitrary whatever the inputs."),
+        evidence={"train_t_max": round(gap.train_max, 6), "sampling_t_max": round(gap.sampling_max, 6),
+                  "factor": round(gap.factor, 4), "schedule_steps": gap.schedule_steps,
+                  "threshold_factor": TIME_SCALE_RATIO},
+        suggestion=("Pass the network t on one scale in training and in sampling: the integer step the scheduler "
+                    "uses (`scheduler.timesteps`, `torch.randint(0, T, ...)`) in both, or step / T in both. "
+                    + advice(ADVICE, task)),
+        figure=figure,
+    )
 
 
 def _per_bin(train: Reservoir, sampling: Reservoir, reference: float | None, data: Reservoir | None,
