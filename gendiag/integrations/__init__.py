@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any, Callable
 
 
 def require(module: str, integration: str, extra: str) -> ModuleType:
@@ -15,3 +16,24 @@ def require(module: str, integration: str, extra: str) -> ModuleType:
     except ImportError as error:
         raise ImportError(f"gendiag.integrations.{integration} needs {module.split('.')[0]!r}, which cannot be "
                           f"imported ({error}); install it with: pip install 'gendiag[{extra}]'") from None
+
+
+def wrap_method(owner: Any, name: str, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callable[[], None]:
+    """Put `wrap(owner.name)` in place of the method `name` on this one object (its class is untouched), and return
+    the function that gives the object its own method back; calling that again does nothing."""
+    own = name in vars(owner)
+    original = getattr(owner, name)
+    setattr(owner, name, wrap(original))
+    done = False
+
+    def restore() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
+        if own:
+            setattr(owner, name, original)
+        else:
+            delattr(owner, name)
+
+    return restore

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from gendiag.integrations import require
+from gendiag.integrations import require, wrap_method
 from gendiag.monitor import Monitor
 
 require("diffusers", "diffusers", "diffusers")
@@ -55,10 +55,8 @@ class DiffusersMonitor(Monitor):
                             f"(DDPMScheduler, DDIMScheduler, ...), got {type(scheduler).__name__}")
         super().__init__(run_dir, task="diffusion", schedule=schedule.detach().cpu(), **monitor_kwargs)
         self.scheduler = scheduler
-        self._add_noise = None
-        if callable(getattr(scheduler, "add_noise", None)):
-            self._add_noise = scheduler.add_noise
-            scheduler.add_noise = self._observed_add_noise(scheduler.add_noise)
+        self._restore = (wrap_method(scheduler, "add_noise", self._observed_add_noise)
+                         if callable(getattr(scheduler, "add_noise", None)) else lambda: None)
         if unet is not None:
             self.watch_unet(unet, name=name, optimizer=optimizer)
 
@@ -70,9 +68,7 @@ class DiffusersMonitor(Monitor):
 
     def finish(self, *, partial: str | None = None) -> Any:
         """As `Monitor.finish`; also gives the scheduler its own `add_noise` back."""
-        if self._add_noise is not None:
-            self.scheduler.add_noise = self._add_noise
-            self._add_noise = None
+        self._restore()
         return super().finish(partial=partial)
 
     def _observed_add_noise(self, add_noise: Any) -> Any:
