@@ -30,10 +30,12 @@ from gendiag.monitor import Monitor
 
 def _lightning() -> Any:
     """`lightning.pytorch`, else `pytorch_lightning`; one ImportError line naming the extra when neither imports."""
-    try:
-        return importlib.import_module("lightning.pytorch")
-    except ImportError:
-        return require("pytorch_lightning", "lightning", "lightning")
+    for module in ("lightning.pytorch", "pytorch_lightning"):
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            continue
+    return require("lightning.pytorch", "lightning", "lightning")
 
 
 _pl = _lightning()
