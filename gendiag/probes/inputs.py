@@ -9,6 +9,10 @@ large ratio: such a gap is reported as info. Also where each sits on the line fr
 the source, 1 at the data). And whether the training inputs change with t at all: the lowest and the highest
 bin of t, on the same scale (about 1 for any path from source to data).
 
+Before the bins, the time scales: a sampler whose largest t is over 5 times training's, or under a fifth of it
+(`gendiag.checks.time_scale`: `timesteps / T` in training, the scheduler's integer steps in sampling), is the
+finding on its own, naming both scales, since bins of t that mix two scales compare nothing.
+
 The flagship bug feeds the network the source batch x0 at every t: the training inputs do not change with t, and
 where the sampler does walk toward the data, the large-t bins light up too.
 """
@@ -74,7 +78,7 @@ class InputsProbe(Probe):
         self._table: pd.DataFrame | None = None
         self._summary: dict[str, Any] = {}
         self._figure: str | None = None
-        self._time_gap: TimeScaleGap | None = None
+        self._time_gap: tuple[str, TimeScaleGap] | None = None  # the network, and how its t scales differ
         self._generator = torch.Generator().manual_seed(11)
 
     def on_forward(self, ctx: Any, call: ForwardCall) -> None:
@@ -114,15 +118,16 @@ class InputsProbe(Probe):
                 "and inside `with mon.sampling():`."))
         name = names[0]
         train, sampling = self._train[name], self._sampling[name]
-        self._time_gap = time_scale_gap(train.times, sampling.times, ctx.facts.get("schedule"))
+        gap = time_scale_gap(train.times, sampling.times, ctx.facts.get("schedule"))
+        self._time_gap = None if gap is None else (name, gap)
         reference = self._reference_distance(train.rows.shape[1])
         table = _per_bin(train, sampling, reference, self._data, self._source, self._generator)
         self._table = table
         text = [f"Network `{name}`: {len(train)} training input rows (of {train.seen} recorded) and {len(sampling)} "
                 f"sampling input rows, compared in {len(table)} bins of t by the energy distance (`p_value`: "
                 f"permutation test, {PERMUTATIONS} relabellings)."]
-        if self._time_gap is not None:
-            text.append(self._time_gap.describe() + " The bins of t below mix the two scales.")
+        if gap is not None:
+            text.append(gap.describe() + " The bins of t below mix the two scales.")
         if not reference:
             text.append("No data and source batches of the network's input size were observed "
                         "(`mon.observe_data(..., role=\"data\"/\"source\")`), so distances stay unscaled and no "
@@ -152,7 +157,7 @@ class InputsProbe(Probe):
 
     def findings(self, ctx: Any) -> list[Finding]:
         if self._time_gap is not None:
-            return [_time_scale_finding(self._time_gap, self._train, ctx.task, self._figure)]
+            return [_time_scale_finding(*self._time_gap, ctx.task, self._figure)]
         if not self._summary:
             return []
         summary, table = self._summary, self._table
@@ -236,10 +241,9 @@ class InputsProbe(Probe):
         return distance if distance > 0 else None
 
 
-def _time_scale_finding(gap: TimeScaleGap, train: dict[str, Reservoir], task: str, figure: str | None) -> Finding:
+def _time_scale_finding(model: str, gap: TimeScaleGap, task: str, figure: str | None) -> Finding:
     """Training and sampling feed t on different scales: every per-bin comparison would mix them, so this is the
     finding instead."""
-    model = next(iter(train))
     return Finding(
         code="train-sample-input-mismatch", severity="critical",
         title=f"The sampler passes `{model}` t on another scale than training ({gap.factor:.3g} times "
