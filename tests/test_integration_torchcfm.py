@@ -81,3 +81,23 @@ def test_a_network_of_unknown_convention_is_refused_with_the_choices(tmp_path) -
         TorchCFMMonitor(tmp_path / "run", FM, torch.nn.Linear(3, 2))
     assert "sample_location_and_conditional_flow" not in vars(FM)     # refused before anything was wrapped
     assert not (tmp_path / "run").exists()
+
+
+def test_torchcfm_unet_is_watched_as_t_then_x(tmp_path) -> None:
+    from torchcfm.models.unet import UNetModel
+
+    from gendiag.integrations.torchcfm import convention_of
+
+    torch.manual_seed(0)
+    unet = UNetModel(dim=(1, 8, 8), num_channels=32, num_res_blocks=1, channel_mult=(1, 2), attention_resolutions="4",
+                     num_heads=1)
+    assert convention_of(unet) == "t, x"
+    FM = ConditionalFlowMatcher(sigma=0.0)
+    with TorchCFMMonitor(tmp_path / "run", FM, unet, strict=True) as mon:
+        x1 = torch.randn(4, 1, 8, 8)
+        t, xt, ut = FM.sample_location_and_conditional_flow(torch.randn_like(x1), x1)
+        vt = unet(t, xt)
+        mon.step(0, ((vt - ut) ** 2).mean())
+        evaluated = mon.ctx.evaluate("velocity", xt, t)
+    assert evaluated.shape == vt.shape
+    assert torch.allclose(evaluated, vt.detach(), atol=1e-5)          # the probes run it as the loop does
