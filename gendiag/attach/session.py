@@ -325,7 +325,8 @@ class Session:
             if network.name == roles.get("discriminator"):
                 (self.round.d_fake if fed_by == roles.get("generator") else self.round.d_real).append(
                     outputs[0].detach())
-                if fed_by != roles.get("generator") and isinstance(x, torch.Tensor) and self.data_thinning.take():
+                if (fed_by != roles.get("generator") and isinstance(x, torch.Tensor) and not self.loader_batches
+                        and self.data_thinning.take()):
                     self._offer_data(x, "the discriminator's real inputs")
             elif network.name == roles.get("generator"):
                 self.last_fake = outputs[0].detach()
@@ -333,7 +334,7 @@ class Session:
             first, second = network.latent_pair
             if self.latent_thinning.take():
                 self.monitor.observe_latents(outputs[first].detach(), outputs[second].detach())
-                if isinstance(x, torch.Tensor):
+                if isinstance(x, torch.Tensor) and not self.loader_batches:
                     self._offer_data(x, "the VAE's inputs")
 
     def _learn(self, network: NetworkSeen, x: Any, t: torch.Tensor | None, raw_t: Any,
@@ -385,7 +386,8 @@ class Session:
             self._offer_samples(outputs[0])
         elif (task == "vae" and main is not None and network is not main and main.input_shape is not None
               and tuple(outputs[0].shape[1:]) == main.input_shape):
-            self._offer_samples(outputs[0])
+            # a decoder trained through a loss on logits (BCE with logits) returns logits: its samples are their sigmoid
+            self._offer_samples(torch.sigmoid(outputs[0]) if self.logit_loss else outputs[0])
 
     def _end_sampling_run(self) -> None:
         """A flow sampler's run ends: its last state, moved by its last velocity to the data end of time, is its

@@ -34,13 +34,14 @@ def _networks(session: "Session") -> str:
         return "No network (a module with parameters called from outside any module) was called."
     owners = trained_by(networks, session.optimizers)
     watched = set(session.monitor.ctx.models) if session.monitor is not None else set()
-    rows = ["| network | parameters | call convention | optimizer | training calls | sampling calls | "
-            "evaluation calls left out | watched |", "|---|---|---|---|---|---|---|---|"]
+    roles = {name: role for role, name in session.inference.roles.items()} if session.inference else {}
+    rows = ["| network | role | parameters | call convention | optimizer | training calls | sampling calls | "
+            "evaluation calls left out | watched |", "|---|---|---|---|---|---|---|---|---|"]
     for n in networks:
         parameters = sum(p.numel() for p in n.module.parameters())
         convention = n.convention.describe() if n.convention is not None else "no batch argument"
         owner = f"#{owners[n.name] + 1}" if n.name in owners else "none"
-        rows.append(f"| `{n.name}` | {parameters:,} | {convention} | {owner} | {n.train_calls} | {n.sampling_calls} | "
+        rows.append(f"| `{n.name}` | {roles.get(n.name, '')} | {parameters:,} | {convention} | {owner} | {n.train_calls} | {n.sampling_calls} | "
                     f"{n.skipped_calls} | {'yes' if n.name in watched else 'no'} |")
     return "\n".join(rows)
 
