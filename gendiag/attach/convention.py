@@ -1,9 +1,8 @@
 """How a network is called, read from one call: which argument is the batch x and which, if any, the time t.
 
-x is the first tensor argument (positional, then keyword) with a batch dimension and at least two dimensions; t is
-the first other argument that reads as one time per row: a Python number, a one-element tensor, or a (B,) or
-(B, 1) tensor for a batch of B. A network fed anything else (t concatenated into x, t first) is read as having no
-time; `gendiag attach` says so in its report."""
+x is the first tensor argument (positional, then keyword) with a batch dimension, at least two dimensions and more
+than one value per row (a (B, 1) tensor is x only where nothing else is); t is the first other argument that reads as one time per row: a Python number, a one-element tensor, or a (B,) or
+(B, 1) tensor for a batch of B. A network fed t inside x (`cat([x, t])`) is read as having no time; `gendiag attach` says so in its report."""
 
 from __future__ import annotations
 
@@ -36,10 +35,12 @@ def _places(args: tuple, kwargs: dict) -> list[tuple[int | str, Any]]:
 def read_convention(args: tuple, kwargs: dict) -> Convention | None:
     """The convention of one call, or None when no argument is a batch of at least two dimensions."""
     places = _places(args, kwargs)
-    x_place = next((place for place, value in places
-                    if isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[0] > 0), None)
-    if x_place is None:
+    batches = [(place, value) for place, value in places
+               if isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[0] > 0]
+    if not batches:
         return None
+    wide = [place for place, value in batches if value.numel() != value.shape[0]]  # a (B, 1) tensor is a time
+    x_place = (wide or [batches[0][0]])[0]
     batch = dict(places)[x_place].shape[0]
     t_place = next((place for place, value in places if place != x_place and is_time(value, batch)), None)
     return Convention(x_place, t_place)

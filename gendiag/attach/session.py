@@ -71,10 +71,19 @@ class Fitted:
 
 @dataclass
 class Round:
-    losses: list[tuple[float, int]] = field(default_factory=list)  # (value, index of the optimizer it fed)
+    """What a round saw (or, as `pending`, what came since the last optimizer step: it joins the round of that
+    step)."""
+
+    losses: list[tuple[float, int | None]] = field(default_factory=list)  # (value, index of the optimizer it fed)
     fitted: list[Fitted] = field(default_factory=list)
     d_real: list[torch.Tensor] = field(default_factory=list)
     d_fake: list[torch.Tensor] = field(default_factory=list)
+
+    def take(self, pending: "Round", optimizer: int | None) -> None:
+        self.losses += [(value, optimizer) for value, _ in pending.losses]
+        self.fitted += pending.fitted
+        self.d_real += pending.d_real
+        self.d_fake += pending.d_fake
 
 
 @dataclass
@@ -129,7 +138,7 @@ class Session:
         self.inference: Inference | None = None
         self.rounds = 0
         self.round = Round()
-        self.pending_losses: list[float] = []
+        self.pending = Round()
         self.recent: dict[Any, tuple[tuple[NetworkSeen, Any, torch.Tensor | None], torch.Tensor]] = {}
         self.latest: dict[str, torch.Tensor] = {}
         self.starts_offered: set[tuple[Any, ...]] = set()
@@ -192,7 +201,7 @@ class Session:
         if loss is None or loss.numel() != 1 or loss.grad_fn is None:
             return
         self.backward_passes += 1
-        self.pending_losses.append(float(loss.detach()))
+        self.pending.losses.append((float(loss.detach()), None))
         if self.rounds <= WARMUP_ROUNDS and not self.logit_loss:
             self.logit_loss = _mentions(loss, LOGIT_LOSSES)
         regression = find_regression(loss, self.recent) if self.recent else None
@@ -210,7 +219,7 @@ class Session:
             column = t.to(target.device).reshape(-1, *([1] * (target.dim() - 1)))
             x = x.detach().float()
             ends = {1.0: x + (1 - column) * target, 0.0: x - column * target}
-        self.round.fitted.append(Fitted(network.name, t, residual.pow(2).flatten(1).mean(1),
+        self.pending.fitted.append(Fitted(network.name, t, residual.pow(2).flatten(1).mean(1),
                                         target.flatten(1).norm(dim=1), ends))
 
     @_guarded
@@ -226,9 +235,8 @@ class Session:
             self.rounds += 1
             if self.monitor is None and self.rounds > WARMUP_ROUNDS:
                 self._start_monitor()
-        index = next(i for i, known in enumerate(self.optimizers) if known is optimizer)
-        self.round.losses += [(value, index) for value in self.pending_losses]
-        self.pending_losses = []
+        self.round.take(self.pending, next(i for i, known in enumerate(self.optimizers) if known is optimizer))
+        self.pending = Round()
 
     @_guarded
     def after_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -259,6 +267,7 @@ class Session:
                 if self.monitor is None:
                     self._start_monitor()
                 self._end_sampling_run()
+                self.round.take(self.pending, None)
                 if self.rounds:
                     self._close_round()
                 self._flush_ends(final=True)
@@ -323,7 +332,7 @@ class Session:
         roles = self.inference.roles
         if self.inference.task == "gan" and outputs:
             if network.name == roles.get("discriminator"):
-                (self.round.d_fake if fed_by == roles.get("generator") else self.round.d_real).append(
+                (self.pending.d_fake if fed_by == roles.get("generator") else self.pending.d_real).append(
                     outputs[0].detach())
                 if (fed_by != roles.get("generator") and isinstance(x, torch.Tensor) and not self.loader_batches
                         and self.data_thinning.take()):

@@ -92,7 +92,7 @@ def _gaps(session: "Session") -> list[str]:
                     "fact (`--facts`) lets the schedule probe run.")
     if task == "generic":
         gaps.append("the task was not recognised; `--task flow|diffusion|gan|vae` picks the probes for it.")
-    gaps.append("what inference cannot see: a network fed `cat([x, t])` or `(t, x)` reads as having no time; a "
+    gaps.append("what inference cannot see: a network fed `cat([x, t])` reads as having no time; a "
                 "continuous-time diffusion model with t in [0, 1] reads as flow; a validation pass with one time for "
                 "all rows reads as sampling; losses other than squared errors give no per-sample values. "
                 "`--task` and `--facts FILE.yaml` (image_shape, schedule, modes, ...) supply what is missing.")
