@@ -155,6 +155,7 @@ def _cmd_attach(args: argparse.Namespace) -> int:
     attached = run_attached(args.command, create_run_dir(args.out, Path(target).stem.replace(".", "_")),
                             task=args.task, facts=facts)
     codes = ", ".join(f"{f.severity} {f.code}" for f in attached.report.findings) or "none"
+    sys.stdout.flush()  # the script's own output first
     errors.print(f"gendiag attach: report in {attached.run_dir / 'report.html'}; findings: {codes}", markup=False,
                  soft_wrap=True)
     return attached.exit_code

@@ -383,7 +383,8 @@ class Session:
                 self.first_sampling_t = first_t
                 self._flush_ends(final=False)
             if (self.monitor is not None and self.inference.task in ("flow", "diffusion")
-                    and network.name == self.inference.roles.get("main") and isinstance(x, torch.Tensor)):
+                    and network.name == self.inference.roles.get("main") and network.has_time
+                    and isinstance(x, torch.Tensor)):  # without a time argument x may hold more than the state
                 self._offer_start(x)
         run.calls += 1
         run.last = (x, t, outputs[0] if outputs else None)
