@@ -178,7 +178,8 @@ class Session:
         raw_t = argument(args, kwargs, convention.t_arg) if convention is not None and batch else None
         t = row_times(raw_t, batch) if batch else None
         outputs = _tensors(output)
-        fed_by = self._fed_by(network, args, kwargs)
+        fed_by = (self._fed_by(network, args, kwargs)
+                  if self.inference is None or self.inference.task == "gan" else None)
         if outputs:
             self.latest[network.name] = outputs[0].detach()  # held, so its memory is not reused by another tensor
         training = module.training and torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
