@@ -193,3 +193,55 @@ def test_cli_refuses_a_missing_script_in_one_line(tmp_path: Path) -> None:
                           env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == ["gendiag: error: attach: no script 'nowhere.py' (from " + str(ROOT) + ")"]
+
+
+def test_sigterm_writes_a_partial_report_and_exits_143(tmp_path: Path) -> None:
+    path = script(tmp_path, """
+        import os
+        import signal
+        import torch
+        net = torch.nn.Linear(2, 1)
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        for step in range(6):
+            net(torch.randn(4, 2)).pow(2).mean().backward()
+            opt.step()
+        os.kill(os.getpid(), signal.SIGTERM)
+        print("not reached")
+    """)
+    done = subprocess.run([sys.executable, "-m", "gendiag.cli", "attach", "--out", str(tmp_path / "reports"), "--",
+                           "python", str(path)], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 143 and "not reached" not in done.stdout
+    findings = json.loads(next((tmp_path / "reports" / "train").glob("*/findings.json")).read_text())
+    assert findings["partial"] == "stopped by SIGTERM"
+
+
+def test_integer_timesteps_read_as_diffusion(tmp_path: Path) -> None:
+    path = script(tmp_path, """
+        import torch
+
+        class Denoiser(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = torch.nn.Sequential(torch.nn.Linear(3, 64), torch.nn.SiLU(), torch.nn.Linear(64, 2))
+
+            def forward(self, x, timestep):
+                return self.net(torch.cat([x, timestep[:, None].float() / 100], 1))
+
+        torch.manual_seed(0)
+        abar = torch.cumprod(1 - torch.linspace(1e-4, 0.2, 100), 0)
+        model = Denoiser()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for step in range(40):
+            x0 = torch.randn(128, 2) * 0.5 + 1
+            t = torch.randint(0, 100, (128,))
+            eps = torch.randn(128, 2)
+            a = abar[t][:, None]
+            loss = ((model(a.sqrt() * x0 + (1 - a).sqrt() * eps, timestep=t) - eps) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    """)
+    text = inferred(run_attached(["python", str(path)], tmp_path / "run").run_dir)
+    assert "**Task: diffusion**" in text and "x = argument 0, t = keyword 'timestep'" in text
+    assert "integer timesteps" in text

@@ -60,6 +60,7 @@ def run_attached(command: list[str], run_dir: Path, task: str | None = None,
                  facts: dict[str, Any] | None = None) -> Attached:
     """Run the command's script under the hooks, then write the report into `run_dir`."""
     kind, target, arguments = split_command(command)
+    run_dir = Path(run_dir).resolve()  # the script may change the working folder
     session = Session(run_dir, task=task, facts=facts)
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     sys.argv[:] = [target, *arguments]
@@ -95,7 +96,7 @@ def run_attached(command: list[str], run_dir: Path, task: str | None = None,
     shown = " ".join(["python", *(["-m"] if kind == "module" else []), target, *arguments])
     header = f"Script: `{shown}`, exit status {exit_code}."
     report = session.finish(partial=partial, header=header)
-    return Attached(exit_code, report, Path(run_dir))
+    return Attached(exit_code, report, run_dir)
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
