@@ -192,7 +192,7 @@ def test_cli_refuses_a_missing_script_in_one_line(tmp_path: Path) -> None:
                            "nowhere.py"], cwd=ROOT, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == ["gendiag: error: attach: no script 'nowhere.py' (from " + str(ROOT) + ")"]
+    assert done.stderr.strip().splitlines() == [f"gendiag: error: attach: no script 'nowhere.py' (from {ROOT})"]
 
 
 def test_sigterm_writes_a_partial_report_and_exits_143(tmp_path: Path) -> None:

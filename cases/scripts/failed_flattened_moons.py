@@ -111,8 +111,9 @@ def main():
             with torch.no_grad():
                 images = euler(model, starts, args.time_points)
             model.train()
-            print(f"iteration {iteration}: loss {loss.item():.4g}, cosine to the target {cosine(images, target_picture):.3f},"
-                  f" to the start {nn.functional.cosine_similarity(images, starts, dim=1).mean().item():.3f}")
+            to_start = nn.functional.cosine_similarity(images, starts, dim=1).mean().item()
+            print(f"iteration {iteration}: loss {loss.item():.4g}, cosine to the target "
+                  f"{cosine(images, target_picture):.3f}, to the start {to_start:.3f}")
 
     model.eval()
     with torch.no_grad():

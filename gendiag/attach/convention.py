@@ -1,8 +1,9 @@
 """How a network is called, read from one call: which argument is the batch x and which, if any, the time t.
 
 x is the first tensor argument (positional, then keyword) with a batch dimension, at least two dimensions and more
-than one value per row (a (B, 1) tensor is x only where nothing else is); t is the first other argument that reads as one time per row: a Python number, a one-element tensor, or a (B,) or
-(B, 1) tensor for a batch of B. A network fed t inside x (`cat([x, t])`) is read as having no time; `gendiag attach` says so in its report."""
+than one value per row (a (B, 1) tensor is x only where nothing else is); t is the first other argument that reads
+as one time per row: a Python number, a one-element tensor, or a (B,) or (B, 1) tensor for a batch of B. A network
+fed t inside x (`cat([x, t])`) is read as having no time; `gendiag attach` says so in its report."""
 
 from __future__ import annotations
 

@@ -92,7 +92,8 @@ def infer_task(networks: list[NetworkSeen], optimizers: list[torch.optim.Optimiz
         times = ("integer timesteps" if main.integer_time else f"times up to {main.time_max:.3g}") \
             if task == "diffusion" else "float times in [0, 1]"
         found = Inference(task, [f"`{main.name}` is fed (x, t) ({main.convention.describe()}; {times}) and its output "
-                                 f"is regressed on a target (a squared error in {main.regressions} of the first losses)"],
+                                 f"is regressed on a target (a squared error in {main.regressions} of the first "
+                                 "losses)"],
                           {"main": main.name})
     else:
         found = Inference("generic", ["no network fed (x, t) with a regression loss, no generator feeding a "

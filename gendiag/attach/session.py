@@ -512,7 +512,9 @@ class Session:
 
     def _offer(self, batch: torch.Tensor, role: str) -> bool:
         batch = batch.detach()
-        if batch.dim() < 2 or not batch.shape[0] or (batch.is_floating_point() and not bool(torch.isfinite(batch).all())):
+        if batch.dim() < 2 or not batch.shape[0]:
+            return False
+        if batch.is_floating_point() and not bool(torch.isfinite(batch).all()):
             return False
         self.monitor.observe_data(batch, role=role)
         if role == "source":

@@ -41,8 +41,9 @@ def _networks(session: "Session") -> str:
         parameters = sum(p.numel() for p in n.module.parameters())
         convention = n.convention.describe() if n.convention is not None else "no batch argument"
         owner = f"#{owners[n.name] + 1}" if n.name in owners else "none"
-        rows.append(f"| `{n.name}` | {roles.get(n.name, '')} | {parameters:,} | {convention} | {owner} | {n.train_calls} | {n.sampling_calls} | "
-                    f"{n.skipped_calls} | {'yes' if n.name in watched else 'no'} |")
+        shown = "yes" if n.name in watched else "no"
+        rows.append(f"| `{n.name}` | {roles.get(n.name, '')} | {parameters:,} | {convention} | {owner} | "
+                    f"{n.train_calls} | {n.sampling_calls} | {n.skipped_calls} | {shown} |")
     return "\n".join(rows)
 
 
