@@ -156,8 +156,8 @@ def _cmd_attach(args: argparse.Namespace) -> int:
                             task=args.task, facts=facts)
     codes = ", ".join(f"{f.severity} {f.code}" for f in attached.report.findings) or "none"
     sys.stdout.flush()  # the script's own output first
-    errors.print(f"gendiag attach: report in {attached.run_dir / 'report.html'}; findings: {codes}", markup=False,
-                 soft_wrap=True)
+    errors.print(f"gendiag attach: task {attached.task}; report in {attached.run_dir / 'report.html'}; findings: "
+                 f"{codes}", markup=False, soft_wrap=True)
     return attached.exit_code
 
 

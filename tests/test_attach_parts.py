@@ -183,7 +183,7 @@ def test_cli_returns_the_scripts_status(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["attach", "--out", str(tmp_path / "reports"), "--", "python", str(path)]) == 4
     captured = capsys.readouterr()
     assert captured.out == "hello\n"
-    assert "gendiag attach: report in" in captured.err
+    assert "gendiag attach: task generic; report in" in captured.err
     assert len(list((tmp_path / "reports" / "train").glob("*/report.html"))) == 1
 
 

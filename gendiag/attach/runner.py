@@ -26,11 +26,12 @@ class Terminated(BaseException):
 
 @dataclass
 class Attached:
-    """What one attached run left: the script's exit status and the report."""
+    """What one attached run left: the script's exit status, the report, and the task it was diagnosed as."""
 
     exit_code: int
     report: Report
     run_dir: Path
+    task: str
 
 
 def split_command(command: list[str]) -> tuple[str, str, list[str]]:
@@ -96,7 +97,7 @@ def run_attached(command: list[str], run_dir: Path, task: str | None = None,
     shown = " ".join(["python", *(["-m"] if kind == "module" else []), target, *arguments])
     header = f"Script: `{shown}`, exit status {exit_code}."
     report = session.finish(partial=partial, header=header)
-    return Attached(exit_code, report, run_dir)
+    return Attached(exit_code, report, run_dir, session.monitor.ctx.task)
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
