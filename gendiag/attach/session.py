@@ -21,7 +21,6 @@ import contextlib
 import functools
 import traceback
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,6 +29,9 @@ import torch
 from gendiag.attach.convention import argument, read_convention, row_times
 from gendiag.attach.graph import describe, find_regression
 from gendiag.attach.infer import Inference, NetworkSeen, infer_task, trained_by
+from gendiag.attach.records import (
+    Fitted, Round, SamplingRun, Thinning, first_batch, mentions, output_tensors, pointer,
+)
 from gendiag.io import atomic_write_text
 from gendiag.monitor import Monitor
 from gendiag.report import Report
@@ -38,60 +40,6 @@ WARMUP_ROUNDS = 3
 RECENT_OUTPUTS = 32
 BUFFERED_BATCHES = 8
 LOGIT_LOSSES = ("BinaryCrossEntropyWithLogitsBackward0", "SoftplusBackward0", "LogSigmoidBackward0")
-
-
-class Thinning:
-    """Takes the first `first` offers, then every stride-th, the stride doubling after each `first` takes: a
-    handful of batches spread over any length of run."""
-
-    def __init__(self, first: int = 8) -> None:
-        self.first, self.offers, self.taken, self.stride = first, 0, 0, 1
-
-    def take(self) -> bool:
-        self.offers += 1
-        if self.offers % self.stride:
-            return False
-        self.taken += 1
-        if self.taken % self.first == 0:
-            self.stride *= 2
-        return True
-
-
-@dataclass
-class Fitted:
-    """One regression of a round: the network, its per-sample losses, times and target sizes, and the two end
-    points x + (1 - t) * target and x - t * target where kept."""
-
-    network: str
-    t: torch.Tensor | None
-    per_sample: torch.Tensor
-    target_norm: torch.Tensor
-    ends: dict[float, torch.Tensor] | None
-
-
-@dataclass
-class Round:
-    """What a round saw (or, as `pending`, what came since the last optimizer step: it joins the round of that
-    step)."""
-
-    losses: list[tuple[float, int | None]] = field(default_factory=list)  # (value, index of the optimizer it fed)
-    fitted: list[Fitted] = field(default_factory=list)
-    d_real: list[torch.Tensor] = field(default_factory=list)
-    d_fake: list[torch.Tensor] = field(default_factory=list)
-
-    def take(self, pending: "Round", optimizer: int | None) -> None:
-        self.losses += [(value, optimizer) for value, _ in pending.losses]
-        self.fitted += pending.fitted
-        self.d_real += pending.d_real
-        self.d_fake += pending.d_fake
-
-
-@dataclass
-class SamplingRun:
-    network: NetworkSeen
-    first_t: float | None
-    calls: int = 0
-    last: tuple[Any, torch.Tensor | None, torch.Tensor | None] | None = None  # x, t, output of the last call
 
 
 def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,21 +56,6 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
             return None
 
     return wrapper
-
-
-def _tensors(output: Any) -> list[torch.Tensor]:
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, (tuple, list)):
-        return [o for o in output if isinstance(o, torch.Tensor)]
-    return []
-
-
-def _pointer(value: torch.Tensor) -> tuple[int, tuple[int, ...]] | None:
-    try:
-        return value.untyped_storage().data_ptr() + value.storage_offset() * value.element_size(), tuple(value.shape)
-    except RuntimeError:  # a tensor without storage
-        return None
 
 
 class Session:
@@ -177,7 +110,7 @@ class Session:
         batch = x.shape[0] if isinstance(x, torch.Tensor) and x.dim() > 0 else None
         raw_t = argument(args, kwargs, convention.t_arg) if convention is not None and batch else None
         t = row_times(raw_t, batch) if batch else None
-        outputs = _tensors(output)
+        outputs = output_tensors(output)
         fed_by = (self._fed_by(network, args, kwargs)
                   if self.inference is None or self.inference.task == "gan" else None)
         if outputs:
@@ -204,7 +137,7 @@ class Session:
         self.backward_passes += 1
         self.pending.losses.append((float(loss.detach()), None))
         if self.rounds <= WARMUP_ROUNDS and not self.logit_loss:
-            self.logit_loss = _mentions(loss, LOGIT_LOSSES)
+            self.logit_loss = mentions(loss, LOGIT_LOSSES)
         regression = find_regression(loss, self.recent) if self.recent else None
         if regression is None:
             self.unrecognised[describe(loss)] += 1
@@ -245,7 +178,7 @@ class Session:
 
     @_guarded
     def on_batch(self, batch: Any) -> None:
-        rows = _first_batch(batch)
+        rows = first_batch(batch)
         if rows is None:
             return
         self.loader_batches += 1
@@ -308,9 +241,9 @@ class Session:
             return None
         for value in (*args, *kwargs.values()):
             if isinstance(value, torch.Tensor):
-                pointer = _pointer(value)
+                address = pointer(value)
                 for name, latest in self.latest.items():
-                    if name != network.name and pointer is not None and _pointer(latest) == pointer:
+                    if name != network.name and address is not None and pointer(latest) == address:
                         self.networks_by_name()[name].feeds.add(network.name)
                         return name
         return None
@@ -533,26 +466,3 @@ class Session:
         if samples.dim() >= 2 and samples.shape[0] and bool(torch.isfinite(samples).all()):
             self.monitor.observe_samples(samples)
             self.samples_seen += 1
-
-
-def _mentions(loss: torch.Tensor, names: tuple[str, ...], limit: int = 64) -> bool:
-    """Whether any of the loss's first graph nodes is one of `names`."""
-    seen, stack = set(), [loss.grad_fn]
-    while stack and len(seen) < limit:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        if type(node).__name__ in names:
-            return True
-        stack.extend(child for child, _ in node.next_functions)
-    return False
-
-
-def _first_batch(batch: Any) -> torch.Tensor | None:
-    """The samples of a DataLoader batch: the batch itself, or its first floating tensor of >= 2 dimensions (the
-    images of (images, labels))."""
-    if isinstance(batch, torch.Tensor):
-        return batch if batch.dim() >= 2 and batch.is_floating_point() else None
-    values = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else ()
-    return next((v for v in values if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.is_floating_point()), None)
