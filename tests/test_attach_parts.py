@@ -245,3 +245,12 @@ def test_integer_timesteps_read_as_diffusion(tmp_path: Path) -> None:
     text = inferred(run_attached(["python", str(path)], tmp_path / "run").run_dir)
     assert "**Task: diffusion**" in text and "x = argument 0, t = keyword 'timestep'" in text
     assert "integer timesteps" in text
+
+
+def test_cli_hands_the_facts_file_to_the_probes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    facts = script(tmp_path, "modes: [[2.0, 2.0]]\nmode_std: 0.5\n", "facts.yaml")
+    path = script(tmp_path, FLOW)
+    assert main(["attach", "--facts", str(facts), "--out", str(tmp_path / "reports"), "--", "python", str(path),
+                 "mse"]) == 0
+    probe_data = json.loads(next((tmp_path / "reports" / "train").glob("*/probe_data.json")).read_text())
+    assert probe_data["mode-collapse"]["n_modes"] == 1  # the mode-collapse probe ran on the declared mode
