@@ -32,7 +32,7 @@ class Monitor:
 
     Args:
         run_dir: folder for everything the run writes (TensorBoard `tb/`, figures, findings, reports).
-        task: "flow", "diffusion", "gan", "vae" or "generic"; picks the default probes.
+        task: "flow", "diffusion", "gan", "vae", "autoregressive" or "generic"; picks the default probes.
         probes: "default", "all", or a list of probe names.
         every: step interval of the probes' per-step work (1 = every step).
         strict: a probe that raises stops training (for tests) instead of being switched off.

@@ -39,3 +39,37 @@ def threshold(name: str, value: float, basis: str) -> float:
 
 # --- GAN balance, modes, VAE health, samples against data ---
 
+
+
+# --- autoregressive ---
+AR_LEAK_TOLERANCE = threshold(
+    "autoregressive.leak_tolerance", 1e-3,
+    "derived: a causal network's output does not move at all when inputs it cannot see change, up to float32 "
+    "rounding (measured below 1e-6 of the output's spread on masked convolutions, a GRU and a causal transformer in "
+    "tests/test_ar_*.py), while one input it sees moves it by 1e-2 or more of that spread even at initialisation")
+AR_OFFSET_MARGIN = threshold(
+    "autoregressive.offset_margin", 0.2,
+    "chosen by hand: the target offset is read from the recorded outputs only when one offset's cross-entropy is at "
+    "least 20% below the other's (a network trained on one offset is far better at it: 10x on the tests' token "
+    "and pixel models); otherwise the convention stands (images: own position, sequences: the next one)")
+AR_LOSS_FLOOR_FRACTION = threshold(
+    "autoregressive.loss_floor_fraction", 0.5,
+    "derived with a margin: no causal model's expected loss on the data goes below its entropy; a finite training "
+    "set lets it go lower only by memorising rows, which a few hundred steps of a small model do not do by half "
+    "(healthy token loops end at 0.97-1.05 of the entropy), while a copying network ends near 0")
+AR_LEVEL_TOLERANCE = threshold(
+    "autoregressive.level_tolerance", 1e-5,
+    "derived: stored levels (0 and 1, k/255) are exact to float32 rounding (1e-7 of their span); a probability "
+    "written back instead of a draw lies farther than 1e-5 of the span from both ends unless the model is that sure")
+AR_OFF_LEVEL_SHARE = threshold(
+    "autoregressive.off_level_share", 0.05,
+    "chosen by hand: drawn values leave no sample value off the data's levels, and at the sampler's last call at "
+    "most the one position not yet drawn (1/P, below 5% from P = 20 on, the only inputs judged); probabilities "
+    "written back leave most values off-level (0.5 and more on the tests' pixel models)")
+AR_MIN_SAMPLES = threshold(
+    "autoregressive.min_samples", 8,
+    "chosen by hand: fewer observed samples than this say little about how many distinct ones the sampler makes")
+AR_DISTINCT_RATIO = threshold(
+    "autoregressive.distinct_ratio", 0.5,
+    "chosen by hand: the samples' share of distinct rows below half the data's share over as many rows (all "
+    "identical is critical); a sampler that draws gives about the data's share")
