@@ -3,6 +3,7 @@ summaries."""
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -20,7 +21,12 @@ from gendiag.rules.thresholds import THRESHOLDS
 
 
 def test_codes_and_thresholds_are_registered() -> None:
-    assert {"causal-leak", "ar-samples-identical"} <= {entry.code for entry in CODES}
+    ours = [entry for entry in CODES if entry.rule.startswith("gendiag.rules.autoregressive:")]
+    assert {entry.code for entry in ours} == {"causal-leak", "train-sample-input-mismatch", "ar-samples-identical"}
+    for entry in ours:
+        for reference in filter(None, (entry.quantity, entry.rule, entry.figure)):
+            module, name = reference.split(":")
+            assert callable(getattr(importlib.import_module(module), name)), reference
     ours = [t for name, t in THRESHOLDS.items() if name.startswith("autoregressive.")]
     assert len(ours) == 7 and all(len(t.basis) > 40 for t in ours)
 
