@@ -53,8 +53,17 @@ def test_position_loss_averages_rows_and_chunks_and_skips_nonfinite_steps() -> N
         loss.add(torch.tensor([[1.0, 3.0], [3.0, 5.0]]) * (1 if step < CHUNK else 10))
     loss.add(torch.tensor([[float("nan"), 1.0]]))
     assert loss.recent().tolist() == [2.0, 4.0] and loss.steps == CHUNK + 3 and loss.skipped == 1
-    with pytest.raises(ValueError, match="3 positions at this step, 2 before"):
-        loss.add(torch.ones(1, 3))
+
+
+def test_sequences_of_changing_length_average_each_position_over_the_steps_reaching_it() -> None:
+    loss = PositionLoss()
+    loss.add(torch.tensor([[1.0, 2.0]]))
+    loss.add(torch.tensor([[3.0, 4.0, 6.0]]))
+    assert loss.recent().tolist() == [2.0, 3.0, 6.0]
+    counts = ValueCounts()
+    counts.add(torch.tensor([[0.0, 1.0]]))
+    counts.add(torch.tensor([[1.0, 1.0, 0.0]]))
+    assert counts.entropy() == pytest.approx([math.log(2), 0.0, 0.0])
 
 
 def test_layouts() -> None:

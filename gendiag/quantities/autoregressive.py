@@ -23,44 +23,43 @@ TESTED_POSITIONS = 6  # input positions the dependence check perturbs, evenly sp
 
 class PositionLoss:
     """The per-position loss (nats), averaged over rows and over chunks of CHUNK reported steps: the first chunk and
-    the latest complete one are kept (the partial chunk stands in until one is complete)."""
+    the latest complete one are kept (the partial chunk stands in until one is complete). Sequences may change
+    length from step to step: each position is averaged over the steps that reached it."""
 
     def __init__(self) -> None:
-        self.positions: int | None = None
-        self.shape: tuple[int, ...] | None = None
         self.first: np.ndarray | None = None
         self.latest: np.ndarray | None = None
         self.steps = 0
         self.skipped = 0  # steps whose loss held NaN or infinite values
-        self._sum: np.ndarray | None = None
-        self._count = 0
+        self._sum = np.zeros(0)
+        self._count = np.zeros(0)
+        self._steps_in_chunk = 0
 
     def add(self, loss: torch.Tensor) -> None:
         """One step's per-position loss: (B, ...) per row and position, or (P,) already averaged over the rows."""
         values = loss.detach().to("cpu", torch.float64)
-        shape = tuple(values.shape[1:]) if values.dim() >= 2 else tuple(values.shape)
-        values = values.flatten(1).mean(0) if values.dim() >= 2 else values.reshape(-1)
-        if self.positions is None:
-            self.positions, self.shape = int(values.numel()), shape
-        elif values.numel() != self.positions:
-            raise ValueError(f"per_position_loss: {values.numel()} positions at this step, {self.positions} before "
-                             f"(shape {self.shape} per row); pass the same positions every step")
-        if not bool(torch.isfinite(values).all()):
+        values = (values.flatten(1).mean(0) if values.dim() >= 2 else values.reshape(-1)).numpy()
+        if not np.isfinite(values).all():
             self.skipped += 1
             return
         self.steps += 1
-        self._sum = values.numpy() if self._sum is None else self._sum + values.numpy()
-        self._count += 1
-        if self._count == CHUNK:
-            self.latest = self._sum / self._count
+        self._sum, self._count = _padded(self._sum, len(values)), _padded(self._count, len(values))
+        self._sum[:len(values)] += values
+        self._count[:len(values)] += 1
+        self._steps_in_chunk += 1
+        if self._steps_in_chunk == CHUNK:
+            self.latest = self._mean()
             self.first = self.latest if self.first is None else self.first
-            self._sum, self._count = None, 0
+            self._sum, self._count, self._steps_in_chunk = np.zeros(0), np.zeros(0), 0
 
     def recent(self) -> np.ndarray | None:
         """Mean loss by position over the latest complete chunk (the partial one before any is complete)."""
         if self.latest is not None:
             return self.latest
-        return None if self._sum is None else self._sum / self._count
+        return self._mean() if self._steps_in_chunk else None
+
+    def _mean(self) -> np.ndarray:
+        return self._sum / np.maximum(self._count, 1)
 
     def early(self) -> np.ndarray | None:
         """Mean loss by position over the first chunk."""
@@ -93,10 +92,9 @@ class ValueCounts:
             return
         for level in levels:
             hits = (flat == level).sum(0).numpy() if self.per_position else np.array([float((flat == level).sum())])
-            if level in self.counts and self.counts[level].shape != hits.shape:
-                raise ValueError(f"observed batches changed from {self.counts[level].size} to {hits.size} values "
-                                 "per row")
-            self.counts[level] = self.counts.get(level, 0) + hits
+            kept = _padded(self.counts.get(level, np.zeros(0)), len(hits))
+            kept[:len(hits)] += hits
+            self.counts[level] = kept
 
     def levels(self) -> np.ndarray | None:
         """The sorted distinct values, or None for continuous values (or none seen)."""
@@ -106,10 +104,16 @@ class ValueCounts:
         """Plug-in entropy (nats) of the value at each position: the loss of the best model that ignores context."""
         if not self.discrete or not self.counts or not self.per_position:
             return None
-        table = np.stack([self.counts[level] for level in sorted(self.counts)], axis=1).astype(np.float64)
-        share = table / table.sum(1, keepdims=True)
+        width = max(len(counts) for counts in self.counts.values())
+        table = np.stack([_padded(self.counts[level], width) for level in sorted(self.counts)], axis=1)
+        share = table / np.maximum(table.sum(1, keepdims=True), 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             return -np.nansum(np.where(share > 0, share * np.log(share), 0.0), axis=1)
+
+
+def _padded(values: np.ndarray, length: int) -> np.ndarray:
+    """`values` (float) extended with zeros to at least `length`."""
+    return np.concatenate([values.astype(np.float64), np.zeros(max(0, length - len(values)))])
 
 
 def off_level_share(values: torch.Tensor, levels: np.ndarray, tolerance: float) -> float:
