@@ -130,3 +130,18 @@ def test_attention_without_a_causal_mask_sees_later_positions(tmp_path: Path) ->
 def test_greedy_decoding_makes_identical_samples(tmp_path: Path) -> None:
     found = serious(train(tmp_path, 0, GRULanguageModel(), greedy=True, steps=150))
     assert found == {"ar-samples-identical": "warning"}
+
+
+def test_a_network_watched_with_a_time_argument_it_never_gets_is_named(tmp_path: Path) -> None:
+    model = GRULanguageModel()
+    data, _ = markov_source(0)
+    with gendiag.Monitor(tmp_path, task="autoregressive") as mon:
+        mon.watch(model, name="lm")  # t_arg left at its default, 1: a language model has no time
+        for step in range(3):
+            x = next(data)
+            nll = F.cross_entropy(model(x[:, :-1]).transpose(1, 2), x[:, 1:], reduction="none")
+            mon.step(step, nll.mean(), per_position_loss=nll.detach())
+    findings = json.loads((tmp_path / "findings.json").read_text())["findings"]
+    note = next(f for f in findings if f["code"] == "probe-not-run")
+    assert note["severity"] == "info" and "t_arg=None" in note["message"] + note["suggestion"]
+    assert "probe-failed" not in {f["code"] for f in findings}

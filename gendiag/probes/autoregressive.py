@@ -181,7 +181,12 @@ class AutoregressiveProbe(Probe):
     def findings(self, ctx: ProbeContext) -> list[Finding]:
         figures = {key: f"figures/{name}.png" for key, name in FIGURES.items()}
         found = autoregressive_findings(self.summary(ctx), figures)
-        return found + [not_run(self.name, reason) for reason in self.not_run.values()]
+        for reason in self.not_run.values():
+            finding = not_run(self.name, reason)
+            if "t_arg=None" in reason:
+                finding.suggestion = "Watch the network with mon.watch(model, t_arg=None)."
+            found.append(finding)
+        return found
 
     def state(self) -> dict[str, Any]:
         recent = self.loss.recent()
