@@ -130,3 +130,55 @@ def test_asking_for_findings_during_training_changes_nothing(tmp_path: Path) -> 
     ours = [[(f["code"], f["severity"], f["evidence"]) for f in run if f["probe"] == "autoregressive"]
             for run in (quiet, asked)]
     assert ours[0] == ours[1] and ours[0]
+
+
+class LevelPixelCNN(nn.Module):
+    """256-level grey images in [0, 1] to logits (B, 256, 1, H, W) of each pixel's level."""
+
+    def __init__(self, first: str = "A") -> None:
+        super().__init__()
+        self.net = nn.Sequential(MaskedConv(first, 1, 16, 5), nn.ReLU(), MaskedConv("B", 16, 256, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).unsqueeze(2)
+
+
+def grey_bars(n: int, gen: torch.Generator) -> torch.Tensor:
+    """One bar per image, its intensity one of 256 levels."""
+    return bars(n, gen) * torch.randint(1, 256, (n, 1, 1, 1), generator=gen) / 255
+
+
+def train_levels(run_dir: Path, first: str = "A", sampler: str = "draw", steps: int = 60) -> dict[str, str]:
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    model = LevelPixelCNN(first)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with gendiag.Monitor(run_dir, task="autoregressive") as mon:
+        mon.watch(model, t_arg=None)
+        for step in range(steps):
+            x = grey_bars(32, gen)
+            mon.observe_data(x)
+            nll = F.cross_entropy(model(x), (x * 255).round().long(), reduction="none")
+            opt.zero_grad()
+            nll.mean().backward()
+            opt.step()
+            mon.step(step, nll.mean(), per_position_loss=nll.detach())
+        with mon.sampling(), torch.no_grad():
+            canvas = torch.zeros(64, 1, SIZE, SIZE)
+            for row in range(SIZE):
+                for col in range(SIZE):
+                    probs = model(canvas)[:, :, 0, row, col].softmax(-1)
+                    level = (torch.multinomial(probs, 1, generator=gen)[:, 0] if sampler == "draw"
+                             else (probs * torch.arange(256)).sum(-1))
+                    canvas[:, 0, row, col] = level / 255
+        mon.observe_samples(canvas)
+    findings = json.loads((run_dir / "findings.json").read_text())["findings"]
+    return serious([f for f in findings if f["probe"] == "autoregressive"])
+
+
+def test_256_level_pixelcnn_healthy_leaking_and_writing_means_back(tmp_path: Path) -> None:
+    """The autoregressive probe's own findings only: 60 steps do not teach a 256-way model data-like samples, and
+    samples_vs_data rightly says so."""
+    assert train_levels(tmp_path / "healthy") == {}
+    assert train_levels(tmp_path / "mask_b", first="B", steps=20)["causal-leak"] == "critical"
+    assert train_levels(tmp_path / "means", sampler="mean", steps=20)["train-sample-input-mismatch"] == "critical"

@@ -99,7 +99,7 @@ def causal_leak(summary: Summary, figures: dict[str, str]) -> Finding | None:
         message=" ".join(parts) + (" Training then rewards copying the input, the loss falls far below what any "
                                    "model can reach, and sampling, where that value is not there yet, fails."),
         evidence=evidence, suggestion=" ".join(dict.fromkeys(advice)),
-        figure=figures.get("causal") if summary.networks else figures.get("loss"),
+        figure=figures.get("causal") if set(evidence) - {"loss"} else figures.get("loss"),
     )
 
 
@@ -115,7 +115,7 @@ def loss_floor(summary: Summary) -> tuple[float, float] | None:
     return loss, entropy
 
 
-def sample_inputs(summary: Summary, figures: dict[str, str]) -> Finding | None:
+def sample_inputs(summary: Summary) -> Finding | None:
     """`train-sample-input-mismatch` (critical): more than AR_OFF_LEVEL_SHARE of the observed samples' values, or of
     the sampler's last inputs in a run, lie off every level of the training values."""
     samples = summary.samples_off_level
@@ -142,7 +142,6 @@ def sample_inputs(summary: Summary, figures: dict[str, str]) -> Finding | None:
                   "training_levels": summary.levels[:16], "runs_judged": len(judged)},
         suggestion=("Draw each value and write the draw back: x[:, i] = torch.bernoulli(p) for binary values, "
                     "torch.multinomial(probs, 1) for categorical ones (256 levels: the drawn level / 255)."),
-        figure=figures.get("loss"),
     )
 
 
@@ -175,5 +174,5 @@ def samples_identical(summary: Summary) -> Finding | None:
 
 def autoregressive_findings(summary: Summary, figures: dict[str, str]) -> list[Finding]:
     """Every rule of the autoregressive probe on one summary."""
-    found = [causal_leak(summary, figures), sample_inputs(summary, figures), samples_identical(summary)]
+    found = [causal_leak(summary, figures), sample_inputs(summary), samples_identical(summary)]
     return [finding for finding in found if finding is not None]

@@ -28,8 +28,7 @@ CODES: tuple[CodeMap, ...] = (
     CodeMap("causal-leak", quantity="gendiag.quantities.autoregressive:dependence",
             rule="gendiag.rules.autoregressive:causal_leak", figure="gendiag.figures.autoregressive:causal_check"),
     CodeMap("train-sample-input-mismatch", quantity="gendiag.quantities.autoregressive:off_level_share",
-            rule="gendiag.rules.autoregressive:sample_inputs",
-            figure="gendiag.figures.autoregressive:loss_by_position"),
+            rule="gendiag.rules.autoregressive:sample_inputs", figure=None),
     CodeMap("ar-samples-identical", quantity="gendiag.quantities.autoregressive:distinct_rows",
             rule="gendiag.rules.autoregressive:samples_identical", figure=None),
 )
