@@ -160,3 +160,19 @@ def test_dependence_runs_images_with_channels_in_channel_order() -> None:
     assert isinstance(result, Dependence) and result.positions == [0, 1, 2, 3]
     changed = seen[1] != seen[0]  # inputs from pixel 0 on, own pixel's last channel included
     assert changed[:, 2, 0, 0].all() and not changed[:, :2, 0, 0].any() and changed[:, :, 0, 1].all()
+
+
+def test_a_network_drawing_noise_in_its_forward_pass_is_compared_with_itself() -> None:
+    """Causal with noise: out[i] = x[i - 1] + noise. Same draws in every run, and torch's global generator untouched."""
+
+    def noisy(x: torch.Tensor) -> torch.Tensor:
+        out = torch.randn_like(x)
+        out[:, 1:] += x[:, :-1]
+        return out
+
+    torch.manual_seed(5)
+    before = torch.random.get_rng_state()
+    found = dependence(noisy, torch.rand(8, 12), "sequence", step=0)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert causal_leak(Summary(networks=[NetworkCheck("net", "sequence", [found], None)]), {}) is None
+    assert found.own.max() > 0  # the later outputs do move: the check is not blind

@@ -178,8 +178,10 @@ def perturbed(x: torch.Tensor, kind: str) -> torch.Tensor:
 def dependence(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, kind: str, step: int) -> Dependence:
     """Run the network (`run`, which must not touch training state) on the training rows `x` and on copies where the
     inputs from a tested position on change, or only those after it; a causal network's outputs at positions before
-    the changed ones do not move."""
+    the changed ones do not move. Each run draws the same random numbers (a network that samples inside its forward
+    pass is compared with itself), from a forked generator: torch's global one is left as it was."""
     other = perturbed(x, kind)
+    run = _same_draws(run)
     base = run(x)
     out = by_position(base.double(), kind)
     count = by_position(x, kind).shape[1]
@@ -193,6 +195,14 @@ def dependence(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, kin
     scale = float((out - out.mean()).pow(2).mean().sqrt())
     return Dependence(step=step, kind=kind, positions=positions, own=np.stack(own), later=np.stack(later),
                       scale=scale)
+
+
+def _same_draws(run: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    def seeded(x: torch.Tensor) -> torch.Tensor:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return run(x)
+    return seeded
 
 
 def _replace_from(x: torch.Tensor, other: torch.Tensor, p: int, include_own: bool, kind: str) -> torch.Tensor:
