@@ -177,3 +177,13 @@ def test_a_network_drawing_noise_in_its_forward_pass_is_compared_with_itself() -
     assert torch.equal(torch.random.get_rng_state(), before)
     assert causal_leak(Summary(networks=[NetworkCheck("net", "sequence", [found], None)]), {}) is None
     assert found.own.max() > 0  # the later outputs do move: the check is not blind
+
+
+def test_a_leak_seen_by_the_network_check_and_the_loss_gives_its_advice_once() -> None:
+    x = (torch.rand(8, 10, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    copying = dependence(lambda v: v.clone(), x, "sequence", step=0)
+    summary = Summary(networks=[NetworkCheck("lm", "tokens", [copying], {0: 0.001, 1: 3.0})],
+                      loss=np.array([0.001]), entropy=np.array(1.0))
+    finding = causal_leak(summary, {"causal": "figures/c.png", "loss": "figures/l.png"})
+    assert set(finding.evidence) == {"lm", "loss"} and finding.figure == "figures/c.png"
+    assert finding.suggestion.count("Shift the targets by one") == 1

@@ -90,7 +90,8 @@ def causal_leak(summary: Summary, figures: dict[str, str]) -> Finding | None:
                      "value from the ones before it gets below the entropy, let alone below "
                      f"{AR_LOSS_FLOOR_FRACTION:g} of it.")
         evidence["loss"] = {"loss_per_position": loss, "entropy_per_position": entropy, "ratio": loss / entropy}
-        advice.append(LEAK_ADVICE["own"] + " For masked convolutions: " + LEAK_ADVICE["image"])
+        if not advice:  # the network check, where it ran, already named the cause
+            advice.append(LEAK_ADVICE["own"] + " For masked convolutions: " + LEAK_ADVICE["image"])
     if not parts:
         return None
     return Finding(
@@ -98,7 +99,7 @@ def causal_leak(summary: Summary, figures: dict[str, str]) -> Finding | None:
         title="The model sees the value it is asked to predict",
         message=" ".join(parts) + (" Training then rewards copying the input, the loss falls far below what any "
                                    "model can reach, and sampling, where that value is not there yet, fails."),
-        evidence=evidence, suggestion=" ".join(dict.fromkeys(advice)),
+        evidence=evidence, suggestion=" ".join(dict.fromkeys(advice)),  # one advice per cause
         figure=figures.get("causal") if set(evidence) - {"loss"} else figures.get("loss"),
     )
 
