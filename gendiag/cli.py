@@ -14,6 +14,7 @@ from rich.table import Table
 
 from gendiag import __version__
 from gendiag.errors import RunInterrupted
+from gendiag.probes.base import TASKS
 
 SHIPPED_CASES = Path(__file__).resolve().parent / "cases"  # package data; the repository's cases/ links here
 console = Console(stderr=False, highlight=False)
@@ -90,8 +91,7 @@ def _parser() -> argparse.ArgumentParser:
                             description="Run a Python script in this process with global hooks (no change to its "
                             "code), infer its task, and write a report when it ends. Its output and exit status are "
                             "its own.")
-    attach.add_argument("--task", default=None, choices=("flow", "diffusion", "gan", "vae", "generic"),
-                        help="the task, where inference reads it wrong")
+    attach.add_argument("--task", default=None, choices=TASKS, help="the task, where inference reads it wrong")
     attach.add_argument("--facts", type=Path, default=None, metavar="FILE.yaml",
                         help="facts for the probes (image_shape, schedule, modes, ...), as YAML")
     attach.add_argument("--out", type=Path, default=Path("reports/attach"),
