@@ -39,14 +39,15 @@ def image_shape(sample_shape: tuple[int, ...], fact: Any = None) -> tuple[int, i
 
 
 def image_grid(rows: torch.Tensor, shape: tuple[int, int, int], low: float, high: float) -> np.ndarray:
-    """Up to GRID x GRID flat rows as one (H', W', C) picture in [0, 1] (values mapped from [low, high]), one pixel of
+    """Up to GRID x GRID flat rows (a square of side ceil(sqrt(rows)) at most GRID) as one (H', W', C) picture in [0, 1] (values mapped from [low, high]), one pixel of
     mid-grey between the images (white or black would merge with an image's own edge)."""
     channels, height, width = shape
     images = rows[:GRID * GRID].reshape(-1, channels, height, width).double()
     images = ((images - low) / (high - low if high > low else 1.0)).clamp(0, 1).numpy()
-    picture = np.full(((height + 1) * GRID - 1, (width + 1) * GRID - 1, channels), 0.5)
+    side = min(GRID, math.ceil(math.sqrt(len(images))))  # fewer rows: a smaller square, not a grey one
+    picture = np.full(((height + 1) * side - 1, (width + 1) * side - 1, channels), 0.5)
     for index, image in enumerate(images):
-        top, left = (index // GRID) * (height + 1), (index % GRID) * (width + 1)
+        top, left = (index // side) * (height + 1), (index % side) * (width + 1)
         picture[top:top + height, left:left + width] = image.transpose(1, 2, 0)
     return picture
 
