@@ -270,8 +270,11 @@ class Monitor:
             sink.close()
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-        """The run's settings and headline figures, for TensorBoard's HParams dashboard (compare runs there)."""
+        """The run's settings and headline figures, for TensorBoard's HParams dashboard (compare runs there); the
+        figures are also scalars at the last step, in every sink."""
         self.ctx.tb.hparams(hparams, metrics)
+        for tag, value in metrics.items():
+            self.ctx.log_scalar(tag, float(value), self.ctx.step)
 
     def finish(self, *, partial: str | None = None) -> Report:
         """Final probe work, then findings.json, metrics.csv, report.md and report.html. Idempotent.

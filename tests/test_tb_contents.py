@@ -189,3 +189,15 @@ def test_image_samples_are_grids_beside_the_data(tmp_path: Path) -> None:
     with Image.open(tmp_path / "run" / "figures" / "samples_vs_data.png") as figure:
         width, height = figure.size
     assert width > 2.5 * height  # three panels: samples, data, distances
+
+
+def test_headline_figures_are_scalars_in_both_sinks_beside_the_hparams(tmp_path: Path) -> None:
+    with gendiag.Monitor(tmp_path / "run", probes=[]) as mon:
+        for step in range(1, 6):
+            mon.step(step, loss=1.0 / step)
+        mon.log_hparams({"lr": 1e-3, "layers": [64, 64]}, {"result/w2": 0.25})
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert table[table["tag"] == "result/w2"][["step", "value"]].values.tolist() == [[5, 0.25]]
+    events = read_events(tmp_path / "run")
+    assert [(e.step, e.value) for e in events.Scalars("result/w2")] == [(5, 0.25)]
+    assert "_hparams_/experiment" in events.summary_metadata

@@ -73,14 +73,13 @@ class TensorBoardSink(Sink):
         self._summary(custom_scalars(layout), 0)
 
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-        """The run's settings and headline figures in the HParams dashboard (written into this run's folder)."""
+        """The run's settings and the names of its headline figures for the HParams dashboard; the figures
+        themselves are scalars under those names (logged to every sink by `Monitor.log_hparams`)."""
         from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
         plain = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in hparams.items()}
         for summary in hparams_summaries(plain, metrics):
             self._summary(summary, 0)
-        for tag, value in metrics.items():
-            self.scalar(tag, value, 0)
 
     def flush(self) -> None:
         self._write_scalars()
