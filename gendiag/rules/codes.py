@@ -78,4 +78,8 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.memorization:memorization_finding",
             figure="gendiag.figures.memorization:copies_figure"),
 
+    # --- issue 25: sampling calls ---
+    CodeMap("t-range-untrained", quantity="gendiag.quantities.sampling_calls:coverage_table",
+            rule="gendiag.rules.sampling_calls:t_range_untrained",
+            figure="gendiag.figures.sampling_calls:sampling_calls_figure"),
 )

@@ -317,3 +317,34 @@ STORY_RELAPSE = threshold(
     "flattened.relapse_cosine", 0.05,
     "chosen by hand in round 1 (e27ebe2): a fall of the cosine to the target from its best checkpoint smaller than "
     "this is read as noise between checkpoints, not as the picture falling back")
+
+
+# --- issue 25: sampling and calibration ---
+SAMPLING_MIN_TIMES = threshold(
+    "sampling_calls.min_times", 3,
+    "derived: a state followed over fewer than three distinct times cannot show a sampler's walk (a guidance pair "
+    "calls the network twice at one time on one state); benchmarks/RESULTS.md, calibration row "
+    "sampler-state-frozen")
+SAMPLING_CARRY_MIN_TIMES = threshold(
+    "sampling_calls.carry_min_times", 8,
+    "derived: with eight or more steps a sampler that carries its state gets several moves from its start, one that "
+    "restarts from the same start about one; benchmarks/RESULTS.md, calibration row sampler-state-frozen")
+SAMPLING_CARRY = threshold(
+    "sampling_calls.carry", 2.0,
+    "derived, then measured: the furthest the state gets from its start over the largest single move between calls "
+    "is about 1 for a sampler restarting each step from its start (1.24, tests/test_f25b_sampling_calls.py) and about "
+    "the number of steps for Euler on a straight path (12.7 at 20 steps); ancestral DDPM with 100 steps gives 4.9; "
+    "benchmarks/RESULTS.md, calibration row sampler-state-frozen")
+T_UNTRAINED_MIN_TIMES = threshold(
+    "sampling_calls.t_min_train_times", 200,
+    "derived: with 200 training times spread evenly over 20 bins, a bin stays empty by chance with probability "
+    "20·0.95^200 < 1e-3; fewer training times are not judged (benchmarks/RESULTS.md, calibration row "
+    "t-range-untrained)")
+T_UNTRAINED_WARNING = threshold(
+    "sampling_calls.t_untrained_warning", 0.10,
+    "chosen by hand: a tenth of the sampler's calls at times training never drew (two of 20 bins of a uniform "
+    "sampler); healthy loops give 0 (benchmarks/RESULTS.md, calibration row t-range-untrained)")
+T_UNTRAINED_CRITICAL = threshold(
+    "sampling_calls.t_untrained_critical", 0.25,
+    "chosen by hand: a quarter of the sampler's calls at untrained times; training on the lowest quarter of the "
+    "steps leaves 0.75 (benchmarks/RESULTS.md, calibration row t-range-untrained)")
