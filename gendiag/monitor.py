@@ -358,11 +358,14 @@ class Monitor:
                 times = batch_times(t, x.shape[0], f"Monitor.watch({name!r})", WATCH_HINT)
                 if self._mode == "train" and watched.inputs is None:
                     watched.note_time(t, x.shape[0])
-            head = None
+            head = output_head = None
             if self._mode == "sampling" and isinstance(x, torch.Tensor) and x.dim() > 0:
                 head = x.detach()[:HEAD_ROWS].float().cpu()
+                if isinstance(output, torch.Tensor) and output.dim() > 0:
+                    output_head = output.detach()[:HEAD_ROWS].float().cpu()
             x, t, out = _rows((x, times, output), self.record_rows, self._row_picker)
             call = ForwardCall(model=name, mode=self._mode, step=self.ctx.step, x=x, t=t, output=out, head=head,
+                               output_head=output_head,
                                session=self._sampling_session if self._mode == "sampling" else 0)
             self._dispatch("on_forward", call)
 

@@ -47,7 +47,7 @@ class SamplingCallsProbe(Probe):
             if sum(1 for model, _ in self._traces if model == call.model) >= KEPT_TRACES:
                 return
             self._traces[key] = SamplingTrace(call.model, call.session, call.step)
-        self._traces[key].add(call.t, call.head)
+        self._traces[key].add(call.t, call.head, call.output_head)
 
     def _measure(self, ctx: Any) -> dict[str, Any]:
         """Motions of the blocks, the coverage of the first network with sampling calls, the problems; cached on
@@ -74,8 +74,11 @@ class SamplingCallsProbe(Probe):
         text = [f"{len(measured['motions'])} sampling block(s) followed through the first rows of each call's x."]
         for motion in measured["motions"]:
             text.append(f"`{motion['model']}` at step {motion['step']}: {motion['calls']} calls at "
-                        f"{motion['distinct_times']} times, furthest from the start {motion['largest_change']:.3g}, "
-                        f"largest move {motion['largest_move']:.3g} (relative RMS).")
+                        f"{motion['distinct_times']} times, furthest from the start {motion['largest_change']:.3g} "
+                        "(relative RMS)"
+                        + ("." if motion["restart_growth"] is None else
+                           f"; each input less the first, as a multiple of the previous output: residual "
+                           f"{motion['restart_residual']:.2g}, the multiple growing {motion['restart_growth']:.3g}×."))
         coverage = measured["coverage"]
         if coverage is not None:
             text.append(f"Times of `{measured['model']}`: training drew t in [{coverage['train_range'][0]:.4g}, "
@@ -97,5 +100,5 @@ class SamplingCallsProbe(Probe):
         if not measured:
             return {}
         coverage = measured["coverage"]
-        return {"motions": [{k: v for k, v in m.items() if k not in ("changes", "times")} for m in measured["motions"]],
+        return {"motions": [{k: v for k, v in m.items() if k != "changes"} for m in measured["motions"]],
                 "untrained_share": None if coverage is None else coverage["untrained_share"]}

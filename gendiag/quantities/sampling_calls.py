@@ -1,11 +1,12 @@
 """What a watched network's own calls say about sampling, without the `sampler=` fact.
 
 `SamplingTrace`: one `with mon.sampling():` block's calls of one network, in order, each with its time and the same
-first rows of x (`ForwardCall.head`), so the sampler's state can be followed call by call. `trace_motion` measures
-how far that state ever moves from the block's first call, and how that compares with the largest move between two
-successive calls at different times: a sampler that carries its state forward drifts away step by step (many moves),
-one that never moves its state stays at 0, and one that restarts every step from the same start never gets
-further than about one move from it.
+first rows of x and of the output (`ForwardCall.head`, `output_head`), so the sampler's state can be followed call by
+call. `trace_motion` measures how far that state ever moves from the block's first call (0 for a sampler that never
+moves its state), and whether each call's input is the block's first input plus the previous call's output times
+one scalar that does not grow: the exact trace of a sampler that restarts every step from the same start
+(`x = x0 + dt * v(x, t)`), where one that carries its state (`x = x + dt * v(x, t)`) adds up its steps, so the
+scalar grows with the step number.
 
 `TimeCoverage`: the times of the training calls (a uniform sample of them) against the times of the sampling calls,
 in bins spanning the sampling calls' range: a bin the sampler visits and training never filled is a range of t the
@@ -35,29 +36,49 @@ class SamplingTrace:
     step: int
     times: list[float] = field(default_factory=list)
     heads: list[torch.Tensor] = field(default_factory=list)
+    outputs: list[torch.Tensor | None] = field(default_factory=list)
 
-    def add(self, t: torch.Tensor | None, head: torch.Tensor) -> None:
+    def add(self, t: torch.Tensor | None, head: torch.Tensor, output: torch.Tensor | None) -> None:
         self.times.append(float("nan") if t is None or t.numel() == 0 else float(t.reshape(-1).median()))
         self.heads.append(head.reshape(head.shape[0], -1).double())
+        self.outputs.append(None if output is None else output.reshape(output.shape[0], -1).double())
 
 
 def trace_motion(trace: SamplingTrace) -> dict[str, Any]:
-    """The state's motion over one block, relative to the RMS size of the first call's rows: `largest_change` (the
-    furthest any call's rows are from the first call's), `largest_move` (the largest change between two successive
-    calls at different times, over calls with the first call's rows' shape), `carry` (largest_change over
-    largest_move; NaN when nothing moves), `calls` and `distinct_times`."""
+    """The state's motion over one block: `largest_change` (the furthest any call's rows are from the first call's,
+    relative to the first's RMS size), `changes` (each call's), `calls`, `distinct_times`, and from `restart_fit`
+    `restart_residual` and `restart_growth` (None where no call follows another at a new time with an output of
+    x's shape)."""
     first = trace.heads[0]
     size = float(first.pow(2).mean().sqrt()) or 1.0
-    same = [(t, h) for t, h in zip(trace.times, trace.heads) if h.shape == first.shape]
-    changes = [float((h - first).pow(2).mean().sqrt()) / size for _, h in same]
-    moves = [float((h - h_prev).pow(2).mean().sqrt()) / size
-             for (t_prev, h_prev), (t, h) in zip(same, same[1:]) if t != t_prev]
-    largest_change, largest_move = max(changes, default=0.0), max(moves, default=0.0)
+    changes = [float((h - first).pow(2).mean().sqrt()) / size for h in trace.heads if h.shape == first.shape]
     distinct = {round(t, 9) for t in trace.times if t == t}
+    residual, growth = restart_fit(trace)
     return {"model": trace.model, "session": trace.session, "step": trace.step, "calls": len(trace.times),
-            "distinct_times": len(distinct), "largest_change": largest_change, "largest_move": largest_move,
-            "carry": largest_change / largest_move if largest_move > 0 else float("nan"),
-            "changes": changes, "times": [t for t, _ in same]}
+            "distinct_times": len(distinct), "largest_change": max(changes, default=0.0), "changes": changes,
+            "restart_residual": residual, "restart_growth": growth}
+
+
+def restart_fit(trace: SamplingTrace) -> tuple[float | None, float | None]:
+    """For each call k after the first that comes at a new time, the input less the first call's input, fitted as
+    c_k times the previous call's output: the largest relative residual of those fits, and |c| of the last fit over
+    |c| of the first (about 1 for a sampler restarting from the same start; about the step number for one that adds
+    its steps up). (None, None) with fewer than two such fits."""
+    first = trace.heads[0]
+    fits = []
+    for k in range(1, len(trace.heads)):
+        output, head = trace.outputs[k - 1], trace.heads[k]
+        if trace.times[k] == trace.times[k - 1] or output is None or output.shape != first.shape                 or head.shape != first.shape:
+            continue
+        moved, dot = head - first, float(output.pow(2).sum())
+        span = float(moved.pow(2).sum().sqrt())
+        if dot == 0 or span == 0:
+            continue
+        scale = float((moved * output).sum()) / dot
+        fits.append((float((moved - scale * output).pow(2).sum().sqrt()) / span, abs(scale)))
+    if len(fits) < 2 or fits[0][1] == 0:
+        return None, None
+    return max(r for r, _ in fits), fits[-1][1] / fits[0][1]
 
 
 class TimeCoverage:

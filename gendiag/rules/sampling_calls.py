@@ -7,7 +7,7 @@ from typing import Any
 
 from gendiag.findings import Finding, advice
 from gendiag.rules.thresholds import (
-    SAMPLER_FROZEN, SAMPLING_CARRY, SAMPLING_CARRY_MIN_TIMES, SAMPLING_MIN_TIMES, T_UNTRAINED_CRITICAL,
+    SAMPLER_FROZEN, SAMPLING_MIN_TIMES, SAMPLING_RESTART_GROWTH, SAMPLING_RESTART_RESIDUAL, T_UNTRAINED_CRITICAL,
     T_UNTRAINED_MIN_TIMES, T_UNTRAINED_WARNING,
 )
 
@@ -26,22 +26,24 @@ T_ADVICE = {
 
 
 def frozen_problem(motions: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The first sampling block whose state never moves (`largest_change` below SAMPLER_FROZEN over at least
-    SAMPLING_MIN_TIMES distinct times) or never gets further from its start than SAMPLING_CARRY largest moves (over at
-    least SAMPLING_CARRY_MIN_TIMES distinct times); None when every block's state walks."""
+    """The first sampling block, over at least SAMPLING_MIN_TIMES distinct times, whose state never moves
+    (`largest_change` below SAMPLER_FROZEN) or restarts from the same start at every step (each input less the first
+    is the previous output times a scalar, residual below SAMPLING_RESTART_RESIDUAL, a scalar that grows less than
+    SAMPLING_RESTART_GROWTH times); None when every block's state walks."""
     for motion in motions:
         if motion["distinct_times"] < SAMPLING_MIN_TIMES:
             continue
         if motion["largest_change"] < SAMPLER_FROZEN:
             return {**motion, "kind": "still"}
-        if motion["distinct_times"] >= SAMPLING_CARRY_MIN_TIMES and motion["carry"] < SAMPLING_CARRY:
+        if motion["restart_residual"] is not None and motion["restart_residual"] < SAMPLING_RESTART_RESIDUAL \
+                and motion["restart_growth"] < SAMPLING_RESTART_GROWTH:
             return {**motion, "kind": "restarts"}
     return None
 
 
 def frozen_from_calls(problem: dict[str, Any] | None, figure: str | None) -> list[Finding]:
     """`sampler-state-frozen` from the network's sampling calls: critical when the state never moves, a warning when
-    it never gets further from its start than about one step."""
+    restarts from the same start at every step."""
     if problem is None:
         return []
     model, calls, times = problem["model"], problem["calls"], problem["distinct_times"]
@@ -55,15 +57,18 @@ def frozen_from_calls(problem: dict[str, Any] | None, figure: str | None) -> lis
                    "on one grid at several t, ignore this.)")
     else:
         title = "The sampler restarts every step from the same start"
-        message = (f"{where.capitalize()}; its input moved at most {problem['largest_change']:.3g} (relative RMS) "
-                   f"from the first call's, only {problem['carry']:.2f} times its largest single move between calls "
-                   f"(a sampler that carries its state gets many moves away; below {SAMPLING_CARRY:g} it never gets "
-                   "further than about one step). Each step starts again from the same state instead of the last "
-                   "step's result.")
+        message = (f"{where.capitalize()}; each call's input is the first call's input plus the previous call's "
+                   f"output times one number (largest relative residual {problem['restart_residual']:.2g}, below "
+                   f"{SAMPLING_RESTART_RESIDUAL:g}) that grew only {problem['restart_growth']:.3g}× over the block "
+                   f"(below {SAMPLING_RESTART_GROWTH:g}; a sampler that adds its steps up grows it about as many "
+                   "times as it takes steps). Each step starts again from the same state instead of the last "
+                   "step's result, so the samples end about one step from the noise.")
     evidence = {"model": model, "step": problem["step"], "calls": calls, "distinct_times": times,
-                "largest_change": round(problem["largest_change"], 8), "largest_move": round(problem["largest_move"], 8),
-                "carry": None if problem["carry"] != problem["carry"] else round(problem["carry"], 4),
-                "threshold_still": SAMPLER_FROZEN, "threshold_carry": SAMPLING_CARRY, "source": "sampling calls"}
+                "largest_change": round(problem["largest_change"], 8),
+                "restart_residual": _rounded(problem["restart_residual"]),
+                "restart_growth": _rounded(problem["restart_growth"]),
+                "threshold_still": SAMPLER_FROZEN, "threshold_restart_residual": SAMPLING_RESTART_RESIDUAL,
+                "threshold_restart_growth": SAMPLING_RESTART_GROWTH, "source": "sampling calls"}
     return [Finding(code="sampler-state-frozen", severity="critical" if problem["kind"] == "still" else "warning",
                     title=title, message=message, evidence=evidence, suggestion=FROZEN_ADVICE, figure=figure)]
 
@@ -92,6 +97,10 @@ def t_range_untrained(coverage: dict[str, Any] | None, model: str, task: str, fi
     return [Finding(code="t-range-untrained", severity="critical" if share >= T_UNTRAINED_CRITICAL else "warning",
                     title=f"The sampler uses times training never drew (t in [{spans[0][0]:.4g}, {spans[-1][1]:.4g}])",
                     message=message, evidence=evidence, suggestion=advice(T_ADVICE, task), figure=figure)]
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 8)
 
 
 def _spans(bins: list[int], edges: list[float]) -> list[tuple[float, float]]:

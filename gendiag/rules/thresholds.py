@@ -325,16 +325,16 @@ SAMPLING_MIN_TIMES = threshold(
     "derived: a state followed over fewer than three distinct times cannot show a sampler's walk (a guidance pair "
     "calls the network twice at one time on one state); benchmarks/RESULTS.md, calibration row "
     "sampler-state-frozen")
-SAMPLING_CARRY_MIN_TIMES = threshold(
-    "sampling_calls.carry_min_times", 8,
-    "derived: with eight or more steps a sampler that carries its state gets several moves from its start, one that "
-    "restarts from the same start about one; benchmarks/RESULTS.md, calibration row sampler-state-frozen")
-SAMPLING_CARRY = threshold(
-    "sampling_calls.carry", 2.0,
-    "derived, then measured: the furthest the state gets from its start over the largest single move between calls "
-    "is about 1 for a sampler restarting each step from its start (1.24, tests/test_f25b_sampling_calls.py) and about "
-    "the number of steps for Euler on a straight path (12.7 at 20 steps); ancestral DDPM with 100 steps gives 4.9; "
-    "benchmarks/RESULTS.md, calibration row sampler-state-frozen")
+SAMPLING_RESTART_RESIDUAL = threshold(
+    "sampling_calls.restart_residual", 1e-3,
+    "derived: a sampler restarting from its start (`x = x0 + dt * v(x, t)`) makes each input less the first exactly "
+    "a multiple of the previous output, up to float32 rounding (about 1e-7); 1e-3 leaves room for a sampler in half "
+    "precision; benchmarks/RESULTS.md, calibration row sampler-state-frozen")
+SAMPLING_RESTART_GROWTH = threshold(
+    "sampling_calls.restart_growth", 1.5,
+    "derived: that multiple stays one step (growth 1) for a sampler restarting from its start and grows about as the "
+    "step number for one that adds its steps up (19 at 20 Euler steps); benchmarks/RESULTS.md, calibration row "
+    "sampler-state-frozen")
 T_UNTRAINED_MIN_TIMES = threshold(
     "sampling_calls.t_min_train_times", 200,
     "derived: with 200 training times spread evenly over 20 bins, a bin stays empty by chance with probability "
