@@ -8,17 +8,21 @@ is read, the margin: the statistic of the healthiest and the most broken run aga
 row counts healthy runs with any warning at all. Findings are read from the probes (`Probe.findings`, callable at any
 time) once training and sampling are done, without drawing the report.
 
-`CALIBRATION` is the table to extend: a new code adds an `Entry` (its broken loops, and a statistic where one is
-read). An entry whose code this build does not know yet (not in `gendiag.findings.STAGES`: `grad-accumulating`,
-`loss-unbounded-below`, `gan-d-output-squashed` until issue 25's other change lands) is not run and its row says
-"pending". Codes without broken loops yet, whose false alarms are counted all the same: `loss-diverging`,
-`loss-t-imbalance`, `target-explodes`, `gradients-not-seen`, `data-bottleneck`, the data
-representation codes, `source-*`, `field-ignores-x`, `field-ignores-t`, `gan-d-dominates`, `gan-oscillation`,
-`mode-collapse`, `samples-unlike-data`, `memorization`.
+Every code the build raises (`gendiag.findings.STAGES`) gets a row, in that order; `CALIBRATION` is the table to
+extend: a code's `Entry` names its broken loops and, where the margin is measured, a statistic read from the
+probes' states. A code without an entry is still counted for false alarms ("no broken loop yet"); an entry whose code
+the build does not raise yet (`grad-accumulating`, `loss-unbounded-below`, `gan-d-output-squashed` until issue 25's
+other change lands) is not run and its row says "pending". Each row lists the thresholds that cite it
+(`gendiag.rules.thresholds.CALIBRATION_ROWS`).
 
-The full size (SEEDS × 6 healthy loops and the broken ones, STEPS steps each) takes about 15 minutes on one core;
-`quick` (QUICK_SEEDS seeds, one broken seed, the same STEPS) is a smoke test for CI in under 3 minutes, its rows
-marked quick. Run it alone: `python -m benchmarks --only bench_calibration [--quick]`."""
+As measured before those codes landed, the broken loops written for them were named only through symptoms:
+flow/no-zero-grad as `train-sample-input-mismatch`, vae/kl-sign as `loss-diverging`, gan/d-sigmoid not at all, and
+gan/d-never-stepped (the `params-stalled` row) only as `samples-unlike-data`.
+
+Every run is STEPS steps (the healthy DDPM loop still warns at 120: it is not trained yet); the full size (SEEDS seeds
+of 6 healthy loops, BROKEN_SEEDS of each broken one) is about 50 runs of a few seconds each on one core, well within
+15 minutes; `quick` (QUICK_SEEDS seeds, one broken seed) took 84 s for 22 runs on one core shared with other work, its
+rows marked quick and its `met` left empty. Run it alone: `python -m benchmarks --only bench_calibration [--quick]`."""
 
 from __future__ import annotations
 
@@ -32,12 +36,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import gendiag
 from benchmarks.calibration_loops import LOOPS
 from gendiag.findings import STAGES, Finding
-from gendiag.rules.thresholds import THRESHOLDS
+from gendiag.rules.thresholds import THRESHOLDS, calibration_rows
 
 FULL_ONLY = True
 SEEDS, QUICK_SEEDS = 5, 2
 BROKEN_SEEDS, QUICK_BROKEN_SEEDS = 2, 1
-STEPS = 300  # the healthy DDPM loop still warns at 120 steps (samples-unlike-data): it is not trained yet
+STEPS = 300
 RAISED = ("warning", "critical")
 
 Statistic = Callable[[dict[str, Any]], "float | None"]
@@ -107,9 +111,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
 
 def known() -> list[Entry]:
-    """The entries whose code this build raises (listed in `STAGES`)."""
-    staged = {code for codes in STAGES.values() for code in codes}
-    return [entry for entry in CALIBRATION if entry.code in staged]
+    """One entry per code this build raises (listed in `STAGES`), in the order of `STAGES`: the one in
+    `CALIBRATION`, or one without broken loops (its false alarms are still counted)."""
+    listed = {entry.code: entry for entry in CALIBRATION}
+    return [listed.get(code, Entry(code, ())) for codes in STAGES.values() for code in codes]
 
 
 def _run(loop: str, bug: str | None, seed: int, steps: int, run_dir: Path) -> tuple[list[Finding], dict[str, Any]]:
@@ -125,8 +130,9 @@ def _rows(results: dict, seeds: int, quick: bool) -> list[dict[str, Any]]:
     healthy = {key: value for key, value in results.items() if key[1] is None}
     size = f" (quick: {seeds} seeds)" if quick else ""
     rows = []
-    for entry in CALIBRATION:
-        if entry not in known():
+    staged = {entry.code for entry in known()}
+    for entry in known() + [entry for entry in CALIBRATION if entry.code not in staged]:
+        if entry.code not in staged:
             rows.append({"benchmark": "calibration", "figure": entry.code, "median": None, "spread": None,
                          "unit": "pending", "goal": "0 false alarms, every broken run detected", "met": None,
                          "note": f"pending: this build does not raise {entry.code} yet (broken loops written: "
@@ -139,12 +145,18 @@ def _rows(results: dict, seeds: int, quick: bool) -> list[dict[str, Any]]:
         detected = [key for key, (found, _) in broken.items()
                     if any(f.code == entry.code and f.severity in RAISED for f in found)]
         missed = sorted(f"{loop}/{bug} seed {seed}" for loop, bug, seed in set(broken) - set(detected))
-        note = [f"detected {len(detected)} of {len(broken)} broken runs ({', '.join(sorted({f'{k[0]}/{k[1]}' for k in broken}))})"]
+        note = ([f"detected {len(detected)} of {len(broken)} broken runs "
+                 f"({', '.join(sorted({f'{k[0]}/{k[1]}' for k in broken}))})"] if broken else
+                ["no broken loop yet: false alarms only"])
         if missed:
             note.append(f"missed: {', '.join(missed)}")
         if alarms:
             note.append(f"false alarms: {', '.join(alarms)}")
-        note.append(_margin(entry, healthy, broken))
+        if broken:
+            note.append(_margin(entry, healthy, broken))
+        cited = [name for name in THRESHOLDS if entry.code in (calibration_rows(name) or ())]
+        if cited:
+            note.append(f"thresholds: {', '.join(cited)}")
         rows.append({"benchmark": "calibration", "figure": entry.code, "median": float(len(alarms)), "spread": None,
                      "unit": f"false alarms of {len(healthy)} healthy runs", "goal": "0 false alarms, every broken "
                      "run detected", "met": None if quick else (not alarms and len(detected) == len(broken)),

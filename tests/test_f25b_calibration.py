@@ -25,3 +25,14 @@ def test_an_overflowing_loss_is_named_and_the_healthy_loop_is_not(tmp_path) -> N
     healthy, _ = bench_calibration._run("autoregressive", None, 0, 100, tmp_path / "healthy")
     assert any(f.code == "loss-nonfinite" and f.severity == "critical" for f in broken)
     assert not [f for f in healthy if f.severity in ("warning", "critical")]
+
+
+def test_every_threshold_cites_calibration_rows_that_exist() -> None:
+    from gendiag.findings import STAGES
+    from gendiag.rules.thresholds import calibration_rows
+
+    codes = {code for stage in STAGES.values() for code in stage} | {e.code for e in bench_calibration.CALIBRATION}
+    for name in THRESHOLDS:
+        rows = calibration_rows(name)
+        assert rows is not None, f"threshold {name} has no calibration row in CALIBRATION_ROWS"
+        assert set(rows) <= codes, (name, rows)

@@ -348,3 +348,32 @@ T_UNTRAINED_CRITICAL = threshold(
     "sampling_calls.t_untrained_critical", 0.25,
     "chosen by hand: a quarter of the sampler's calls at untrained times; training on the lowest quarter of the "
     "steps leaves 0.75 (benchmarks/RESULTS.md, calibration row t-range-untrained)")
+
+# The row of benchmarks/RESULTS.md's calibration table (bench_calibration, one row per finding code) that measures
+# each threshold, by the threshold's "<probe>." prefix: its false alarms on healthy loops, its detections on broken
+# ones. A threshold whose prefix is missing here fails tests/test_f25b_calibration.py; () marks thresholds of no
+# finding.
+CALIBRATION_ROWS: dict[str, tuple[str, ...]] = {
+    "loss.": ("loss-nonfinite", "loss-diverging"),
+    "loss_by_t.": ("loss-t-imbalance", "target-explodes"),
+    "gradients.": ("no-gradient-reaches", "params-stalled", "gradients-not-seen"),
+    "timing.": ("data-bottleneck",),
+    "schedule.": ("schedule-not-reaching-noise",),
+    "velocity.": ("field-ignores-x", "field-ignores-t"),
+    "inputs.": ("train-sample-input-mismatch",),
+    "sampler.": ("sampler-state-frozen",),
+    "data_repr.": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
+                   "source-not-noise", "source-sampler-mismatch", "source-chosen"),
+    "mode-collapse.": ("mode-collapse",),
+    "gan-balance.": ("gan-d-dominates", "gan-oscillation"),
+    "vae-health.": ("posterior-collapse",),
+    "samples_vs_data.": ("samples-unlike-data",),
+    "memorization.": ("memorization",),
+    "sampling_calls.": ("sampler-state-frozen", "t-range-untrained"),
+    "flattened.": (),  # the flattened recipe's story, not a finding: no calibration row
+}
+
+
+def calibration_rows(name: str) -> tuple[str, ...] | None:
+    """The calibration rows (finding codes) that measure threshold `name`; None where its prefix is not listed."""
+    return next((rows for prefix, rows in CALIBRATION_ROWS.items() if name.startswith(prefix)), None)
