@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 from benchmarks import bench_calibration
 from benchmarks.calibration_loops import LOOPS
 from gendiag.rules.thresholds import THRESHOLDS
@@ -36,3 +38,11 @@ def test_every_threshold_cites_calibration_rows_that_exist() -> None:
         rows = calibration_rows(name)
         assert rows is not None, f"threshold {name} has no calibration row in CALIBRATION_ROWS"
         assert set(rows) <= codes, (name, rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_guided_heun_sampler_is_not_frozen(tmp_path, seed: int) -> None:
+    """Two calls at one time on one state (guidance) and Heun's two calls a step: neither is a frozen state."""
+    found, states = bench_calibration._run("conditional", None, seed, 300, tmp_path)
+    assert not [f for f in found if f.code == "sampler-state-frozen"]
+    assert states["sampling_calls"]["motions"][0]["distinct_times"] == 11

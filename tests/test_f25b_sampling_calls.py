@@ -143,3 +143,14 @@ def test_ddpm_trained_on_every_step_is_silent(tmp_path, seed: int) -> None:
     findings = ddpm_run(tmp_path, seed, 100)
     assert not named(findings, "t-range-untrained")
     assert not named(findings, "sampler-state-frozen")
+
+
+def test_an_untrained_range_of_t_is_named_as_the_cause_of_the_input_mismatch(tmp_path) -> None:
+    from benchmarks.calibration_loops import ddpm
+
+    findings = ddpm(tmp_path, 0, 300, "t-quarter").finish().findings
+    codes = [f.code for f in findings]
+    mismatch = [f for f in findings if f.code == "train-sample-input-mismatch"]
+    assert "t-range-untrained" in codes and mismatch
+    assert mismatch[0].consequence_of == ["t-range-untrained"]
+    assert codes.index("t-range-untrained") < codes.index("train-sample-input-mismatch")
