@@ -14,7 +14,6 @@ network was never trained on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,59 +25,65 @@ KEPT_TRAIN_TIMES = 4096
 KEPT_SAMPLING_CALLS = 4096
 
 
-@dataclass
 class SamplingTrace:
-    """One sampling block's calls of one network: each call's time (the median of its rows, NaN without a time)
-    and its first rows of x, flattened to (rows, D) float64."""
+    """One sampling block's calls of one network, measured as they come so that memory stays a few numbers a call
+    (an image sampler of 1,000 steps keeps no 1,000 inputs): each call's time (the median of its rows, NaN without
+    one), its input's distance from the first call's (`changes`), and, for a call at a new time after one whose output
+    has x's shape, the restart fit of its input (`fits`, see `restart_fit`). Rows are the call's first rows of x
+    and of the output (`ForwardCall.head`, `output_head`), flattened, in float64."""
 
-    model: str
-    session: int
-    step: int
-    times: list[float] = field(default_factory=list)
-    heads: list[torch.Tensor] = field(default_factory=list)
-    outputs: list[torch.Tensor | None] = field(default_factory=list)
+    def __init__(self, model: str, session: int, step: int) -> None:
+        self.model, self.session, self.step = model, session, step
+        self.times: list[float] = []
+        self.changes: list[float] = []
+        self.fits: list[tuple[float, float]] = []
+        self._first: torch.Tensor | None = None
+        self._size = 1.0
+        self._last_output: torch.Tensor | None = None
 
     def add(self, t: torch.Tensor | None, head: torch.Tensor, output: torch.Tensor | None) -> None:
-        self.times.append(float("nan") if t is None or t.numel() == 0 else float(t.reshape(-1).median()))
-        self.heads.append(head.reshape(head.shape[0], -1).double())
-        self.outputs.append(None if output is None else output.reshape(output.shape[0], -1).double())
+        time = float("nan") if t is None or t.numel() == 0 else float(t.reshape(-1).median())
+        head = head.reshape(head.shape[0], -1).double()
+        if self._first is None:
+            self._first = head
+            self._size = float(head.pow(2).mean().sqrt()) or 1.0
+        if head.shape == self._first.shape:
+            self.changes.append(float((head - self._first).pow(2).mean().sqrt()) / self._size)
+            last = self._last_output
+            if self.times and time != self.times[-1] and last is not None and last.shape == head.shape:
+                fit = restart_fit(head - self._first, last)
+                if fit is not None:
+                    self.fits.append(fit)
+        self.times.append(time)
+        self._last_output = None if output is None else output.reshape(output.shape[0], -1).double()
+
+
+def restart_fit(moved: torch.Tensor, output: torch.Tensor) -> tuple[float, float] | None:
+    """A call's input less the first call's (`moved`) fitted as c times the previous call's output: the relative
+    residual of the fit and |c|; None where either is zero. A sampler restarting from the same start
+    (`x = x0 + dt * v(x, t)`) fits exactly with c = dt at every call; one that adds its steps up has c growing about
+    as the step number, where it fits at all."""
+    dot = float(output.pow(2).sum())
+    span = float(moved.pow(2).sum().sqrt())
+    if dot == 0 or span == 0:
+        return None
+    scale = float((moved * output).sum()) / dot
+    return float((moved - scale * output).pow(2).sum().sqrt()) / span, abs(scale)
 
 
 def trace_motion(trace: SamplingTrace) -> dict[str, Any]:
     """The state's motion over one block: `largest_change` (the furthest any call's rows are from the first call's,
-    relative to the first's RMS size), `changes` (each call's), `calls`, `distinct_times`, and from `restart_fit`
-    `restart_residual` and `restart_growth` (None where no call follows another at a new time with an output of
-    x's shape)."""
-    first = trace.heads[0]
-    size = float(first.pow(2).mean().sqrt()) or 1.0
-    changes = [float((h - first).pow(2).mean().sqrt()) / size for h in trace.heads if h.shape == first.shape]
+    relative to the first's RMS size), `changes` (each call's), `calls`, `distinct_times`, `restart_residual` (the
+    largest residual of the restart fits) and `restart_growth` (|c| of the last fit over |c| of the first; about 1
+    for a sampler restarting from its start), both None with fewer than two fits."""
     distinct = {round(t, 9) for t in trace.times if t == t}
-    residual, growth = restart_fit(trace)
+    fits = trace.fits
+    usable = len(fits) >= 2 and fits[0][1] > 0
     return {"model": trace.model, "session": trace.session, "step": trace.step, "calls": len(trace.times),
-            "distinct_times": len(distinct), "largest_change": max(changes, default=0.0), "changes": changes,
-            "restart_residual": residual, "restart_growth": growth}
-
-
-def restart_fit(trace: SamplingTrace) -> tuple[float | None, float | None]:
-    """For each call k after the first that comes at a new time, the input less the first call's input, fitted as
-    c_k times the previous call's output: the largest relative residual of those fits, and |c| of the last fit over
-    |c| of the first (about 1 for a sampler restarting from the same start; about the step number for one that adds
-    its steps up). (None, None) with fewer than two such fits."""
-    first = trace.heads[0]
-    fits = []
-    for k in range(1, len(trace.heads)):
-        output, head = trace.outputs[k - 1], trace.heads[k]
-        if trace.times[k] == trace.times[k - 1] or output is None or output.shape != first.shape                 or head.shape != first.shape:
-            continue
-        moved, dot = head - first, float(output.pow(2).sum())
-        span = float(moved.pow(2).sum().sqrt())
-        if dot == 0 or span == 0:
-            continue
-        scale = float((moved * output).sum()) / dot
-        fits.append((float((moved - scale * output).pow(2).sum().sqrt()) / span, abs(scale)))
-    if len(fits) < 2 or fits[0][1] == 0:
-        return None, None
-    return max(r for r, _ in fits), fits[-1][1] / fits[0][1]
+            "distinct_times": len(distinct), "largest_change": max(trace.changes, default=0.0),
+            "changes": list(trace.changes),
+            "restart_residual": max(r for r, _ in fits) if usable else None,
+            "restart_growth": fits[-1][1] / fits[0][1] if usable else None}
 
 
 class TimeCoverage:
