@@ -49,7 +49,7 @@ class ForwardCall:
     x: torch.Tensor | None
     t: torch.Tensor | None
     output: torch.Tensor | None
-    head: torch.Tensor | None = None  # sampling calls only: x's first HEAD_ROWS rows in order, to follow a sampler's state
+    head: torch.Tensor | None = None  # sampling calls only: x's first HEAD_ROWS rows in order, to follow the state
     output_head: torch.Tensor | None = None  # sampling calls only: the output's same first rows
     session: int = 0  # which `with mon.sampling():` block the call came from (0 for training calls)
 

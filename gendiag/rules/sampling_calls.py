@@ -42,22 +42,22 @@ def frozen_problem(motions: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def frozen_from_calls(problem: dict[str, Any] | None, figure: str | None) -> list[Finding]:
-    """`sampler-state-frozen` from the network's sampling calls: critical when the state never moves, a warning when
+    """`sampler-state-frozen` from the network's sampling calls: critical when the state never moves, a warning when it
     restarts from the same start at every step."""
     if problem is None:
         return []
     model, calls, times = problem["model"], problem["calls"], problem["distinct_times"]
-    where = f"in the sampling block at step {problem['step']}, `{model}` was called {calls} times at {times} times t"
+    where = f"In the sampling block at step {problem['step']}, `{model}` was called {calls} times at {times} times t"
     if problem["kind"] == "still":
         title = "The sampler passes the same state to the network at every step"
-        message = (f"{where.capitalize()}, and its input x never changed: the largest relative change from the first "
+        message = (f"{where}, and its input x never changed: the largest relative change from the first "
                    f"call's input is {problem['largest_change']:.2g} (below {SAMPLER_FROZEN:g}). The sampler computes "
                    "each step from its starting noise and never carries the result forward, so what it returns is "
                    "at best one step from the noise. (If these calls were not a sampler but the network evaluated "
                    "on one grid at several t, ignore this.)")
     else:
         title = "The sampler restarts every step from the same start"
-        message = (f"{where.capitalize()}; each call's input is the first call's input plus the previous call's "
+        message = (f"{where}; each call's input is the first call's input plus the previous call's "
                    f"output times one number (largest relative residual {problem['restart_residual']:.2g}, below "
                    f"{SAMPLING_RESTART_RESIDUAL:g}) that grew only {problem['restart_growth']:.3g}× over the block "
                    f"(below {SAMPLING_RESTART_GROWTH:g}; a sampler that adds its steps up grows it about as many "
