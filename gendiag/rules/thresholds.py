@@ -341,9 +341,10 @@ T_UNTRAINED_MIN_TIMES = threshold(
     "20·0.95^200 < 1e-3; fewer training times are not judged (benchmarks/RESULTS.md, calibration row "
     "t-range-untrained)")
 T_UNTRAINED_WARNING = threshold(
-    "sampling_calls.t_untrained_warning", 0.10,
-    "chosen by hand: a tenth of the sampler's calls at times training never drew (two of 20 bins of a uniform "
-    "sampler); healthy loops give 0 (benchmarks/RESULTS.md, calibration row t-range-untrained)")
+    "sampling_calls.t_untrained_warning", 0.15,
+    "chosen by hand: more than two of 20 bins of a uniform sampler's calls at times training never drew; a logit-"
+    "normal draw of t (SD3's) in a short run can leave the one outer bin at each end empty (0.10), so two are not "
+    "judged; healthy loops give 0 (benchmarks/RESULTS.md, calibration row t-range-untrained)")
 T_UNTRAINED_CRITICAL = threshold(
     "sampling_calls.t_untrained_critical", 0.25,
     "chosen by hand: a quarter of the sampler's calls at untrained times; training on the lowest quarter of the "
