@@ -22,7 +22,8 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 STAGES: dict[str, tuple[str, ...]] = {
     "data and set-up": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
                         "source-not-noise", "source-sampler-mismatch", "source-chosen", "schedule-not-reaching-noise",
-                        "target-explodes", "train-sample-input-mismatch", "data-bottleneck", "causal-leak"),
+                        "target-explodes", "t-range-untrained", "train-sample-input-mismatch", "data-bottleneck",
+                        "causal-leak"),
     "optimisation": ("loss-nonfinite", "no-gradient-reaches", "params-stalled", "gradients-not-seen", "loss-diverging",
                      "loss-t-imbalance", "gan-d-dominates", "gan-oscillation"),
     "model": ("posterior-collapse", "field-ignores-x", "field-ignores-t"),
@@ -75,6 +76,12 @@ CONSEQUENCES: dict[str, dict[str, str]] = {
     },
     "field-ignores-x": {
         "mode-collapse": "a field that does not look at x moves every sample the same way",
+    },
+    "t-range-untrained": {
+        "train-sample-input-mismatch": "training inputs exist for only part of the sampler's range of t, so they "
+                                       "hardly change over t and the sampler meets inputs training never had",
+        "samples-unlike-data": "the sampler calls the network at times it was never trained on",
+        "mode-collapse": "the sampler calls the network at times it was never trained on",
     },
     "sampler-state-frozen": {
         "mode-collapse": "a sampler whose state does not move returns the noise it started from",

@@ -85,4 +85,8 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.autoregressive:sample_inputs", figure=None),
     CodeMap("ar-samples-identical", quantity="gendiag.quantities.autoregressive:distinct_rows",
             rule="gendiag.rules.autoregressive:samples_identical", figure=None),
+    # --- issue 25: sampling calls ---
+    CodeMap("t-range-untrained", quantity="gendiag.quantities.sampling_calls:coverage_table",
+            rule="gendiag.rules.sampling_calls:t_range_untrained",
+            figure="gendiag.figures.sampling_calls:sampling_calls_figure"),
 )
