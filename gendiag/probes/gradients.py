@@ -121,6 +121,7 @@ class GradientsProbe(Probe):
         for handle in self.arrival_hooks.values():
             handle.remove()
         self.arrival_hooks.clear()
+        self.readings.resets.stop()
         self._flush(ctx)
         readings = self.readings
         if not readings.params:
