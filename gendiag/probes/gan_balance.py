@@ -8,6 +8,8 @@ where the loop measures them right after each backward, `grad_norm_d`, `grad_nor
 Findings:
 - `gan-d-dominates`: for a sustained stretch D calls almost every fake a fake (median D(fake) < 0.1) with
   accuracy near 1; the generator then learns from a saturated discriminator.
+- `gan-d-output-squashed`: every output of D lies in [0, 1] while the loss reads them as logits (D ends in a
+  Sigmoid under BCE-with-logits): D's loss has a floor and G's gradient vanishes.
 - `gan-oscillation`: the losses swing (after removing per-step noise and slow drift) with an amplitude that grows
   over the run, in both losses: the players chase each other instead of converging.
 
@@ -27,7 +29,7 @@ from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
 from gendiag.report.section import ProbeSection
 from gendiag.quantities.gan_balance import BalanceLog
-from gendiag.rules.gan_balance import d_dominates, dominated_stretch, fmt, oscillation, plain
+from gendiag.rules.gan_balance import d_dominates, dominated_stretch, fmt, oscillation, plain, squashed
 
 FIGURE = "gan_balance"
 
@@ -81,7 +83,8 @@ class GanBalanceProbe(Probe):
         if not self.log.rows:
             return []
         frame, figure = self.log.table(), f"figures/{FIGURE}.png"
-        found = (d_dominates(frame, self.log.d_output, figure), oscillation(frame, figure))
+        found = (squashed(frame, self.log.d_output, figure), d_dominates(frame, self.log.d_output, figure),
+                 oscillation(frame, figure))
         return [f for f in found if f is not None]
 
     def state(self) -> dict[str, Any]:
