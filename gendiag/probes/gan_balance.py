@@ -28,7 +28,7 @@ from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
 from gendiag.report.section import ProbeSection
-from gendiag.quantities.gan_balance import BalanceLog
+from gendiag.quantities.gan_balance import BalanceLog, ends_in_sigmoid
 from gendiag.rules.gan_balance import d_dominates, dominated_stretch, fmt, oscillation, plain, squashed
 
 FIGURE = "gan_balance"
@@ -83,7 +83,8 @@ class GanBalanceProbe(Probe):
         if not self.log.rows:
             return []
         frame, figure = self.log.table(), f"figures/{FIGURE}.png"
-        found = (squashed(frame, self.log.d_output, figure), d_dominates(frame, self.log.d_output, figure),
+        sigmoid_ended = [name for name, watched in ctx.models.items() if ends_in_sigmoid(watched.module)]
+        found = (squashed(frame, self.log.d_output, sigmoid_ended, len(ctx.models), figure), d_dominates(frame, self.log.d_output, figure),
                  oscillation(frame, figure))
         return [f for f in found if f is not None]
 

@@ -102,6 +102,13 @@ def _matches(loss: float, total: float) -> bool:
     return any(abs(loss - candidate) <= GAN_SQUASHED_MATCH * abs(loss) for candidate in (total, total / 2))
 
 
+def ends_in_sigmoid(module: torch.nn.Module) -> bool:
+    """Whether the last submodule of `module` (in registration order, the order a Sequential runs them) is a
+    Sigmoid: its outputs are probabilities by construction."""
+    leaves = [m for m in module.modules() if not any(True for _ in m.children())]
+    return bool(leaves) and isinstance(leaves[-1], torch.nn.Sigmoid)
+
+
 LOGIT_FLOOR = float(np.log(2) + np.log1p(np.exp(-1)))  # BCE-with-logits of real and fake outputs within [0, 1]
 
 

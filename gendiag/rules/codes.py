@@ -78,4 +78,11 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.memorization:memorization_finding",
             figure="gendiag.figures.memorization:copies_figure"),
 
+    # --- issue 25: causes ---
+    CodeMap("grad-accumulating", quantity="gendiag.quantities.grad_reset:ResetWatch",
+            rule="gendiag.rules.gradients:is_accumulating", figure="gendiag.figures.gradients:gradients_figure"),
+    CodeMap("loss-unbounded-below", quantity="gendiag.quantities.loss:summarise_loss",
+            rule="gendiag.rules.loss:judge_trend", figure="gendiag.figures.loss:loss_figure"),
+    CodeMap("gan-d-output-squashed", quantity="gendiag.quantities.gan_balance:output_reading",
+            rule="gendiag.rules.gan_balance:squashed", figure="gendiag.figures.gan_balance:balance_figure"),
 )

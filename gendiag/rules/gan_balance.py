@@ -85,12 +85,15 @@ def d_dominates(frame: pd.DataFrame, d_output: str | None, figure: str | None) -
     )
 
 
-def squashed(frame: pd.DataFrame, d_output: str | None, figure: str | None) -> Finding | None:
+def squashed(frame: pd.DataFrame, d_output: str | None, sigmoid_ended: list[str], watched: int,
+             figure: str | None) -> Finding | None:
     """The `gan-d-output-squashed` finding, or None: at least GAN_SQUASHED_MIN_STEPS steps reported D's outputs,
     in GAN_SQUASHED_STEPS of them all within [0, 1], and the loss reads them as logits (declared, or loss_d equal
-    to BCE-with-logits of them and not to BCE of them as probabilities in that share of the steps)."""
+    to BCE-with-logits of them and not to BCE of them as probabilities in that share of the steps). Outputs of a
+    logit D that barely trains can lie in [0, 1] too, so where networks are watched one of them must end in a
+    Sigmoid (`sigmoid_ended`); with none watched the finding is a warning."""
     reported = frame[frame["d_min"].notna()]
-    if d_output == "critic" or len(reported) < GAN_SQUASHED_MIN_STEPS:
+    if d_output == "critic" or len(reported) < GAN_SQUASHED_MIN_STEPS or (watched and not sigmoid_ended):
         return None
     in_unit = float(((reported["d_min"] >= 0) & (reported["d_max"] <= 1)).mean())
     with_loss = reported[reported["loss_d_as_logits"].notna()]
@@ -100,6 +103,8 @@ def squashed(frame: pd.DataFrame, d_output: str | None, figure: str | None) -> F
                                             and as_probs <= 1 - GAN_SQUASHED_STEPS)
     if in_unit < GAN_SQUASHED_STEPS or not read_as_logits:
         return None
+    where = (f"{' and '.join(sigmoid_ended)} ends in a Sigmoid, " if sigmoid_ended else
+             "(D is not watched, so its last layer could not be checked) ")
     how = ("you declared d_output=\"logit\"" if d_output == "logit" else
            f"the loss_d you report equals BCE-with-logits of exactly these outputs at {as_logits:.0%} of "
            f"{len(with_loss)} steps (and BCE of them as probabilities at {as_probs:.0%})")
@@ -110,14 +115,15 @@ def squashed(frame: pd.DataFrame, d_output: str | None, figure: str | None) -> F
         "loss_d_matches_probs": round(as_probs, 3), "loss_d_floor_summed": round(LOGIT_FLOOR, 4),
         "loss_d_floor_averaged": round(LOGIT_FLOOR / 2, 4), "min_loss_d": plain(frame["loss_d"].min()),
         "from_step": int(reported["step"].iloc[0]), "to_step": int(reported["step"].iloc[-1]),
+        "networks_ending_in_sigmoid": sigmoid_ended,
     }
     return Finding(
-        code="gan-d-output-squashed", severity="critical",
+        code="gan-d-output-squashed", severity="critical" if sigmoid_ended else "warning",
         title="D outputs probabilities where the loss expects logits: D's loss has a floor, G gets no gradient",
         message=(f"Over steps {evidence['from_step']}–{evidence['to_step']}, {in_unit:.0%} of the "
                  f"{len(reported)} reported steps had every output of D within [0, 1] (overall "
-                 f"{fmt(evidence['output_min'])} to {fmt(evidence['output_max'])}), while {how}. A Sigmoid at the "
-                 f"end of D squashes its outputs, and the loss applies a second sigmoid: D(real) can reach at most "
+                 f"{fmt(evidence['output_min'])} to {fmt(evidence['output_max'])}): {where}while {how}. The "
+                 f"Sigmoid squashes D's outputs, and the loss applies a second sigmoid: D(real) can reach at most "
                  f"σ(1) = 0.73 and D(fake) at least σ(0) = 0.5, so D's loss cannot fall below log 2 + "
                  f"log(1 + e⁻¹) = {LOGIT_FLOOR:.3f} (summed; {LOGIT_FLOOR / 2:.3f} averaged; the lowest reported was "
                  f"{fmt(evidence['min_loss_d'])}), and the generator's gradient through two sigmoids vanishes."),
