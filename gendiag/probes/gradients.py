@@ -145,7 +145,7 @@ class GradientsProbe(Probe):
         figure = self._figure_path()
         if figure is not None:
             ctx.save_figure(gradients_figure(readings.names, steps, norms, readings.ratio_steps, readings.ratios,
-                                             readings.noise_steps, readings.noise_ratios), FIGURE)
+                                             readings.noise_steps, readings.noise_ratios, readings.networks), FIGURE)
         return ProbeSection(title="Gradients and updates", text=gradients_text(self.summary),
                             figures=[figure] if figure else [],
                             table=gradients_table(readings.names, readings.params, norms, self.summary))

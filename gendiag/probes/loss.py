@@ -7,8 +7,8 @@ when findings are asked for, the figure (`gendiag.figures.loss`) in `finish`.
 
 Findings:
 - `loss-nonfinite` (critical): the loss was NaN or infinite at some step.
-- `loss-unbounded-below` (critical): the loss falls below 0 and keeps falling, to 100 times its starting scale
-  below where it began; the reported term (`mon.step(..., kl=...)`, or the KL of `observe_latents`) that has no
+- `loss-unbounded-below` (critical): the loss falls below 0 and keeps falling without slowing down, to 10 times
+  its starting scale below where it began; the reported term (`mon.step(..., kl=...)`, or the KL of `observe_latents`) that has no
   floor is named where one explains the fall.
 - `loss-diverging` (warning; info for GANs, whose losses are not minimised): after its lowest window the loss
   trends up to at least twice that level (or blows up tenfold in some window), or its step-to-step oscillation

@@ -67,7 +67,7 @@ class LossSeries:
 
 
 # measured for the rule, not kept in probe_data.json
-INTERNAL = ("table", "blowup", "peak_after_best", "calm_before_last", "falling_at_end", "terms")
+INTERNAL = ("table", "blowup", "peak_after_best", "calm_before_last", "falling_at_end", "fall_speedup", "terms")
 
 NOT_TERMS = ("lr", "epoch", "d_real", "d_fake")  # scalars of mon.step that are no part of the loss
 
@@ -159,5 +159,7 @@ def summarise_loss(steps: np.ndarray, values: np.ndarray) -> dict[str, Any]:
         blowup=float(blowup), peak_after_best=peak > best, calm_before_last=calm < WINDOWS - 1,
         first_median=float(medians[0]), fall=float((medians[0] - medians[-1]) / first_scale), fall_tau=fall_tau,
         falling_at_end=best == WINDOWS - 1,
+        fall_speedup=float((medians[WINDOWS // 2 - 1] - medians[-1])
+                           / max(medians[0] - medians[WINDOWS // 2 - 1], 1e-12 * first_scale)),
     )
     return summary

@@ -19,7 +19,8 @@ def judge_trend(summary: dict[str, Any]) -> dict[str, bool]:
     if "best_median" not in summary:
         return {"diverging": False, "unbounded_below": False}
     unbounded = (summary["last_median"] < 0 and summary["fall"] >= LOSS_UNBOUNDED_FALL
-                 and summary["fall_tau"] <= LOSS_UNBOUNDED_TAU and summary["falling_at_end"])
+                 and summary["fall_tau"] <= LOSS_UNBOUNDED_TAU and summary["falling_at_end"]
+                 and summary["fall_speedup"] >= 1)
     trend_up = summary["rise"] >= LOSS_RISE and summary["trend_tau"] >= LOSS_RISE_TAU
     blew_up = summary["blowup"] >= LOSS_BLOWUP and summary["peak_after_best"]
     oscillating = (summary["oscillation_growth"] >= LOSS_OSCILLATION_GROWTH and summary["calm_before_last"]
@@ -164,6 +165,7 @@ def unbounded_finding(summary: dict[str, Any], figure: str | None, task: str) ->
     named = f" Which term: {term[1]}." if term else ""
     evidence: dict[str, Any] = {"first_window_median": first, "last_window_median": last,
                                 "fall_in_first_scales": summary["fall"], "fall_tau": summary["fall_tau"],
+                                "second_half_fall_over_first": summary["fall_speedup"],
                                 "last_finite_step": summary["last_finite_step"]}
     if term:
         evidence["term_without_floor"] = term[0]
@@ -179,8 +181,9 @@ def unbounded_finding(summary: dict[str, Any], figure: str | None, task: str) ->
         code="loss-unbounded-below", severity="critical",
         title=f"The loss falls without limit (to {last:.3g})",
         message=(f"The loss fell from a median of {first:.4g} in its first window to {last:.4g} in its last, "
-                 f"{summary['fall']:.3g} times its starting scale, and kept falling to the end (Kendall tau "
-                 f"{summary['fall_tau']:.2f} over the window medians). A loss that trains a model has a floor; this "
+                 f"{summary['fall']:.3g} times its starting scale, and kept falling to the end without slowing down "
+                 f"(the second half of the run fell {summary['fall_speedup']:.3g} times as far as the first; Kendall "
+                 f"tau {summary['fall_tau']:.2f} over the window medians). A loss that trains a model has a floor; this "
                  f"one has none, so the optimizer follows it to -∞ instead of fitting the data.{named}"),
         evidence=evidence, suggestion=suggestion, figure=figure,
     )

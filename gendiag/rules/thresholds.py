@@ -335,10 +335,11 @@ GRADIENTS_NEVER_STEPPED_STEPS = threshold(
     "chosen by hand in issue 25: a watched optimizer that made no step in this many Monitor.step calls (a D "
     "updated every k <= 5 steps steps within it) is not stepped at all; tests/test_f25a_causes.py")
 LOSS_UNBOUNDED_FALL = threshold(
-    "loss.unbounded_fall", 100.0,
-    "chosen by hand in issue 25: the last window lies below the first by 100 times the first window's scale and "
-    "below 0; a VAE whose KL enters with the wrong sign falls by 1e20, a Gaussian-likelihood VAE that learns its "
-    "variance falls by a few times its scale (tests/test_f25a_causes.py)")
+    "loss.unbounded_fall", 10.0,
+    "chosen by hand in issue 25: the last window lies below 0 and below the first by 10 times the first window's "
+    "scale, with the second half of the run falling at least as far as the first (a fall that does not slow "
+    "down); a VAE whose KL enters with the wrong sign falls 49x in 200 steps and keeps speeding up, a healthy "
+    "loss slows down (tests/test_f25a_causes.py)")
 LOSS_UNBOUNDED_TAU = threshold(
     "loss.unbounded_tau", -0.7,
     "chosen by hand in issue 25: Kendall's tau of the ten window medians, a nearly monotone fall (the mirror of "
