@@ -74,7 +74,7 @@ class LossProbe(Probe):
         if self.cached is None or self.cached[0] != len(self.series):
             summary = self.series.summary()
             judged = {**summary, **judge_trend(summary)}
-            if judged["unbounded_below"]:
+            if judged.get("unbounded_below"):
                 judged["terms"] = self.terms.summary()
             self.cached = (len(self.series), judged)
         return self.cached[1]

@@ -32,8 +32,9 @@ def is_stalled(updates: dict[str, Any]) -> bool:
 def is_accumulating(network: dict[str, Any]) -> bool:
     """The last GRAD_ACCUM_MIN_WINDOWS or more reset windows of a network, and at least GRAD_ACCUM_SHARE of all,
     saw its gradient arrive without a reset since the step before (`quantities.grad_reset`)."""
-    return bool(network["trailing_unreset"] >= GRAD_ACCUM_MIN_WINDOWS
-                and network["windows_unreset"] >= GRAD_ACCUM_SHARE * network["windows"])
+    trailing = network.get("trailing_unreset", 0)  # absent from summaries written before the reset checks
+    return bool(trailing >= GRAD_ACCUM_MIN_WINDOWS
+                and network.get("windows_unreset", 0) >= GRAD_ACCUM_SHARE * network.get("windows", 0))
 
 
 def never_stepped(network: dict[str, Any]) -> bool:

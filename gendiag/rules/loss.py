@@ -17,7 +17,7 @@ def judge_trend(summary: dict[str, Any]) -> dict[str, bool]:
     above it (`blew_up`), a swing that grows while the level is above the best (`oscillation_grows`), and
     `diverging` when any holds. Only `diverging` (False) for a summary too short to have windows."""
     if "best_median" not in summary:
-        return {"diverging": False, "unbounded_below": False}
+        return {"diverging": False}
     unbounded = (summary["last_median"] < 0 and summary["fall"] >= LOSS_UNBOUNDED_FALL
                  and summary["fall_tau"] <= LOSS_UNBOUNDED_TAU and summary["falling_at_end"]
                  and summary["fall_speedup"] >= 1)
