@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -216,6 +217,8 @@ def test_a_detached_generator_step_is_the_cause_named_first(tmp_path) -> None:
         assert symptom.suggestion.startswith("First fix `no-gradient-reaches`")
     page = report.markdown_path.read_text(encoding="utf-8")
     assert "Global gradient norm" not in page and "G: no gradient norm was measured" in page
+    tags = set(pd.read_csv(report.run_dir / "metrics.csv")["tag"])
+    assert "grad/global_norm/D" in tags and "grad/global_norm/G" not in tags
 
 
 def test_a_discriminator_never_stepped_is_named_per_network(tmp_path) -> None:

@@ -59,8 +59,12 @@ def gradients_figure(names: list[str], steps: list[int], norms: np.ndarray, rati
         if several:
             for (name, columns), color in zip(networks.items(), NETWORK_COLORS):
                 median = _row_median(positive_ratios[:, columns])
-                if not np.isnan(median).all():
-                    axes[1].plot(ratio_steps, median, color=color, lw=1.6, label=f"{name} (median)")
+                measured = ~np.isnan(median)  # each update measures one network's tensors: the others' rows are NaN
+                if measured.any():
+                    axes[1].plot(np.asarray(ratio_steps)[measured], median[measured], color=color, lw=1.6,
+                                 marker=".", label=f"{name} (median)")
+                elif (matrix[:, columns] == 0).all(axis=1).any():
+                    axes[1].plot([], [], color="gray", ls=":", label=f"{name}: weights unchanged")
         axes[1].axhspan(*HEALTHY_RATIO, color="tab:green", alpha=0.1, label="healthy range")
         axes[1].axhline(GRADIENTS_STALLED_RATIO, color="tab:red", ls="--", lw=1, label="stalled below")
         axes[1].set_yscale("log")
@@ -72,7 +76,7 @@ def gradients_figure(names: list[str], steps: list[int], norms: np.ndarray, rati
         axes[2].plot(*zip(*finite), color="tab:purple")
         axes[2].set_yscale("log")
     axes[2].axhline(1.0, color="gray", ls=":", lw=1)
-    axes[2].set_title("gradient noise-to-signal (running)")
+    axes[2].set_title("gradient noise-to-signal (running" + (", all networks)" if several else ")"))
     axes[2].set_xlabel("step")
     figure.tight_layout()
     return figure

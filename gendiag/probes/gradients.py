@@ -182,7 +182,12 @@ class GradientsProbe(Probe):
                 self._log_layers(ctx, step, norms)
 
     def _log_global(self, ctx: ProbeContext, step: int, norms: np.ndarray) -> None:
+        """The global gradient norm and, with several networks, each network's own (grad/global_norm/NAME)."""
         ctx.log_scalar("grad/global_norm", float(np.sqrt(np.nansum(norms ** 2))), step)
+        if len(self.readings.networks) > 1:
+            for name, columns in self.readings.networks.items():
+                if not np.isnan(norms[columns]).all():
+                    ctx.log_scalar(f"grad/global_norm/{name}", float(np.sqrt(np.nansum(norms[columns] ** 2))), step)
         self.logged_at["global"] = step
 
     def _log_layers(self, ctx: ProbeContext, step: int, norms: np.ndarray) -> None:
