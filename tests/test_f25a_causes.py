@@ -73,8 +73,9 @@ def test_missing_zero_grad_is_named_with_its_network_and_step(tmp_path, watch_op
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("reset", ["before", "after", "micro"])
-def test_gradients_that_are_reset_are_silent(tmp_path, seed, reset) -> None:
-    codes = {f.code for f in train_flow(tmp_path, seed, reset)}
+@pytest.mark.parametrize("watch_optimizer", [True, False])
+def test_gradients_that_are_reset_are_silent(tmp_path, seed, reset, watch_optimizer) -> None:
+    codes = {f.code for f in train_flow(tmp_path, seed, reset, watch_optimizer)}
     assert "grad-accumulating" not in codes
 
 
@@ -231,3 +232,17 @@ def test_a_discriminator_never_stepped_is_named_per_network(tmp_path) -> None:
     for symptom in findings[1:]:
         if symptom.code in ("mode-collapse", "gan-d-dominates", "loss-diverging", "samples-unlike-data"):
             assert "params-stalled" in symptom.consequence_of
+
+
+@pytest.mark.parametrize(("shape", "task", "label", "fires"), [
+    ("runaway", "generic", None, True),      # falls ever faster below 0
+    ("runaway", "gan", "critic", False),     # a Wasserstein critic's loss has no floor by design
+    ("settling", "vae", None, False),        # a Gaussian likelihood with a learned variance: negative, slowing down
+])
+def test_only_a_fall_that_does_not_slow_down_is_unbounded(tmp_path, shape, task, label, fires) -> None:
+    mon = gendiag.Monitor(tmp_path / f"{shape}_{task}", task=task, probes=["loss"])
+    for step in range(300):
+        loss = 1.0 - 1.03 ** step if shape == "runaway" else 1.0 - 12.0 * (1 - math.exp(-step / 40))
+        mon.step(step, loss, **({"d_output": label} if label else {}))
+    codes = {f.code for f in mon.finish().findings}
+    assert ("loss-unbounded-below" in codes) == fires

@@ -9,7 +9,8 @@ Findings:
 - `loss-nonfinite` (critical): the loss was NaN or infinite at some step.
 - `loss-unbounded-below` (critical): the loss falls below 0 and keeps falling without slowing down, to 10 times
   its starting scale below where it began; the reported term (`mon.step(..., kl=...)`, or the KL of `observe_latents`) that has no
-  floor is named where one explains the fall.
+  floor is named where one explains the fall. Not for a Wasserstein critic (`d_output="critic"`), whose loss has no
+  floor by design.
 - `loss-diverging` (warning; info for GANs, whose losses are not minimised): after its lowest window the loss
   trends up to at least twice that level (or blows up tenfold in some window), or its step-to-step oscillation
   grows at least fourfold over the run.
@@ -45,6 +46,7 @@ class LossProbe(Probe):
         super().__init__(every)
         self.series = LossSeries()
         self.terms = LossTerms()
+        self.critic = False  # a Wasserstein critic's loss (d_output="critic") has no floor by design
         self.stride = LogStride(first=250)
         self.logged_at: int | None = None
         self.summary: dict[str, Any] = {}
@@ -58,6 +60,7 @@ class LossProbe(Probe):
         if record.loss is None or not self.due(record.step):
             return
         self.terms.add_scalars(record.step, record.scalars)
+        self.critic = self.critic or record.labels.get("d_output") == "critic"
         if self.series.add(record.step, record.loss) and self.stride.take(record.step):
             self._log_running(ctx, record.step)
 
@@ -74,6 +77,9 @@ class LossProbe(Probe):
         if self.cached is None or self.cached[0] != len(self.series):
             summary = self.series.summary()
             judged = {**summary, **judge_trend(summary)}
+            if self.critic and judged.get("unbounded_below"):
+                judged.update(unbounded_below=False, diverging=bool(judged["trend_up"] or judged["blew_up"]
+                                                                    or judged["oscillation_grows"]))
             if judged.get("unbounded_below"):
                 judged["terms"] = self.terms.summary()
             self.cached = (len(self.series), judged)
