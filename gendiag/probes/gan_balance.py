@@ -68,7 +68,10 @@ class GanBalanceProbe(Probe):
 
         frame = self.log.table()
         stretch = dominated_stretch(frame, self.log.d_output)
-        figure = ctx.save_figure(balance_figure(frame, self.log.d_output or "prob", stretch), FIGURE)
+        squashing = self._squashed(ctx, frame, f"figures/{FIGURE}.png")
+        floor = None if squashing is None else squashing.evidence["loss_d_floor_averaged" if squashing.evidence[
+            "loss_d_averaged"] else "loss_d_floor_summed"]
+        figure = ctx.save_figure(balance_figure(frame, self.log.d_output or "prob", stretch, floor), FIGURE)
         last = frame.tail(max(1, len(frame) // 10))
         text = (f"{len(frame)} steps recorded; discriminator output given as {self.log.d_output!r}. Over the last "
                 f"tenth of training: median D(real) {fmt(last['d_real'].median())}, D(fake) "
@@ -83,10 +86,13 @@ class GanBalanceProbe(Probe):
         if not self.log.rows:
             return []
         frame, figure = self.log.table(), f"figures/{FIGURE}.png"
-        sigmoid_ended = [name for name, watched in ctx.models.items() if ends_in_sigmoid(watched.module)]
-        found = (squashed(frame, self.log.d_output, sigmoid_ended, len(ctx.models), figure), d_dominates(frame, self.log.d_output, figure),
+        found = (self._squashed(ctx, frame, figure), d_dominates(frame, self.log.d_output, figure),
                  oscillation(frame, figure))
         return [f for f in found if f is not None]
+
+    def _squashed(self, ctx: ProbeContext, frame: Any, figure: str) -> Finding | None:
+        sigmoid_ended = [name for name, watched in ctx.models.items() if ends_in_sigmoid(watched.module)]
+        return squashed(frame, self.log.d_output, sigmoid_ended, len(ctx.models), figure)
 
     def state(self) -> dict[str, Any]:
         if not self.log.rows:

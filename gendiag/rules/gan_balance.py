@@ -116,6 +116,7 @@ def squashed(frame: pd.DataFrame, d_output: str | None, sigmoid_ended: list[str]
         "loss_d_floor_averaged": round(LOGIT_FLOOR / 2, 4), "min_loss_d": plain(frame["loss_d"].min()),
         "from_step": int(reported["step"].iloc[0]), "to_step": int(reported["step"].iloc[-1]),
         "networks_ending_in_sigmoid": sigmoid_ended,
+        "loss_d_averaged": bool(with_loss["loss_d"].median() < LOGIT_FLOOR) if len(with_loss) else False,
     }
     return Finding(
         code="gan-d-output-squashed", severity="critical" if sigmoid_ended else "warning",
