@@ -13,6 +13,7 @@ one reduction per tensor only while no reset has been seen."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -25,7 +26,6 @@ STEP_EVERY = 2 * STEP_WINDOW  # ... and how often one opens
 class Window:
     """One open window over some watched tensors: which received a gradient and which saw a reset."""
 
-    columns: list[int]
     handles: list[torch.utils.hooks.RemovableHandle] = field(default_factory=list)
     received: set[int] = field(default_factory=set)
     reset: set[int] = field(default_factory=set)
@@ -50,7 +50,7 @@ class ResetWatch:
         """Open a window over `params` (watched tensors `columns`) that closes after `steps` closing calls."""
         if key in self.open:
             return
-        window = Window(columns, steps_left=steps)
+        window = Window(steps_left=steps)
         for column, param in zip(columns, params):
             window.handles.append(param.register_hook(self._hook(window, column, param)))
         self.open[key] = window
@@ -78,14 +78,18 @@ class ResetWatch:
         self.closed = []
 
     def stop(self) -> None:
-        """Remove every hook (at the end of the run)."""
+        """Remove every hook and drop the open windows (at the end of the run, or when the watched tensors are
+        grouped anew)."""
         for window in self.open.values():
             for handle in window.handles:
                 handle.remove()
         self.open = {}
 
     @staticmethod
-    def _hook(window: Window, column: int, param: torch.Tensor):  # noqa: ANN205 - a tensor hook
+    def _hook(window: Window, column: int, param: torch.Tensor) -> Callable[[torch.Tensor], None]:
+        """The tensor hook: it runs before backward adds `grad` to `param.grad`, so `param.grad` is what the step
+        before left there, unless it was reset since."""
+
         def hook(grad: torch.Tensor) -> None:
             window.received.add(column)
             if column not in window.reset:
