@@ -421,3 +421,43 @@ CALIBRATION_ROWS: dict[str, tuple[str, ...]] = {
 def calibration_rows(name: str) -> tuple[str, ...] | None:
     """The calibration rows (finding codes) that measure threshold `name`; None where its prefix is not listed."""
     return next((rows for prefix, rows in CALIBRATION_ROWS.items() if name.startswith(prefix)), None)
+
+
+# --- issue 25: causes ---
+
+GRAD_ACCUM_MIN_WINDOWS = threshold(
+    "gradients.accum_min_windows", 3,
+    "chosen by hand in issue 25: the check is exact (a reset leaves None or zeros in .grad), so three windows in a "
+    "row without one, the last ones of the run, rule out a one-off; tests/test_f25a_causes.py fires on a loop "
+    "without zero_grad and stays silent on zero_grad before or after the step and on micro-batch accumulation")
+GRAD_ACCUM_SHARE = threshold(
+    "gradients.accum_share", 0.5,
+    "chosen by hand in issue 25: at least half of the windows checked saw no reset, so a loop that stopped "
+    "resetting late in the run is named only once that is most of it")
+GRADIENTS_NEVER_STEPPED_STEPS = threshold(
+    "gradients.never_stepped_steps", 20,
+    "chosen by hand in issue 25: a watched optimizer that made no step in this many Monitor.step calls (a D "
+    "updated every k <= 5 steps steps within it) is not stepped at all; tests/test_f25a_causes.py")
+LOSS_UNBOUNDED_FALL = threshold(
+    "loss.unbounded_fall", 10.0,
+    "chosen by hand in issue 25: the last window lies below 0 and below the first by 10 times the first window's "
+    "scale, with the second half of the run falling at least as far as the first (a fall that does not slow "
+    "down); a VAE whose KL enters with the wrong sign falls 49x in 200 steps and keeps speeding up, a healthy "
+    "loss slows down (tests/test_f25a_causes.py)")
+LOSS_UNBOUNDED_TAU = threshold(
+    "loss.unbounded_tau", -0.7,
+    "chosen by hand in issue 25: Kendall's tau of the ten window medians, a nearly monotone fall (the mirror of "
+    "loss.rise_tau, stricter because a fall is what training is meant to do)")
+GAN_SQUASHED_STEPS = threshold(
+    "gan-balance.squashed_steps", 0.9,
+    "chosen by hand in issue 25: the share of reported steps whose every D output lies in [0, 1] and whose "
+    "loss_d equals BCE-with-logits of those outputs; a D ending in a Sigmoid under BCEWithLogitsLoss gives 1.0, "
+    "a logit D gives outputs outside [0, 1] within its first steps (tests/test_f25a_causes.py)")
+GAN_SQUASHED_MATCH = threshold(
+    "gan-balance.squashed_match", 0.02,
+    "derived: relative tolerance for loss_d to equal a BCE of the reported outputs, recomputed from the same "
+    "outputs; float rounding is far below it, the two readings (outputs as logits or as probabilities) differ by "
+    "far more than it whenever an output lies in (0, 1)")
+GAN_SQUASHED_MIN_STEPS = threshold(
+    "gan-balance.squashed_min_steps", 20,
+    "chosen by hand in issue 25, as gan-balance.min_stretch_steps: fewer reported steps are not judged")
