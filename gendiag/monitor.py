@@ -399,6 +399,7 @@ class Monitor:
                 failed.append(self._failed(name, "add_conclusion", error, "its section is missing"))
                 continue
             if section is not None:
+                section.conclusion = True
                 sections.append(section)
         return sections, failed
 
