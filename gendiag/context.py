@@ -80,6 +80,7 @@ class ProbeContext:
     step: int = 0
     recording_suspended: bool = False
     layout: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)  # figure path -> its one-line caption in the report
 
     def __post_init__(self) -> None:
         if self.sinks is None:
@@ -95,13 +96,15 @@ class ProbeContext:
         """Put several scalar tags (regexes) on one chart in TensorBoard's custom-scalars tab."""
         self.layout.setdefault(category, {})[title] = ["Multiline", list(tags)]
 
-    def save_figure(self, figure: "Figure", name: str, step: int | None = None) -> str:
+    def save_figure(self, figure: "Figure", name: str, step: int | None = None, caption: str | None = None) -> str:
         """Write a figure to figures/NAME.png, log the same image to TensorBoard (drawn once), close it where pyplot
-        holds it; returns its relative path."""
+        holds it; returns its relative path. `caption` (one line) is shown under the figure in the report."""
         if not name or name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
             raise ValueError(f"save_figure: name {name!r} must be a relative name inside the run folder "
                              "(no '..', no absolute path)")
         relative = f"figures/{name}.png"
+        if caption:
+            self.captions[relative] = caption
         path = self.run_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         png = io.BytesIO()

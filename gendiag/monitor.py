@@ -242,9 +242,10 @@ class Monitor:
         report: an explanation that can quote the findings' own evidence."""
         self._conclusions.append(write)
 
-    def save_figure(self, figure: Any, name: str, step: int | None = None) -> str:
-        """Save a matplotlib figure into the run folder and TensorBoard; returns its path for `add_section`."""
-        return self.ctx.save_figure(figure, name, step)
+    def save_figure(self, figure: Any, name: str, step: int | None = None, caption: str | None = None) -> str:
+        """Save a matplotlib figure into the run folder and TensorBoard; returns its path for `add_section`.
+        `caption`: one line shown under the figure in the report."""
+        return self.ctx.save_figure(figure, name, step, caption)
 
     def log_scalar(self, tag: str, value: float, step: int | None = None) -> None:
         """Log a number of your own under `tag` (e.g. "eval/w2") at `step` (default: the last step) to every sink."""
@@ -294,6 +295,10 @@ class Monitor:
         conclusions, failed = self._conclude(findings)
         findings = sort_findings(findings + failed)
         sections = conclusions + sections
+        for section in sections:
+            for figure in section.figures:
+                if figure in self.ctx.captions:
+                    section.captions.setdefault(figure, self.ctx.captions[figure])
         for sink in self.ctx.sinks:
             sink.text("findings", _findings_text(findings), 0)
         if self.ctx.layout:

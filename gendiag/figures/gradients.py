@@ -37,6 +37,7 @@ def gradients_figure(names: list[str], steps: list[int], norms: np.ndarray, rati
         axes[0].text(0.5, 0.5, "no gradient measured", ha="center", va="center", transform=axes[0].transAxes)
     axes[0].set_title("gradient norm per tensor" + (f" ({shown} largest)" if shown < len(names) else ""))
     axes[0].set_xlabel("step")
+    axes[0].set_ylabel("gradient L2 norm")
     if ratios:
         matrix = np.stack(ratios)
         positive_ratios = np.where(matrix > 0, matrix, np.nan)
@@ -49,6 +50,7 @@ def gradients_figure(names: list[str], steps: list[int], norms: np.ndarray, rati
         legend(axes[1], fontsize=7)
     axes[1].set_title("update / weight per step")
     axes[1].set_xlabel("step")
+    axes[1].set_ylabel("‖Δw‖ / ‖w‖ per step")
     finite = [(s, r) for s, r in zip(noise_steps, noise_ratios) if math.isfinite(r) and r > 0]
     if finite:
         axes[2].plot(*zip(*finite), color="tab:purple")
@@ -56,8 +58,13 @@ def gradients_figure(names: list[str], steps: list[int], norms: np.ndarray, rati
     axes[2].axhline(1.0, color="gray", ls=":", lw=1)
     axes[2].set_title("gradient noise-to-signal (running)")
     axes[2].set_xlabel("step")
+    axes[2].set_ylabel("gradient variance / squared mean")
     figure.tight_layout()
     return figure
+
+
+GRADIENTS_CAPTION = ("Gradient L2 norm per parameter tensor and overall, the size of each optimizer update relative "
+                     "to the weights against the healthy band, and the gradient noise-to-signal ratio.")
 
 
 def gradients_text(summary: dict[str, Any]) -> str:
@@ -83,6 +90,9 @@ def gradients_text(summary: dict[str, Any]) -> str:
     return " ".join(lines)
 
 
+NO_RATIO = "not measured (read on the weight matrices)"  # the update ratio is read on tensors of two or more dimensions
+
+
 def gradients_table(names: list[str], params: list[Any], norms: np.ndarray, summary: dict[str, Any]) -> Any:
     """Per tensor: median and last gradient norm, weight norm, median update-to-weight ratio (a DataFrame)."""
     import pandas as pd
@@ -90,5 +100,5 @@ def gradients_table(names: list[str], params: list[Any], norms: np.ndarray, summ
     return pd.DataFrame(
         {"grad norm (median)": median_per_tensor(norms), "grad norm (last)": last_per_tensor(norms),
          "weight norm": [float(p.detach().norm()) for p in params],
-         "update / weight (median)": [summary["update_ratio_by_tensor"].get(n, np.nan) for n in names]},
+         "update / weight (median)": [summary["update_ratio_by_tensor"].get(n, NO_RATIO) for n in names]},
         index=pd.Index(names, name="tensor"))

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures.gradients import gradients_figure, gradients_table, gradients_text
+from gendiag.figures.gradients import GRADIENTS_CAPTION, gradients_figure, gradients_table, gradients_text
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
@@ -144,7 +144,8 @@ class GradientsProbe(Probe):
         figure = self._figure_path()
         if figure is not None:
             ctx.save_figure(gradients_figure(readings.names, steps, norms, readings.ratio_steps, readings.ratios,
-                                             readings.noise_steps, readings.noise_ratios), FIGURE)
+                                             readings.noise_steps, readings.noise_ratios), FIGURE,
+                            caption=GRADIENTS_CAPTION)
         return ProbeSection(title="Gradients and updates", text=gradients_text(self.summary),
                             figures=[figure] if figure else [],
                             table=gradients_table(readings.names, readings.params, norms, self.summary))
