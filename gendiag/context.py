@@ -4,7 +4,6 @@ evaluate a watched network."""
 from __future__ import annotations
 
 import contextlib
-import io
 import numbers
 import sys
 from dataclasses import dataclass, field
@@ -13,8 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 
-from gendiag.figures import DPI
-from gendiag.io import atomic_write_bytes
+from gendiag.figures.drawing import Drawer
 from gendiag.sinks import Sink
 
 if TYPE_CHECKING:
@@ -81,6 +79,7 @@ class ProbeContext:
     recording_suspended: bool = False
     layout: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     captions: dict[str, str] = field(default_factory=dict)  # figure path -> its one-line caption in the report
+    drawer: Drawer = field(default_factory=Drawer)
 
     def __post_init__(self) -> None:
         if self.sinks is None:
@@ -96,9 +95,24 @@ class ProbeContext:
         """Put several scalar tags (regexes) on one chart in TensorBoard's custom-scalars tab."""
         self.layout.setdefault(category, {})[title] = ["Multiline", list(tags)]
 
+    def draw_figure(self, name: str, function: Callable[..., "Figure"], *args: Any, step: int | None = None,
+                    caption: str | None = None) -> str:
+        """`save_figure(function(*args), name, ...)`, with `function` run where the figure is drawn (in a child
+        process where it can be), so that building the figure costs the run nothing either; `function` must only
+        read its arguments. Returns the figure's relative path."""
+        return self._draw(lambda: function(*args), name, step, caption)
+
     def save_figure(self, figure: "Figure", name: str, step: int | None = None, caption: str | None = None) -> str:
-        """Write a figure to figures/NAME.png, log the same image to TensorBoard (drawn once), close it where pyplot
+        """Write a figure to figures/NAME.png and log the same image to every sink (drawn once, in a child process
+        where it can be: the file and the sinks' images are there after `flush_figures`), close it where pyplot
         holds it; returns its relative path. `caption` (one line) is shown under the figure in the report."""
+        relative = self._draw(lambda: figure, name, step, caption)
+        pyplot = sys.modules.get("matplotlib.pyplot")  # a figure of the user's own; ours (`new_figure`) have no manager
+        if pyplot is not None:
+            pyplot.close(figure)
+        return relative
+
+    def _draw(self, make: Callable[[], "Figure"], name: str, step: int | None, caption: str | None) -> str:
         if not name or name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
             raise ValueError(f"save_figure: name {name!r} must be a relative name inside the run folder "
                              "(no '..', no absolute path)")
@@ -107,15 +121,18 @@ class ProbeContext:
             self.captions[relative] = caption
         path = self.run_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        png = io.BytesIO()
-        figure.savefig(png, dpi=DPI, format="png", pil_kwargs={"compress_level": 1})
-        pyplot = sys.modules.get("matplotlib.pyplot")  # a figure of the user's own; ours (`new_figure`) have no manager
-        if pyplot is not None:
-            pyplot.close(figure)
-        atomic_write_bytes(path, png.getvalue())
-        for sink in self.sinks:
-            sink.image(f"figures/{name}", png.getvalue(), self.step if step is None else step)
+        at = self.step if step is None else step
+
+        def logged(png: bytes) -> None:
+            for sink in self.sinks:
+                sink.image(f"figures/{name}", png, at)
+
+        self.drawer.draw(make, path, logged)
         return relative
+
+    def flush_figures(self) -> None:
+        """Wait for the figures still being drawn (see `gendiag.figures.drawing`) and log them to the sinks."""
+        self.drawer.wait()
 
     @contextlib.contextmanager
     def suspended_recording(self) -> Iterator[None]:

@@ -265,6 +265,7 @@ class Monitor:
     def close(self) -> None:
         """Close the sinks without writing a report, for a run abandoned before it trained (`finish` closes them
         itself)."""
+        self.ctx.flush_figures()
         for sink in self.ctx.sinks:
             sink.close()
 
@@ -299,6 +300,7 @@ class Monitor:
             for figure in section.figures:
                 if figure in self.ctx.captions:
                     section.captions.setdefault(figure, self.ctx.captions[figure])
+        self.ctx.flush_figures()
         for sink in self.ctx.sinks:
             sink.text("findings", _findings_text(findings), 0)
         if self.ctx.layout:

@@ -75,7 +75,7 @@ class LossProbe(Probe):
         judged = self._judged()
         self.summary = {k: v for k, v in judged.items() if k not in INTERNAL}
         steps, values = series.arrays()
-        ctx.save_figure(loss_figure(steps, values, judged, series.first_nonfinite), FIGURE, caption=LOSS_CAPTION)
+        ctx.draw_figure(FIGURE, loss_figure, steps, values, judged, series.first_nonfinite, caption=LOSS_CAPTION)
         return ProbeSection(title="Loss", text=loss_text(judged), figures=[f"figures/{FIGURE}.png"],
                             table=judged.get("table"))
 

@@ -111,7 +111,7 @@ class LossByTProbe(Probe):
             _log_chunk(ctx, self.bins.chunks[-1], self.bins.chunk_steps[-1][1])
         judged = self._judged(ctx)
         self.summary = {k: v for k, v in judged.items() if k != "table"}
-        ctx.save_figure(loss_by_t_figure(judged, self.bins.chunks, self.bins.chunk_steps), FIGURE,
+        ctx.draw_figure(FIGURE, loss_by_t_figure, judged, list(self.bins.chunks), list(self.bins.chunk_steps),
                         caption=LOSS_BY_T_CAPTION)
         return ProbeSection(title="Loss by t", text=loss_by_t_text(judged), figures=[f"figures/{FIGURE}.png"],
                             table=judged["table"])

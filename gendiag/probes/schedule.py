@@ -65,7 +65,7 @@ class ScheduleProbe(Probe):
         ctx.log_scalar("diffusion/signal_at_last_step", summary.signal_last)
         if math.isfinite(ratio):
             ctx.log_scalar("diffusion/leftover_signal_to_noise", ratio)
-        ctx.save_figure(schedule_figure(self.alphas_cumprod), FIGURE, caption=SCHEDULE_CAPTION)
+        ctx.draw_figure(FIGURE, schedule_figure, self.alphas_cumprod, caption=SCHEDULE_CAPTION)
         data = (f"data RMS {rms:.4g} (from {self.rms.batches} batches)" if rms is not None
                 else "no data batch observed, data RMS taken as 1")
         text = (f"{summary.steps} steps; at the last step ᾱ_T = {summary.alpha_bar_last:.4g}, signal sqrt(ᾱ_T) = "

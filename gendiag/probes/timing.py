@@ -67,7 +67,7 @@ class TimingProbe(Probe):
 
         per_step, self.summary = self._measured(ctx)
         _log(ctx, per_step, self.summary)
-        ctx.save_figure(timing_figure(per_step, self.summary), FIGURE, caption=TIMING_CAPTION)
+        ctx.draw_figure(FIGURE, timing_figure, per_step, self.summary, caption=TIMING_CAPTION)
         return ProbeSection(title="Step time by phase", text=timing_text(self.summary),
                             figures=[f"figures/{FIGURE}.png"],
                             table=pd.DataFrame({"ms per step": self.summary["ms_per_step"],
