@@ -80,6 +80,14 @@ def _likelihood(value: Any, facts: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _entropy(value: Any, facts: Mapping[str, Any]) -> str | None:
+    values = _array(value)
+    if values is None or values.ndim > 1 or values.size < 1 or not np.isfinite(values).all() or (values < 0).any():
+        return (f"fact 'entropy' must be the data's entropy in nats per position, one number >= 0 or one per "
+                f"position (P,), got {_shape(values if values is not None else value)}")
+    return None
+
+
 def _modes(value: Any, facts: Mapping[str, Any]) -> str | None:
     centers = _array(value)
     if centers is None or centers.ndim != 2 or len(centers) < 1 or not np.isfinite(centers).all():
@@ -149,6 +157,14 @@ def _sampler(value: Any, facts: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _path(value: Any, facts: Mapping[str, Any]) -> str | None:
+    methods = ("alpha", "beta", "d_alpha", "d_beta")
+    if isinstance(value, str) or all(callable(getattr(value, m, None)) for m in methods):
+        return None
+    return (f"fact 'path' must be a path's name such as 'linear' or 'sqrt', or an object with {', '.join(methods)} "
+            f"(t) -> tensor, got {type(value).__name__}")
+
+
 FACTS: dict[str, Fact] = {
     "schedule": Fact("a diffusion model's ᾱ_t (alphas_cumprod), one number per timestep, non-increasing in [0, 1]",
                      ("schedule", "loss_by_t"), _schedule),
@@ -156,6 +172,8 @@ FACTS: dict[str, Fact] = {
                         _image_shape),
     "likelihood": Fact("the model's likelihood, a string; 'bernoulli' says binary pixels are expected",
                        ("data_repr",), _likelihood),
+    "entropy": Fact("the data's entropy in nats per position (an autoregressive model's floor): one number, or one "
+                    "per position (P,)", ("autoregressive",), _entropy),
     "modes": Fact("the centers of the data's modes, (K, D); needs mode_std", ("mode-collapse",), _modes),
     "mode_std": Fact("the modes' standard deviation: one positive number, or one per mode (K,); needs modes",
                      ("mode-collapse",), _mode_std),
@@ -168,6 +186,8 @@ FACTS: dict[str, Fact] = {
                    "a batch of them", ("sampler", "data_repr", "velocity"),
                    _source),
     "sampler": Fact("callable(velocity_fn, x0, steps) -> x1: the user's own sampler", ("sampler",), _sampler),
+    "path": Fact("a flow's probability path x_t = α_t·x1 + β_t·x0: 'linear' (the default), 'sqrt', or an object with "
+                 "alpha, beta, d_alpha, d_beta (as reference_models.paths.AffinePath)", ("velocity",), _path),
 }
 
 
