@@ -303,6 +303,8 @@ class Monitor:
                 if figure in self.ctx.captions:
                     section.captions.setdefault(figure, self.ctx.captions[figure])
         self.ctx.flush_figures()
+        if self.ctx.drawer.failures:
+            findings = sort_findings(findings + self._undrawn(sections, findings))
         for sink in self.ctx.sinks:
             sink.text("findings", _findings_text(findings), 0)
         if self.ctx.layout:
@@ -411,6 +413,22 @@ class Monitor:
                 section.conclusion = True
                 sections.append(section)
         return sections, failed
+
+    def _undrawn(self, sections: list[ProbeSection], findings: list[Finding]) -> list[Finding]:
+        """Figures whose drawing raised (collected after their probe's `finish`): taken out of the sections and
+        findings that name them, each reported as a `probe-failed` finding."""
+        if self.strict:
+            raise self.ctx.drawer.failures[0][1]
+        failed = []
+        for path, error in self.ctx.drawer.failures:
+            relative = str(path.relative_to(self.run_dir))
+            for section in sections:
+                section.figures = [figure for figure in section.figures if figure != relative]
+            for finding in findings:
+                finding.figure = None if finding.figure == relative else finding.figure
+            failed.append(self._failed(f"figure {path.stem}", "draw_figure", error, "this figure is missing"))
+        self.ctx.drawer.failures.clear()
+        return failed
 
     def _failed(self, name: str, method: str, error: Exception, missing: str) -> Finding:
         """The `probe-failed` finding for a probe (or conclusion) that raised, its traceback saved under

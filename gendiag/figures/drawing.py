@@ -55,6 +55,7 @@ class Drawer:
         self.fork = can_fork() if fork is None else fork
         self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         self.pending: list[_Pending] = []
+        self.failures: list[tuple[Path, Exception]] = []  # figures that could not be drawn in the child nor here
 
     def draw(self, make: Callable[[], "Figure"], path: Path, done: Callable[[bytes], None]) -> None:
         """Write the figure `make()` returns to `path` as PNG; `done(png)` is called once it is written (here, at
@@ -82,7 +83,8 @@ class Drawer:
         self.pending.append(_Pending(pid, make, path, done))
 
     def wait(self) -> None:
-        """Collect every figure still being drawn, in the order they were asked for."""
+        """Collect every figure still being drawn, in the order they were asked for; one that fails both in its
+        child and here is added to `failures`."""
         while self.pending:
             self._collect(self.pending.pop(0))
 
@@ -90,8 +92,13 @@ class Drawer:
         _, status = os.waitpid(pending.pid, 0)
         if os.waitstatus_to_exitcode(status) == 0 and pending.path.is_file():
             pending.done(pending.path.read_bytes())
-        else:
-            pending.done(_write(pending.make(), pending.path))
+            return
+        try:
+            png = _write(pending.make(), pending.path)
+        except Exception as error:  # the figure's own code failed: kept for the Monitor to report, not raised
+            self.failures.append((pending.path, error))  # inside whichever probe happens to be drawing now
+            return
+        pending.done(png)
 
 
 def _write(figure: "Figure", path: Path) -> bytes:

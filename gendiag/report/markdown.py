@@ -144,8 +144,8 @@ def markdown_table(frame: "pd.DataFrame") -> str:
     rows = [[_cell(i)] + [_cell(v) for v in row] for i, row in zip(frame.index, frame.itertuples(index=False))]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    missing = [name for name, column in zip(header[1:], zip(*rows)) if NOT_MEASURED in column] if rows else []
+    missing = [name for name, column in list(zip(header, zip(*rows)))[1:] if NOT_MEASURED in column]
     if missing:
-        lines += ["", f"*{NOT_MEASURED}*: no value was measured for that cell of {', '.join(missing)} "
-                      "(the section's text says what each column needs)."]
+        lines += ["", f"*{NOT_MEASURED}*: this measure does not apply to, or was not taken for, column "
+                      f"{', '.join(missing)} (the section's text says what each measure needs)."]
     return "\n".join(lines)
