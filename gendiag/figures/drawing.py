@@ -66,8 +66,7 @@ class Drawer:
             return
         while len(self.pending) >= self.workers:
             self._collect(self.pending.pop(0))
-        import matplotlib.backends.backend_agg  # noqa: F401  (imported once here, not in every child)
-
+        _warm()
         with warnings.catch_warnings():  # Python 3.12+ warns on fork in a process with threads: the child only draws
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
@@ -99,6 +98,24 @@ class Drawer:
             self.failures.append((pending.path, error))  # inside whichever probe happens to be drawing now
             return
         pending.done(png)
+
+
+_WARM: list[bool] = []
+
+
+def _warm() -> None:
+    """Once per process, before the first fork: import the Agg canvas, load the default font and build the mathtext
+    parser (log-axis tick labels are mathtext), which every child would otherwise each do again."""
+    if _WARM:
+        return
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(1, 1), dpi=DPI)
+    FigureCanvasAgg(figure)
+    figure.text(0.5, 0.5, "$10^{1}$ x")
+    figure.canvas.draw()
+    _WARM.append(True)
 
 
 def _write(figure: "Figure", path: Path) -> bytes:
