@@ -57,6 +57,8 @@ class RootCause:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The verdict's headline (does the run train), its root causes in order, and how many info notes follow."""
+
     headline: str
     causes: list[RootCause]
     notes: int  # info findings, listed under Findings only
