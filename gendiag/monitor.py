@@ -246,7 +246,8 @@ class Monitor:
 
     def save_figure(self, figure: Any, name: str, step: int | None = None, caption: str | None = None) -> str:
         """Save a matplotlib figure into the run folder and TensorBoard; returns its path for `add_section`.
-        `caption`: one line shown under the figure in the report."""
+        `caption`: one line shown under the figure in the report. The figure may be drawn in a child process: the
+        file is complete once `finish` (or `close`) has run."""
         return self.ctx.save_figure(figure, name, step, caption)
 
     def log_scalar(self, tag: str, value: float, step: int | None = None) -> None:
