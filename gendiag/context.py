@@ -4,7 +4,6 @@ evaluate a watched network."""
 from __future__ import annotations
 
 import contextlib
-import io
 import numbers
 import sys
 from dataclasses import dataclass, field
@@ -13,8 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 
-from gendiag.figures import DPI
-from gendiag.io import atomic_write_bytes
+from gendiag.figures.drawing import Drawer, png_bytes
 from gendiag.sinks import Sink
 
 if TYPE_CHECKING:
@@ -80,6 +78,8 @@ class ProbeContext:
     step: int = 0
     recording_suspended: bool = False
     layout: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)  # figure path -> its one-line caption in the report
+    drawer: Drawer = field(default_factory=Drawer)
 
     def __post_init__(self) -> None:
         if self.sinks is None:
@@ -95,24 +95,51 @@ class ProbeContext:
         """Put several scalar tags (regexes) on one chart in TensorBoard's custom-scalars tab."""
         self.layout.setdefault(category, {})[title] = ["Multiline", list(tags)]
 
-    def save_figure(self, figure: "Figure", name: str, step: int | None = None) -> str:
-        """Write a figure to figures/NAME.png, log the same image to TensorBoard (drawn once), close it where pyplot
-        holds it; returns its relative path."""
+    def draw_figure(self, name: str, function: Callable[..., "Figure"], *args: Any, step: int | None = None,
+                    caption: str | None = None) -> str:
+        """`save_figure(function(*args), name, ...)`, with `function` run where the figure is drawn (in a child
+        process where it can be), so that building the figure costs the run nothing either; `function` must only
+        read its arguments. Returns the figure's relative path."""
+        return self._draw(lambda: function(*args), name, step, caption)
+
+    def save_figure(self, figure: "Figure", name: str, step: int | None = None, caption: str | None = None) -> str:
+        """Write a figure to figures/NAME.png and log the same image to every sink (drawn once, in a child process
+        where it can be: the file and the sinks' images are there after `flush_figures`), close it where pyplot
+        holds it; returns its relative path. `caption` (one line) is shown under the figure in the report."""
+        relative = self._draw(lambda: figure, name, step, caption)
+        pyplot = sys.modules.get("matplotlib.pyplot")  # a figure of the user's own; ours (`new_figure`) have no manager
+        if pyplot is not None:
+            pyplot.close(figure)
+        return relative
+
+    def _draw(self, make: Callable[[], "Figure"], name: str, step: int | None, caption: str | None) -> str:
         if not name or name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
             raise ValueError(f"save_figure: name {name!r} must be a relative name inside the run folder "
                              "(no '..', no absolute path)")
         relative = f"figures/{name}.png"
+        if caption:
+            self.captions[relative] = caption
         path = self.run_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        png = _png(figure)
-        atomic_write_bytes(path, png)
-        for sink in self.sinks:
-            sink.image(f"figures/{name}", png, self.step if step is None else step)
+        at = self.step if step is None else step
+
+        def logged(png: bytes) -> None:
+            for sink in self.sinks:
+                sink.image(f"figures/{name}", png, at)
+
+        self.drawer.draw(make, path, logged)
         return relative
+
+    def flush_figures(self) -> None:
+        """Wait for the figures still being drawn (see `gendiag.figures.drawing`) and log them to the sinks."""
+        self.drawer.wait()
 
     def log_figure(self, figure: "Figure", tag: str, step: int | None = None) -> None:
         """Send a figure to the sinks only (TensorBoard's images over time), not to the run folder; close it."""
-        png = _png(figure)
+        png = png_bytes(figure)
+        pyplot = sys.modules.get("matplotlib.pyplot")  # a figure of the user's own; ours have no manager
+        if pyplot is not None:
+            pyplot.close(figure)
         for sink in self.sinks:
             sink.image(tag, png, self.step if step is None else step)
 
@@ -178,13 +205,3 @@ def _call(watched: WatchedModel, name: str, x: torch.Tensor, t: torch.Tensor | N
     args = [placements[i] for i in positions]
     kwargs = {k: v for k, v in placements.items() if isinstance(k, str)}
     return watched.module(*args, **kwargs)
-
-
-def _png(figure: "Figure") -> bytes:
-    """The figure as PNG bytes; closed where pyplot holds it (a figure of the user's own; ours have no manager)."""
-    png = io.BytesIO()
-    figure.savefig(png, dpi=DPI, format="png", pil_kwargs={"compress_level": 1})
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is not None:
-        pyplot.close(figure)
-    return png.getvalue()

@@ -97,6 +97,7 @@ CONSEQUENCES: dict[str, dict[str, str]] = {
         "field-ignores-x": "weights that do not train leave the field as it was at initialisation",
         "field-ignores-t": "weights that do not train leave the field as it was at initialisation",
         "mode-collapse": "a model whose weights do not train cannot learn the modes",
+        "samples-unlike-data": "a model whose weights do not train cannot learn the data",
     },
     "posterior-collapse": {
         "mode-collapse": "a decoder that ignores the latent code gives every sample the same output",

@@ -246,9 +246,11 @@ class Monitor:
         report: an explanation that can quote the findings' own evidence."""
         self._conclusions.append(write)
 
-    def save_figure(self, figure: Any, name: str, step: int | None = None) -> str:
-        """Save a matplotlib figure into the run folder and TensorBoard; returns its path for `add_section`."""
-        return self.ctx.save_figure(figure, name, step)
+    def save_figure(self, figure: Any, name: str, step: int | None = None, caption: str | None = None) -> str:
+        """Save a matplotlib figure into the run folder and TensorBoard; returns its path for `add_section`.
+        `caption`: one line shown under the figure in the report. The figure may be drawn in a child process: the
+        file is complete once `finish` (or `close`) has run."""
+        return self.ctx.save_figure(figure, name, step, caption)
 
     def log_scalar(self, tag: str, value: float, step: int | None = None) -> None:
         """Log a number of your own under `tag` (e.g. "eval/w2") at `step` (default: the last step) to every sink."""
@@ -268,6 +270,7 @@ class Monitor:
     def close(self) -> None:
         """Close the sinks without writing a report, for a run abandoned before it trained (`finish` closes them
         itself)."""
+        self.ctx.flush_figures()
         for sink in self.ctx.sinks:
             sink.close()
 
@@ -301,6 +304,13 @@ class Monitor:
         conclusions, failed = self._conclude(findings)
         findings = sort_findings(findings + failed)
         sections = conclusions + sections
+        for section in sections:
+            for figure in section.figures:
+                if figure in self.ctx.captions:
+                    section.captions.setdefault(figure, self.ctx.captions[figure])
+        self.ctx.flush_figures()
+        if self.ctx.drawer.failures:
+            findings = sort_findings(findings + self._undrawn(sections, findings))
         _log_findings(self.ctx.sinks, findings, self.ctx.step)
         if self.ctx.layout:
             self.ctx.tb.layout(self.ctx.layout)
@@ -412,8 +422,25 @@ class Monitor:
                 failed.append(self._failed(name, "add_conclusion", error, "its section is missing"))
                 continue
             if section is not None:
+                section.conclusion = True
                 sections.append(section)
         return sections, failed
+
+    def _undrawn(self, sections: list[ProbeSection], findings: list[Finding]) -> list[Finding]:
+        """Figures whose drawing raised (collected after their probe's `finish`): taken out of the sections and
+        findings that name them, each reported as a `probe-failed` finding."""
+        if self.strict:
+            raise self.ctx.drawer.failures[0][1]
+        failed = []
+        for path, error in self.ctx.drawer.failures:
+            relative = str(path.relative_to(self.run_dir))
+            for section in sections:
+                section.figures = [figure for figure in section.figures if figure != relative]
+            for finding in findings:
+                finding.figure = None if finding.figure == relative else finding.figure
+            failed.append(self._failed(f"figure {path.stem}", "draw_figure", error, "this figure is missing"))
+        self.ctx.drawer.failures.clear()
+        return failed
 
     def _failed(self, name: str, method: str, error: Exception, missing: str) -> Finding:
         """The `probe-failed` finding for a probe (or conclusion) that raised, its traceback saved under

@@ -60,6 +60,7 @@ def test_a_saved_figure_is_the_same_image_in_the_run_folder_and_in_tensorboard(t
     figure, axes = plt.subplots(figsize=(3, 2))
     axes.plot([0, 1], [1, 0])
     relative = ctx.save_figure(figure, "probe/curve")
+    ctx.flush_figures()  # figures may be drawn in a child process: the file and the image are there after this
     ctx.tb.close()
     with Image.open(tmp_path / relative) as saved:
         size = saved.size

@@ -50,6 +50,7 @@ def gradients_figure(names: list[str], steps: list[int], norms: np.ndarray, rati
     axes[0].set_title("gradient norm per network and tensor" if several else
                       "gradient norm per tensor" + (f" ({shown} largest)" if shown < len(names) else ""))
     axes[0].set_xlabel("step")
+    axes[0].set_ylabel("gradient L2 norm")
     if ratios:
         matrix = np.stack(ratios)
         positive_ratios = np.where(matrix > 0, matrix, np.nan)
@@ -71,6 +72,7 @@ def gradients_figure(names: list[str], steps: list[int], norms: np.ndarray, rati
         legend(axes[1], fontsize=7)
     axes[1].set_title("update / weight per step")
     axes[1].set_xlabel("step")
+    axes[1].set_ylabel("‖Δw‖ / ‖w‖ per step")
     finite = [(s, r) for s, r in zip(noise_steps, noise_ratios) if math.isfinite(r) and r > 0]
     if finite:
         axes[2].plot(*zip(*finite), color="tab:purple")
@@ -78,6 +80,7 @@ def gradients_figure(names: list[str], steps: list[int], norms: np.ndarray, rati
     axes[2].axhline(1.0, color="gray", ls=":", lw=1)
     axes[2].set_title("gradient noise-to-signal (running" + (", all networks)" if several else ")"))
     axes[2].set_xlabel("step")
+    axes[2].set_ylabel("gradient variance / squared mean")
     figure.tight_layout()
     return figure
 
@@ -95,6 +98,9 @@ def _row_median(values: np.ndarray) -> np.ndarray:
 def _total(norms: np.ndarray) -> np.ndarray:
     """The norm over some tensors at each reading (0 where none was measured)."""
     return np.sqrt(np.nansum(norms ** 2, axis=1))
+
+GRADIENTS_CAPTION = ("Gradient L2 norm per parameter tensor and overall, the size of each optimizer update relative "
+                     "to the weights against the healthy band, and the gradient noise-to-signal ratio.")
 
 
 def gradients_text(summary: dict[str, Any]) -> str:
@@ -131,6 +137,9 @@ def gradients_text(summary: dict[str, Any]) -> str:
     return " ".join(lines)
 
 
+NO_RATIO = "not measured (read on the weight matrices)"  # the update ratio is read on tensors of two or more dimensions
+
+
 def gradients_table(names: list[str], params: list[Any], norms: np.ndarray, summary: dict[str, Any]) -> Any:
     """Per tensor: median and last gradient norm, weight norm, median update-to-weight ratio (a DataFrame)."""
     import pandas as pd
@@ -138,5 +147,5 @@ def gradients_table(names: list[str], params: list[Any], norms: np.ndarray, summ
     return pd.DataFrame(
         {"grad norm (median)": median_per_tensor(norms), "grad norm (last)": last_per_tensor(norms),
          "weight norm": [float(p.detach().norm()) for p in params],
-         "update / weight (median)": [summary["update_ratio_by_tensor"].get(n, np.nan) for n in names]},
+         "update / weight (median)": [summary["update_ratio_by_tensor"].get(n, NO_RATIO) for n in names]},
         index=pd.Index(names, name="tensor"))

@@ -32,6 +32,8 @@ def loss_by_t_figure(summary: dict[str, Any], chunks: list[torch.Tensor],
     axes[1].bar(centers + width / 4, summary["variance_share"], width=width / 2, label="share of variance")
     axes[1].axhline(1 / BINS, color="gray", ls=":", lw=1, label="even spread")
     axes[1].set_title("each t bin's share")
+    axes[0].set_ylabel("per-sample loss (as logged)")
+    axes[1].set_ylabel("share of the late-run total")
     for axis in axes[:2]:
         axis.set_xlabel("t")
         legend(axis, fontsize=8)
@@ -46,6 +48,10 @@ def loss_by_t_figure(summary: dict[str, Any], chunks: list[torch.Tensor],
     axes[2].set_title("mean loss by t over training")
     figure.tight_layout()
     return figure
+
+
+LOSS_BY_T_CAPTION = ("Per-sample loss by bin of t in the second half of training: mean ± std, each bin's share of the "
+                     "loss and of its variance (10% each when even), and the mean per bin over training.")
 
 
 def loss_by_t_text(summary: dict[str, Any]) -> str:

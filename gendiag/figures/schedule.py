@@ -24,6 +24,7 @@ def schedule_figure(alphas_cumprod: torch.Tensor) -> "Figure":
     scales.axhline(SCHEDULE_LEFTOVER_WARNING, color="grey", linestyle=":", linewidth=1,
                    label="warning level (data RMS 1)")
     scales.set_xlabel("step t")
+    scales.set_ylabel("scale (data RMS = 1)")
     scales.set_ylim(0, 1.02)
     scales.set_title(f"at t = T: signal {np.sqrt(values[-1]):.3g}, noise {np.sqrt(1 - values[-1]):.3g}", fontsize=9)
     legend(scales, fontsize=8)
@@ -35,3 +36,7 @@ def schedule_figure(alphas_cumprod: torch.Tensor) -> "Figure":
     snr.set_title("signal-to-noise ratio", fontsize=9)
     figure.tight_layout()
     return figure
+
+
+SCHEDULE_CAPTION = ("The diffusion schedule: how much of the data (signal) and of the noise x_t holds at each step, and "
+                    "the log signal-to-noise ratio; at t = T the signal should be near 0.")

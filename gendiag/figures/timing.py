@@ -34,6 +34,10 @@ def timing_figure(per_step: "pd.DataFrame", summary: dict[str, Any]) -> "Figure"
     return figure
 
 
+TIMING_CAPTION = ("Wall time per training step by named phase (Monitor.phase): each phase's share, and milliseconds "
+                  "per step over training, stacked.")
+
+
 def timing_text(summary: dict[str, Any]) -> str:
     """The section text: steps measured, milliseconds per step, the share of each phase."""
     parts = ", ".join(f"{p} {summary['shares'][p]:.0%} ({summary['ms_per_step'][p]:.3g} ms)" for p in summary["shares"])

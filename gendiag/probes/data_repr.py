@@ -115,12 +115,12 @@ class DataRepresentationProbe(Probe):
             return None
         self._log(ctx, summary)
         image_shape = ctx.facts.get("image_shape")
-        drawn = [ctx.save_figure(samples(summary, image_shape), FIGURES["samples"]),
-                 ctx.save_figure(values(summary), FIGURES["values"])]
+        drawn = [ctx.draw_figure(FIGURES["samples"], samples, summary, image_shape),
+                 ctx.draw_figure(FIGURES["values"], values, summary)]
         if "source" in summary.rows:
-            drawn.append(ctx.save_figure(source_qq(summary.rows["source"]), FIGURES["qq"]))
+            drawn.append(ctx.draw_figure(FIGURES["qq"], source_qq, summary.rows["source"]))
         if "source" in summary.rows and summary.matches:
-            drawn.append(ctx.save_figure(sources(summary.rows["source"], summary.others), FIGURES["sources"]))
+            drawn.append(ctx.draw_figure(FIGURES["sources"], sources, summary.rows["source"], summary.others))
         return ProbeSection(title="Data representation", text=_text(summary), figures=drawn, table=_table(summary))
 
     def findings(self, ctx: ProbeContext) -> list[Finding]:

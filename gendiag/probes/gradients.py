@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures.gradients import gradients_figure, gradients_table, gradients_text
+from gendiag.figures.gradients import GRADIENTS_CAPTION, gradients_figure, gradients_table, gradients_text
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
@@ -141,8 +141,9 @@ class GradientsProbe(Probe):
         self.summary = self._judged(ctx)
         figure = self._figure_path()
         if figure is not None:
-            ctx.save_figure(gradients_figure(readings.names, steps, norms, readings.ratio_steps, readings.ratios,
-                                             readings.noise_steps, readings.noise_ratios, readings.networks), FIGURE)
+            ctx.draw_figure(FIGURE, gradients_figure, list(readings.names), list(steps), norms,
+                            list(readings.ratio_steps), list(readings.ratios), list(readings.noise_steps),
+                            list(readings.noise_ratios), readings.networks, caption=GRADIENTS_CAPTION)
         return ProbeSection(title="Gradients and updates", text=gradients_text(self.summary),
                             figures=[figure] if figure else [],
                             table=gradients_table(readings.names, readings.params, norms, self.summary))

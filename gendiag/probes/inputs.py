@@ -129,8 +129,8 @@ class InputsProbe(Probe):
             for _, row in table.dropna(subset=["ratio"]).iterrows():
                 ctx.log_scalar(f"inputs/mismatch_t{row['t_low']:.2f}-{row['t_high']:.2f}", float(row["ratio"]))
             ctx.add_chart("inputs", "training vs sampling input mismatch by t", [r"inputs/mismatch_.*"])
-        figure = ctx.save_figure(train_vs_sampling(table, train, sampling, self._data, self._source, reference),
-                                 FIGURE)
+        figure = ctx.draw_figure(FIGURE, train_vs_sampling, table, train, sampling, self._data,
+                                 self._source, reference)
         return ProbeSection(title=TITLE, text=" ".join(text), figures=[figure], table=table.round(4).set_index("bin"))
 
     def findings(self, ctx: Any) -> list[Finding]:

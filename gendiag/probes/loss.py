@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures.loss import loss_figure, loss_text
+from gendiag.figures.loss import LOSS_CAPTION, loss_figure, loss_text
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
@@ -92,7 +92,7 @@ class LossProbe(Probe):
         judged = self._judged()
         self.summary = {k: v for k, v in judged.items() if k not in INTERNAL}
         steps, values = series.arrays()
-        ctx.save_figure(loss_figure(steps, values, judged, series.first_nonfinite), FIGURE)
+        ctx.draw_figure(FIGURE, loss_figure, steps, values, judged, series.first_nonfinite, caption=LOSS_CAPTION)
         return ProbeSection(title="Loss", text=loss_text(judged), figures=[f"figures/{FIGURE}.png"],
                             table=judged.get("table"))
 

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures.loss_by_t import loss_by_t_figure, loss_by_t_text
+from gendiag.figures.loss_by_t import LOSS_BY_T_CAPTION, loss_by_t_figure, loss_by_t_text
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
@@ -102,7 +102,8 @@ class LossByTProbe(Probe):
             return None
         judged = self._judged(ctx)
         self.summary = {k: v for k, v in judged.items() if k != "table"}
-        ctx.save_figure(loss_by_t_figure(judged, self.bins.chunks, self.bins.chunk_steps), FIGURE)
+        ctx.draw_figure(FIGURE, loss_by_t_figure, judged, list(self.bins.chunks), list(self.bins.chunk_steps),
+                        caption=LOSS_BY_T_CAPTION)
         return ProbeSection(title="Loss by t", text=loss_by_t_text(judged), figures=[f"figures/{FIGURE}.png"],
                             table=judged["table"])
 

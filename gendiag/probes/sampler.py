@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from gendiag.figures.sampler import sampler_check
+from gendiag.figures.sampler import CAPTION, sampler_check
 from gendiag.findings import Finding
 from gendiag.flow.exact_field import T_EPS
 from gendiag.flow.reservoir import Reservoir, capacity_for
@@ -92,8 +92,9 @@ class SamplerProbe(Probe):
             return ProbeSection(title=TITLE, text=measured["skip"])
         runs: SamplerRuns = measured["runs"]
         x0, fields = measured["x0"], measured["fields"]
-        figure = ctx.save_figure(sampler_check(runs.trajectories, runs.outputs, measured["data"], x0,
-                                               runs.reference), FIGURE)
+        shown = [field for field in ("exact", "learned") if (field, STEP_COUNTS[-1]) in runs.outputs]
+        figure = ctx.draw_figure(FIGURE, sampler_check, runs.trajectories, runs.outputs, measured["data"], x0,
+                                 shown or [runs.reference], caption=CAPTION)
         text = (f"The sampler given as a fact ran from {x0.shape[0]} noise samples with {', '.join(map(str, STEP_COUNTS))} "
                 f"steps on the {' and the '.join(fields)} field. `largest_state_change`: how far the state passed to "
                 "the field ever moved from the start (relative RMS; 0 means the sampler never updates its state); "
@@ -106,7 +107,9 @@ class SamplerProbe(Probe):
             text += " No observed data of the start's size, so only the learned field was used."
         if measured["unrunnable"] is not None:
             text += f" The learned field was not run: the {measured['unrunnable']}."
-        return ProbeSection(title=TITLE, text=text, figures=[figure], table=runs.table.round(6).set_index("field"))
+        table = runs.table.round(6).set_index("field").astype({"distance_to_data": object})
+        table.loc[table["distance_to_data"].isna(), "distance_to_data"] = "not measured (exact field only)"
+        return ProbeSection(title=TITLE, text=text, figures=[figure], table=table)
 
     def findings(self, ctx: Any) -> list[Finding]:
         measured = self._measure(ctx)

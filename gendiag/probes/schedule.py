@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures.schedule import schedule_figure
+from gendiag.figures.schedule import SCHEDULE_CAPTION, schedule_figure
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe
@@ -65,7 +65,7 @@ class ScheduleProbe(Probe):
         ctx.log_scalar("diffusion/signal_at_last_step", summary.signal_last)
         if math.isfinite(ratio):
             ctx.log_scalar("diffusion/leftover_signal_to_noise", ratio)
-        ctx.save_figure(schedule_figure(self.alphas_cumprod), FIGURE)
+        ctx.draw_figure(FIGURE, schedule_figure, self.alphas_cumprod, caption=SCHEDULE_CAPTION)
         data = (f"data RMS {rms:.4g} (from {self.rms.batches} batches)" if rms is not None
                 else "no data batch observed, data RMS taken as 1")
         text = (f"{summary.steps} steps; at the last step ᾱ_T = {summary.alpha_bar_last:.4g}, signal sqrt(ᾱ_T) = "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gendiag.context import ProbeContext
-from gendiag.figures.timing import timing_figure, timing_text
+from gendiag.figures.timing import TIMING_CAPTION, timing_figure, timing_text
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
@@ -67,7 +67,7 @@ class TimingProbe(Probe):
 
         per_step, self.summary = self._measured(ctx)
         _log(ctx, per_step, self.summary)
-        ctx.save_figure(timing_figure(per_step, self.summary), FIGURE)
+        ctx.draw_figure(FIGURE, timing_figure, per_step, self.summary, caption=TIMING_CAPTION)
         return ProbeSection(title="Step time by phase", text=timing_text(self.summary),
                             figures=[f"figures/{FIGURE}.png"],
                             table=pd.DataFrame({"ms per step": self.summary["ms_per_step"],

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from gendiag.figures.velocity import quivers, sensitivity
+from gendiag.figures.velocity import QUIVER_CAPTION, SENSITIVITY_CAPTION, quivers, sensitivity, shows_quivers
 from gendiag.findings import Finding
 from gendiag.flow.exact_field import source_bandwidth
 from gendiag.flow.projection import Plane, principal_plane
@@ -36,10 +36,12 @@ from gendiag.quantities.source import declared_rows
 from gendiag.quantities.velocity import (
     LAST_T, FieldComparison, compare_fields, exact_field, known_path, mean_std, path_name, path_points,
 )
+from gendiag.rules.thresholds import VELOCITY_QUIVER_SHARE
 from gendiag.rules.velocity import field_findings, path_unknown, rounded
 from reference_models.paths import PATHS
 
 QUIVER_FIGURE, SENSITIVITY_FIGURE = "flow_velocity_quivers", "flow_velocity_sensitivity"
+NOT_AT_T = "not measured (sensitivity to x is read at t = 0, 0.25, 0.5, 0.75 only)"
 TITLE = "Velocity field: learned against exact"
 
 
@@ -117,7 +119,7 @@ class VelocityProbe(Probe):
         data = measured["data"]
         plane = principal_plane(data)
         table = pd.DataFrame({"t": list(errors), "relative_error": list(errors.values()),
-                              "sensitivity_x": [sensitivity_x.get(t, float("nan")) for t in errors]}).set_index("t")
+                              "sensitivity_x": [sensitivity_x.get(t, NOT_AT_T) for t in errors]}).set_index("t")
         for t, error in errors.items():
             ctx.log_scalar(f"flow/field_error/t={t:.2f}", error)
         for t, value in sensitivity_x.items():
@@ -125,10 +127,11 @@ class VelocityProbe(Probe):
         ctx.log_scalar("flow/sensitivity_t", comparison.sensitivity_t)
         ctx.add_chart("flow", "field error by t (learned vs exact)", [r"flow/field_error/.*"])
         ctx.add_chart("flow", "sensitivity to x by t (learned / exact)", [r"flow/sensitivity_x/.*"])
-        figures = [ctx.save_figure(quivers(plane, data, measured["learned"], measured["exact"]), QUIVER_FIGURE),
-                   ctx.save_figure(sensitivity(errors, sensitivity_x, comparison.sensitivity_t,
-                                               comparison.over_t_learned, comparison.over_t_exact, plane),
-                                   SENSITIVITY_FIGURE)]
+        figures = [ctx.draw_figure(QUIVER_FIGURE, quivers, plane, data, measured["learned"], measured["exact"],
+                                   caption=QUIVER_CAPTION)] if shows_quivers(plane) else []
+        figures.append(ctx.draw_figure(SENSITIVITY_FIGURE, sensitivity, errors, sensitivity_x,
+                                       comparison.sensitivity_t, comparison.over_t_learned, comparison.over_t_exact,
+                                       plane, caption=SENSITIVITY_CAPTION))
         return ProbeSection(title=TITLE, text=_text(measured, plane), figures=figures, table=table)
 
     def findings(self, ctx: Any) -> list[Finding]:
@@ -169,12 +172,17 @@ def _text(measured: dict[str, Any], plane: Plane) -> str:
     where = ("in the data's own coordinates" if plane.identity else
              f"on the plane of the data's two leading principal components ({100 * plane.explained[0]:.0f}% and "
              f"{100 * plane.explained[1]:.0f}% of its variance; arrows show the field's components in that plane)")
+    if not shows_quivers(plane):
+        where = (f"compared in all {measured['data'].shape[1]} dimensions (no quiver plot: the data's two leading "
+                 f"principal components hold only {sum(plane.explained):.0%} of its variance, under "
+                 f"{VELOCITY_QUIVER_SHARE:.0%}, so arrows on that plane would show little of either field)")
     empirical = measured["empirical_source"]
     source = ("N(0, I) noise" if empirical is None else
               f"the {empirical['origin']} source ({empirical['rows']} rows read as a mixture of Gaussians of "
               f"standard deviation {empirical['bandwidth']:.3g}, since it is not N(0, I))")
-    text = [f"The field of `{measured['model']}` (top) and the exact marginal field of {len(measured['data'])} "
-            f"observed data points for the {measured['path']} path from {source} (bottom), {where}. t = 1 is drawn "
+    top, bottom = (" (top)", " (bottom)") if shows_quivers(plane) else ("", "")
+    text = [f"The field of `{measured['model']}`{top} and the exact marginal field of {len(measured['data'])} "
+            f"observed data points for the {measured['path']} path from {source}{bottom}, {where}. t = 1 is drawn "
             f"at t = {LAST_T} (the exact field is singular at 1). `relative_error` is mean |u_θ − u*|² / mean |u*|² "
             "on points x_t of that path; `sensitivity_x` is how much the learned output varies across x at that "
             f"t relative to the exact field (1: as much; 0: not at all); sensitivity to t (0 to 0.9, at fixed x) "

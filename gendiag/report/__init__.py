@@ -1,4 +1,5 @@
-"""Reports of a run: findings first (most severe first), then the probes' sections.
+"""Reports of a run: the verdict, a table of contents, the conclusions, the findings (causes first), then the
+probes' sections.
 
 `render_run` writes findings.json, sections.json, report.md and a self-contained report.html (figures
 embedded), so that `gendiag report RUN_DIR` can render them again from the saved data alone."""
@@ -115,7 +116,8 @@ def _section_to_dict(section: ProbeSection) -> dict[str, Any]:
     table = None
     if section.table is not None:  # orient="split" drops the index's name: the table's first column header
         table = {**json.loads(section.table.to_json(orient="split")), "index_name": section.table.index.name}
-    return {"title": section.title, "text": section.text, "figures": section.figures, "table": table}
+    return {"title": section.title, "text": section.text, "figures": section.figures, "table": table,
+            "captions": section.captions, "conclusion": section.conclusion}
 
 
 def _section_from_dict(data: dict[str, Any]) -> ProbeSection:
@@ -127,4 +129,5 @@ def _section_from_dict(data: dict[str, Any]) -> ProbeSection:
         table = pd.DataFrame(split["data"], columns=split["columns"], index=split["index"])
         table.index.name = split.get("index_name")
     return ProbeSection(title=data["title"], text=data.get("text", ""), figures=list(data.get("figures", [])),
-                        table=table)
+                        table=table, captions=dict(data.get("captions", {})),
+                        conclusion=bool(data.get("conclusion", False)))

@@ -12,9 +12,12 @@ if TYPE_CHECKING:
 @dataclass
 class ProbeSection:
     """A part of the report (a probe's, a user's `add_section`, a conclusion): markdown text, figures (paths
-    relative to the run folder), a table."""
+    relative to the run folder), a table. `captions` gives a figure (by path) its one-line caption;
+    `conclusion` marks a section written from the findings (`Monitor.add_conclusion`), shown before them."""
 
     title: str
     text: str = ""
     figures: list[str] = field(default_factory=list)
     table: "pd.DataFrame | None" = None
+    captions: dict[str, str] = field(default_factory=dict)
+    conclusion: bool = False

@@ -96,16 +96,20 @@ def diverging_finding(summary: dict[str, Any], figure: str | None, task: str) ->
                        f"{summary['peak_median']:.4g}, {summary['peak_median'] / best if best else math.inf:.3g}× "
                        f"the best {best:.4g}")
     if summary["oscillation_grows"]:
+        calm, best_window = summary["calm_window"], summary["best_window"]
+        where = ("the window of lowest median too" if tuple(calm) == tuple(best_window) else
+                 f"the lowest median was in steps {best_window[0]}–{best_window[1]}")
         reasons.append(f"the step-to-step swing of the loss grew {summary['oscillation_growth']:.3g}× from its "
-                       f"calmest window (steps {summary['calm_window'][0]}–{summary['calm_window'][1]}) to the last")
+                       f"calmest window (smallest median swing: steps {calm[0]}–{calm[1]}; {where}) to the last, "
+                       f"whose median {last:.4g} stays above the best {best:.4g}")
     gan = task == "gan"
     return Finding(
         code="loss-diverging", severity="info" if gan else "warning",
-        title="The loss grows instead of falling",
+        title=diverging_title(summary),
         message=_sentence("; ".join(reasons)) + (
             " (A GAN's losses are not minimised, so this is only noted.)" if gan else ""),
         evidence={k: summary[k] for k in ("best_window", "best_median", "last_median", "peak_window", "peak_median",
-                                           "rise", "trend_tau", "oscillation_growth", "spikes")},
+                                           "rise", "trend_tau", "calm_window", "oscillation_growth", "spikes")},
         suggestion=advice(DIVERGING_ADVICE, task),
         figure=figure,
     )
@@ -187,6 +191,17 @@ def unbounded_finding(summary: dict[str, Any], figure: str | None, task: str) ->
                  f"one has none, so the optimizer follows it to -∞ instead of fitting the data.{named}"),
         evidence=evidence, suggestion=suggestion, figure=figure,
     )
+
+
+def diverging_title(summary: dict[str, Any]) -> str:
+    """A title that says what the evidence shows: a rise only when the trend rises, else a blow-up or a swing that
+    grows."""
+    if summary["trend_up"]:
+        return "The loss grows instead of falling"
+    if summary["blew_up"]:
+        return (f"The loss jumped to {summary['peak_median'] / summary['best_median']:.3g}× its best window median"
+                if summary["best_median"] > 0 else "The loss jumped far above its best window")
+    return f"The loss swings more and more ({summary['oscillation_growth']:.3g}× its calmest window)"
 
 
 def _sentence(text: str) -> str:

@@ -122,6 +122,10 @@ VELOCITY_IGNORES_T = threshold(
     "velocity.ignores_t", 0.1,
     "chosen by hand in round 1 (9ab7c0e); separates healthy moons (silent) from a network that drops t "
     "(< 0.001) in tests/test_probes_velocity.py")
+VELOCITY_QUIVER_SHARE = threshold(
+    "velocity.quiver_share", 0.5,
+    "chosen by hand in round 3 (issue 24): quivers on a projection are drawn only when its two axes hold at least "
+    "half the data's variance; the flagship's 4,096-D pictures put 2% and 2% there, where the arrows meant nothing")
 
 INPUTS_TIME_SCALE_RATIO = threshold(
     "inputs.time_scale_ratio", 5.0,

@@ -8,12 +8,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import NullLocator
 
 from gendiag.figures import legend
 from gendiag.quantities.flattened import cosine
 from gendiag.recipes.flattened.checkpoints import Checkpoint, Reference
 
 SCATTER_POINTS = 20_000
+
+
+CHECKPOINT_CAPTION = ("The target, two start pictures, and the pictures generated from those starts at each checkpoint, "
+                      "with their cosine similarity to the target (T) and to their start (S).")
+SIMILARITY_CAPTION = ("Similarity of the generated pictures to the target and to their own start picture over training; "
+                      "the dashed line is where an untrained flow (start against target) sits.")
+LOSS_CAPTION = ("The batch loss at every iteration (log scale), and every draw's loss against its distance 1 − t to "
+                "t = 1 (log-log): the draws nearest t = 1 carry the loss.")
 
 
 def checkpoint_figure(checkpoints: list[Checkpoint], reference: Reference) -> plt.Figure:
@@ -44,8 +53,11 @@ def similarity_figure(checkpoints: list[Checkpoint], baseline_cos: float, baseli
         axis.plot(iterations, [getattr(c, f"{metric}_target") for c in checkpoints], "o-", label="to target")
         axis.plot(iterations, [getattr(c, f"{metric}_source") for c in checkpoints], "s-", label="to start picture")
         axis.axhline(baseline, color="grey", ls="--", lw=1, label="start vs target (untrained level)")
-        axis.set_xscale("symlog", linthresh=5)
-        axis.set_xlabel("iteration")
+        axis.set_xscale("symlog", linthresh=5)  # iteration 0 and the decades after it on one axis
+        axis.set_xlim(0, max(iterations) * 1.15 if iterations else 1)
+        axis.set_xticks(iterations, [str(i) for i in iterations], fontsize=7)  # the checkpoints, no "−10⁰" ticks
+        axis.xaxis.set_minor_locator(NullLocator())
+        axis.set_xlabel("iteration (symmetric log scale)")
         axis.set_ylabel("cosine similarity" if metric == "cos" else "IoU of binarised pixels")
         legend(axis, fontsize=7)
     figure.tight_layout()
@@ -61,7 +73,7 @@ def loss_figure(losses: list[float], times: list[torch.Tensor], per_sample: list
         axes[0].semilogy(steps, losses, lw=0.8)
         axes[0].set_title(f"loss ({kind}); last {losses[-1]:.3g}, max {max(losses):.3g}", fontsize=9)
     axes[0].set_xlabel("iteration")
-    axes[0].set_ylabel("batch loss")
+    axes[0].set_ylabel("batch loss (mean squared error)")
     if times:
         t_all = torch.cat(times).numpy()
         loss_all = torch.cat(per_sample).numpy()

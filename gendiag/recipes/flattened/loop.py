@@ -16,7 +16,8 @@ from gendiag.quantities.flattened import loss_share_from, relative_weight_change
 from gendiag.recipes.flattened.checkpoints import Checkpoint, Reference, generate
 from gendiag.recipes.flattened.data import ImageStreams
 from gendiag.recipes.flattened.facts import measure
-from gendiag.recipes.flattened.figures import checkpoint_figure, loss_figure, similarity_figure
+from gendiag.recipes.flattened.figures import (CHECKPOINT_CAPTION, LOSS_CAPTION, SIMILARITY_CAPTION,
+                                               checkpoint_figure, loss_figure, similarity_figure)
 from gendiag.recipes.flattened.loss import flattened_loss
 from gendiag.recipes.flattened.sampling import VelocityField, euler_time_points
 from gendiag.recipes.flattened.story import explain, symptoms
@@ -91,11 +92,12 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     facts = measure(mon, model, streams, reference, case, history.checkpoints, history.losses, samples, starts,
                     final_gen, done)
     figures = [
-        mon.save_figure(checkpoint_figure(history.checkpoints, reference), "flattened_checkpoints"),
+        mon.save_figure(checkpoint_figure(history.checkpoints, reference), "flattened_checkpoints",
+                        caption=CHECKPOINT_CAPTION),
         mon.save_figure(similarity_figure(history.checkpoints, facts.baseline_cos, facts.baseline_iou),
-                        "flattened_similarity"),
+                        "flattened_similarity", caption=SIMILARITY_CAPTION),
         mon.save_figure(loss_figure(history.losses, history.times, history.per_sample, train_cfg.loss, done),
-                        "flattened_loss"),
+                        "flattened_loss", caption=LOSS_CAPTION),
     ]
     mon.add_section("Symptoms: generated pictures against the target and the start picture",
                     text=symptoms(history.checkpoints, facts), figures=figures[:2])
