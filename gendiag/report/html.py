@@ -6,7 +6,8 @@ import base64
 import html
 from typing import TYPE_CHECKING, Any
 
-from gendiag.report.markdown import explained, finish_cost, markdown_table
+from gendiag.live import known_at
+from gendiag.report.markdown import explained, finish_cost, known_early, markdown_table
 
 if TYPE_CHECKING:
     from gendiag.report import Report
@@ -41,10 +42,14 @@ def render_html(report: "Report", header: dict[str, Any]) -> str:
     parts.append(f"<h2>Findings ({len(report.findings)})</h2>")
     if not report.findings:
         parts.append("<p>No findings: nothing in this run looked wrong to the probes that ran.</p>")
+    if early := known_early(report):
+        parts.append(markdown.markdown(early))
     for finding in report.findings:
         parts.append(f"<div class='finding {finding.severity}'>"
                      f"<h3><span class='badge {finding.severity}'>{finding.severity}</span> "
-                     f"<code>{html.escape(finding.code)}</code> {html.escape(finding.title)}</h3>")
+                     f"<code>{html.escape(finding.code)}</code> {html.escape(finding.title)}"
+                     + (f" <small>· {html.escape(seen)}</small>" if (seen := known_at(finding, report.steps)) else "")
+                     + "</h3>")
         if explains := explained(report.findings, finding):
             codes = ", ".join(f"<code>{html.escape(code)}</code>" for code in explains)
             parts.append(f"<p><i>Likely explains {codes} (below): fix this first.</i></p>")

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from gendiag.findings import Finding
     from gendiag.report import Report
 
+from gendiag.live import known_at
+
 _MARK = {"critical": "🔴 CRITICAL", "warning": "🟠 WARNING", "info": "🔵 INFO"}
 
 
@@ -27,8 +29,12 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
     lines += ["", "## Findings", ""]
     if not report.findings:
         lines.append("No findings: nothing in this run looked wrong to the probes that ran.")
+    if early := known_early(report):
+        lines += [early, ""]
     for finding in report.findings:
-        lines += [f"### {_MARK[finding.severity]} `{finding.code}` — {finding.title}", ""]
+        seen = known_at(finding, report.steps)
+        lines += [f"### {_MARK[finding.severity]} `{finding.code}` — {finding.title}" + (f" · {seen}" if seen else ""),
+                  ""]
         if explains := explained(report.findings, finding):
             lines += [f"*Likely explains {', '.join(f'`{code}`' for code in explains)} (below): fix this first.*", ""]
         lines += [finding.message, ""]
@@ -49,6 +55,13 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
             lines += [markdown_table(section.table), ""]
         lines += [f"![{section.title}]({figure})\n" for figure in section.figures]
     return "\n".join(lines) + "\n"
+
+
+def known_early(report: "Report") -> str:
+    """One sentence on when each critical finding was first known during training ('' when none was)."""
+    known = [f"`{f.code}` at step {f.first_step} of {report.steps} ({f.first_step / report.steps:.0%})"
+             for f in report.findings if f.severity == "critical" and f.first_step is not None and report.steps]
+    return f"Known during training: {', '.join(known)}." if known else ""
 
 
 def explained(findings: list["Finding"], cause: "Finding") -> list[str]:
