@@ -53,6 +53,8 @@ class Monitor:
         check_seconds: the least wall time between two live checks, which keeps them nearly free on fast loops.
         stop_on: None, "warning" or "critical": `should_stop` becomes true once a live check finds a finding of
             that severity or worse (the loop decides what to do; `gendiag run --stop-on` ends the run there).
+        total_steps: the number of steps the loop plans to run, for the report's "first seen at step N of M" (and
+            a run that stops early); default: the last step reached.
         announce: where the announcement lines go (`announce(line)`); default: stderr, through `tqdm.write` when
             the loop uses tqdm, so that a progress bar stays whole.
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
@@ -78,6 +80,7 @@ class Monitor:
         check_every: int | None = CHECK_EVERY,
         check_seconds: float = CHECK_SECONDS,
         stop_on: str | None = None,
+        total_steps: int | None = None,
         announce: Announce | None = None,
         **facts: Any,
     ) -> None:
@@ -86,7 +89,7 @@ class Monitor:
         if record_rows < 1:
             raise ValueError(f"Monitor: record_rows must be >= 1, got {record_rows}")
         check_facts(facts, keywords=("task", "probes", "every", "strict", "record_rows", "overwrite", "resume",
-                                     "sinks", "check_every", "check_seconds", "stop_on", "announce"))
+                                     "sinks", "check_every", "check_seconds", "stop_on", "total_steps", "announce"))
         self.stop_on = check_stop_on(stop_on)
         if stop_on is not None and check_every is None:
             raise ValueError(f"Monitor: stop_on={stop_on!r} needs live checks; give check_every a number of steps")
@@ -122,6 +125,9 @@ class Monitor:
         self._live = None if check_every is None else LiveChecks(self.run_dir, self.ctx.sinks, announce, check_every,
                                                                  check_seconds)
         self._stopped_on: tuple[Finding, int] | None = None
+        if total_steps is not None and total_steps < 1:
+            raise ValueError(f"Monitor: total_steps must be >= 1 (or None), got {total_steps}")
+        self.total_steps = total_steps
         self._dispatch("setup")
         self._wants_forward = any(p.wants_forward for p in self.probes)  # after setup: a probe may decide by task
 
@@ -335,7 +341,8 @@ class Monitor:
         atomic_write_json(self.run_dir / "probe_data.json",
                           {p.name: p.state() for p in self.probes})
         self._finished = render_run(self.run_dir, findings, sections, partial=partial,
-                                    finish_seconds=time.perf_counter() - start, steps=self._last_step)
+                                    finish_seconds=time.perf_counter() - start,
+                                    steps=self.total_steps or self._last_step)
         return self._finished
 
     def __enter__(self) -> "Monitor":
