@@ -227,11 +227,15 @@ def _print_findings(findings: list) -> None:
 
 
 def _print_known(report: "Report") -> None:
-    """How early each critical finding was known: 'target-explodes known at step 12 of 200 (6%)'."""
+    """How early each critical finding was known ('target-explodes known at step 12 of 200 (6%)'), and what was
+    announced during training but cleared before the end."""
     for finding in report.findings:
         if finding.severity == "critical" and finding.first_step is not None and report.steps:
             console.print(f"{finding.code} known at step {finding.first_step} of {report.steps} "
                           f"({finding.first_step / report.steps:.0%})", markup=False, highlight=False)
+    for finding in report.cleared:
+        console.print(f"cleared during training: {finding.severity} {finding.code}, held from step "
+                      f"{finding.first_step} to {finding.last_step}", markup=False, highlight=False)
 
 
 if __name__ == "__main__":

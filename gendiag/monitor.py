@@ -330,7 +330,8 @@ class Monitor:
                 findings.append(finding)
         findings = sort_findings(link_consequences(findings + self._failures))
         conclusions, failed = self._conclude(findings)
-        findings = sort_findings(findings + failed + self._stamp(findings + failed))
+        findings = sort_findings(findings + failed)
+        cleared = sort_findings(self._stamp(findings))
         sections = conclusions + sections
         for sink in self.ctx.sinks:
             sink.text("findings", _findings_text(findings), 0)
@@ -342,7 +343,7 @@ class Monitor:
                           {p.name: p.state() for p in self.probes})
         self._finished = render_run(self.run_dir, findings, sections, partial=partial,
                                     finish_seconds=time.perf_counter() - start,
-                                    steps=self.total_steps or self._last_step)
+                                    steps=self.total_steps or self._last_step, cleared=cleared)
         return self._finished
 
     def __enter__(self) -> "Monitor":
@@ -498,7 +499,8 @@ def _call_inputs(name: str, watched: WatchedModel, args: tuple, kwargs: dict) ->
     return found
 
 
-_RUN_FILES = ("report.md", "report.html", "findings.json", "sections.json", "metrics.csv", "probe_data.json", JOURNAL)
+_RUN_FILES = ("report.md", "report.html", "findings.json", "sections.json", "metrics.csv", "probe_data.json",
+              JOURNAL)
 _RUN_FOLDERS = ("figures", "probe_errors")
 
 

@@ -154,7 +154,8 @@ class RunResult:
 
 
 def run_case(case: Case, out_root: str | Path | None = None, progress: ProgressFn | None = None,
-             resume_dir: Path | None = None, stop_on: str | None = None, announce: Announce | None = None) -> RunResult:
+             resume_dir: Path | None = None, stop_on: str | None = None,
+             announce: Announce | None = None) -> RunResult:
     """Train the case end to end and write every artefact into a new run folder (or continue `resume_dir`), on
     `run.threads` torch threads (default: `default_threads()`); torch's thread count is restored afterwards.
     `stop_on` ("warning" or "critical") ends the run at the first live check that finds such a finding, with its

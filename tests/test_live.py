@@ -13,7 +13,7 @@ import torch
 import gendiag
 from gendiag.findings import Finding
 from gendiag.live import JOURNAL, LiveChecks
-from gendiag.report import load_run
+from gendiag.report import load_run, render_run
 
 
 class Net(torch.nn.Module):
@@ -101,7 +101,8 @@ def test_healthy_loop_announces_nothing(tmp_path: Path, capsys: pytest.CaptureFi
     assert capsys.readouterr().err == ""
     assert not (tmp_path / "run" / JOURNAL).exists()
     assert not mon.should_stop and mon.stopped_on is None
-    assert [f.severity for f in load_run(tmp_path / "run").findings if f.severity != "info"] == []
+    saved = load_run(tmp_path / "run")
+    assert [f.severity for f in saved.findings if f.severity != "info"] == [] and saved.cleared == []
 
 
 def test_stop_on_critical_stops_the_users_loop(tmp_path: Path) -> None:
@@ -117,7 +118,8 @@ def test_stop_on_warning_also_stops_on_critical_and_none_never_stops(tmp_path: P
     mon = train(tmp_path / "warning", broken=True, stop_on="warning", check_every=10, check_seconds=0,
                 announce=lambda line: None)
     assert mon.should_stop and mon.stopped_on[0].severity in ("warning", "critical")
-    mon = train(tmp_path / "none", broken=True, steps=60, check_every=10, check_seconds=0, announce=lambda line: None)
+    mon = train(tmp_path / "none", broken=True, steps=60, check_every=10, check_seconds=0,
+                announce=lambda line: None)
     assert not mon.should_stop and mon.ctx.step == 59
 
 
@@ -183,8 +185,10 @@ def test_live_record_announces_appearing_clearing_and_returning(tmp_path: Path) 
     live.record(30, [finding("c", "warning", network="D"), finding("c", "warning", network="G")])
     live.record(40, [finding("a")])
     assert lines == ["step 10  CRITICAL a: a", "step 20  WARNING c: c", "step 30  WARNING c: c",
-                     "step 30  cleared a: a (held from step 10 to 20)", "step 40  CRITICAL a: a (again; first seen at step 10)",
-                     "step 40  cleared c: c (held from step 20 to 30)", "step 40  cleared c: c (held from step 30 to 30)"]
+                     "step 30  cleared a: a (held from step 10 to 20)",
+                     "step 40  CRITICAL a: a (again; first seen at step 10)",
+                     "step 40  cleared c: c (held from step 20 to 30)",
+                     "step 40  cleared c: c (held from step 30 to 30)"]
     final = [finding("a"), finding("late", "warning")]
     cleared = live.stamp(final, 50, gone=lambda f: False)
     assert [(f.code, f.first_step, f.last_step) for f in final] == [("a", 10, None), ("late", 50, None)]
@@ -222,3 +226,18 @@ def test_first_step_survives_the_report_round_trip(tmp_path: Path) -> None:
     assert Finding.from_dict(json.loads(json.dumps(item.to_dict()))) == item
     assert Finding.from_dict({k: v for k, v in item.to_dict().items() if k not in ("first_step", "last_step")}) \
         .first_step is None  # findings.json of a run made before live checks still reads
+
+
+def test_cleared_findings_are_shown_apart_and_read_back(tmp_path: Path) -> None:
+    held = Finding(code="target-explodes", severity="critical", title="Target explodes", message="m", first_step=12)
+    gone = Finding(code="loss-diverging", severity="warning", title="Loss grows", message="spike", first_step=30,
+                   last_step=40)
+    render_run(tmp_path, [held], [], steps=100, cleared=[gone])
+    markdown = (tmp_path / "report.md").read_text()
+    assert "Known during training: `target-explodes` at step 12 of 100 (12%)." in markdown
+    assert "— Target explodes · first seen at step 12 of 100 (12%)" in markdown
+    assert "## Cleared during training" in markdown
+    assert "`loss-diverging` — Loss grows · first seen at step 30 of 100 (30%), cleared after step 40: spike" in markdown
+    assert "first seen at step 12 of 100 (12%)" in (tmp_path / "report.html").read_text()
+    saved = load_run(tmp_path)
+    assert (saved.findings, saved.cleared, saved.steps) == ([held], [gone], 100)

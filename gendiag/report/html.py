@@ -45,11 +45,11 @@ def render_html(report: "Report", header: dict[str, Any]) -> str:
     if early := known_early(report):
         parts.append(markdown.markdown(early))
     for finding in report.findings:
+        seen = known_at(finding, report.steps)
         parts.append(f"<div class='finding {finding.severity}'>"
                      f"<h3><span class='badge {finding.severity}'>{finding.severity}</span> "
                      f"<code>{html.escape(finding.code)}</code> {html.escape(finding.title)}"
-                     + (f" <small>· {html.escape(seen)}</small>" if (seen := known_at(finding, report.steps)) else "")
-                     + "</h3>")
+                     + (f" <small>· {html.escape(seen)}</small>" if seen else "") + "</h3>")
         if explains := explained(report.findings, finding):
             codes = ", ".join(f"<code>{html.escape(code)}</code>" for code in explains)
             parts.append(f"<p><i>Likely explains {codes} (below): fix this first.</i></p>")
@@ -63,6 +63,13 @@ def render_html(report: "Report", header: dict[str, Any]) -> str:
         if finding.figure:
             parts.append(_image(report, finding.figure))
         parts.append("</div>")
+    if report.cleared:
+        parts.append("<h2>Cleared during training</h2><p>Announced while training ran, no longer found at the end "
+                     "(a passing spell, or fixed):</p><ul>")
+        parts += [f"<li><span class='badge {f.severity}'>{f.severity}</span> <code>{html.escape(f.code)}</code> "
+                  f"{html.escape(f.title)} · {html.escape(known_at(f, report.steps))}: {html.escape(f.message)}</li>"
+                  for f in report.cleared]
+        parts.append("</ul>")
     for section in report.sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         if section.text:

@@ -32,9 +32,9 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
     if early := known_early(report):
         lines += [early, ""]
     for finding in report.findings:
-        seen = known_at(finding, report.steps)
-        lines += [f"### {_MARK[finding.severity]} `{finding.code}` — {finding.title}" + (f" · {seen}" if seen else ""),
-                  ""]
+        when = known_at(finding, report.steps)
+        heading = f"### {_MARK[finding.severity]} `{finding.code}` — {finding.title}"
+        lines += [heading + (f" · {when}" if when else ""), ""]
         if explains := explained(report.findings, finding):
             lines += [f"*Likely explains {', '.join(f'`{code}`' for code in explains)} (below): fix this first.*", ""]
         lines += [finding.message, ""]
@@ -47,6 +47,12 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
             lines += [f"**What to change:** {finding.suggestion}", ""]
         if finding.figure:
             lines += [f"![{finding.code}]({finding.figure})", ""]
+    if report.cleared:
+        lines += ["## Cleared during training", "",
+                  "Announced while training ran, no longer found at the end (a passing spell, or fixed):", ""]
+        lines += [f"- {_MARK[f.severity]} `{f.code}` — {f.title} · {known_at(f, report.steps)}: {f.message}"
+                  for f in report.cleared]
+        lines.append("")
     for section in report.sections:
         lines += [f"## {section.title}", ""]
         if section.text:
