@@ -149,6 +149,14 @@ def _sampler(value: Any, facts: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _path(value: Any, facts: Mapping[str, Any]) -> str | None:
+    methods = ("alpha", "beta", "d_alpha", "d_beta")
+    if isinstance(value, str) or all(callable(getattr(value, m, None)) for m in methods):
+        return None
+    return (f"fact 'path' must be a path's name such as 'linear' or 'sqrt', or an object with {', '.join(methods)} "
+            f"(t) -> tensor, got {type(value).__name__}")
+
+
 FACTS: dict[str, Fact] = {
     "schedule": Fact("a diffusion model's ᾱ_t (alphas_cumprod), one number per timestep, non-increasing in [0, 1]",
                      ("schedule", "loss_by_t"), _schedule),
@@ -168,6 +176,8 @@ FACTS: dict[str, Fact] = {
                    "a batch of them", ("sampler", "data_repr", "velocity"),
                    _source),
     "sampler": Fact("callable(velocity_fn, x0, steps) -> x1: the user's own sampler", ("sampler",), _sampler),
+    "path": Fact("a flow's probability path x_t = α_t·x1 + β_t·x0: 'linear' (the default), 'sqrt', or an object with "
+                 "alpha, beta, d_alpha, d_beta (as reference_models.paths.AffinePath)", ("velocity",), _path),
 }
 
 

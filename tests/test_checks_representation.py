@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gendiag.checks import representation as rep
+from gendiag.quantities import representation as rep
 from gendiag.data import load_digits, load_mnist, make_distribution, rasterize
 
 POINTS = 50_000

@@ -262,8 +262,7 @@ def test_findings_round_trip_and_old_run_folders_render_again(tmp_path: Path) ->
 
 @pytest.mark.parametrize("task, absent", [("diffusion", FLOW_TEXT), ("vae", GAN_TEXT), ("flow", GAN_TEXT)])
 def test_suggestions_fit_the_task_on_rules_with_task_texts(task: str, absent: tuple[str, ...]) -> None:
-    from gendiag.probes import inputs, memorization, modes
-    from gendiag.rules import loss, loss_by_t
+    from gendiag.rules import inputs, loss, loss_by_t, memorization, modes
 
     for table in (inputs.ADVICE, modes.ADVICE, loss_by_t.EXPLODES_ADVICE, loss.NONFINITE_ADVICE,
                   loss.DIVERGING_ADVICE, memorization.ADVICE):

@@ -24,7 +24,7 @@ from torch import nn
 
 import gendiag
 from gendiag.flow.reservoir import Reservoir
-from gendiag.probes.data_repr import BatchSample
+from gendiag.quantities.data_repr import BatchSample
 from gendiag.rows import RowPicker, aligned_rows
 
 

@@ -19,7 +19,7 @@ from sklearn.datasets import make_moons
 from torch import nn
 
 import gendiag
-from gendiag.checks.source import declared_rows
+from gendiag.quantities.source import declared_rows
 from gendiag.flow import exact_velocity, source_bandwidth
 from gendiag.report import Report
 

@@ -71,7 +71,7 @@ def test_kl_to_uniform_definition() -> None:
 def test_class_coverage_by_hand() -> None:
     coverage = class_coverage(torch.tensor([0, 0, 1, 2, 2, 2]), n_classes=4)
     assert coverage.counts.tolist() == [2, 1, 3, 0]
-    assert coverage.classes_found == 3 and coverage.missing_classes == [3]
+    assert coverage.classes_found == 3 and coverage.missing == [3]
     assert coverage.largest_share == 0.5
     expected = 1 / 3 * math.log(4 / 3) + 1 / 6 * math.log(4 / 6) + 1 / 2 * math.log(4 / 2)
     assert coverage.kl_to_uniform == pytest.approx(expected, rel=1e-12)

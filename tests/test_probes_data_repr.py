@@ -12,7 +12,7 @@ import torch
 
 import gendiag
 from gendiag.data import load_digits, load_mnist, make_distribution, rasterize
-from gendiag.probes.data_repr import BatchSample
+from gendiag.quantities.data_repr import BatchSample
 from gendiag.report import Report
 from tests.loops import FlowSetup, codes, train_flow
 

@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 import gendiag
 from gendiag.flow.reservoir import Reservoir, capacity_for
 from gendiag.metrics.energy import energy_coefficient, energy_distance, energy_test
-from gendiag.probes.inputs import CRITICAL_RATIO, MIN_COEFFICIENT, STATIC_RATIO, WARNING_RATIO
+from gendiag.rules.thresholds import INPUTS_CRITICAL_RATIO as CRITICAL_RATIO
+from gendiag.rules.thresholds import INPUTS_MIN_COEFFICIENT as MIN_COEFFICIENT
+from gendiag.rules.thresholds import INPUTS_STATIC_RATIO as STATIC_RATIO
+from gendiag.rules.thresholds import INPUTS_WARNING_RATIO as WARNING_RATIO
 from tests.loops import FlowSetup, codes, train_flow
 
 

@@ -9,7 +9,7 @@ from typing import Callable
 import pytest
 import torch
 
-from gendiag.probes.sampler import STEP_COUNTS, RecordingField
+from gendiag.quantities.sampler import STEP_COUNTS, RecordingField
 from reference_models.solvers import euler, heun
 from tests.loops import FlowSetup, train_flow
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import gendiag
-from gendiag.probes.vae_health import activity
+from gendiag.quantities.vae_health import activity
 from reference_models.vae import MLPVAE, vae_loss
 
 

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 import gendiag
-from gendiag.probes.velocity import IGNORES_T, IGNORES_X, relative_variation
+from gendiag.quantities.velocity import relative_variation
+from gendiag.rules.thresholds import VELOCITY_IGNORES_T as IGNORES_T
+from gendiag.rules.thresholds import VELOCITY_IGNORES_X as IGNORES_X
 from gendiag.report import Report
 from reference_models.nets import SinusoidalEmbedding, VelocityMLP
 from tests.loops import FlowSetup, moons, train_flow

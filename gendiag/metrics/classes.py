@@ -10,36 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from gendiag.metrics.modes import kl_to_uniform
+from gendiag.metrics.modes import Coverage
 
 
 @dataclass(frozen=True)
-class ClassCoverage:
-    counts: np.ndarray  # (C,) samples per class
+class ClassCoverage(Coverage):
+    """`Coverage` of the predicted labels over the classes."""
 
-    @property
-    def n_classes(self) -> int:
-        return len(self.counts)
-
-    @property
-    def found(self) -> np.ndarray:
-        return self.counts > 0
-
-    @property
-    def classes_found(self) -> int:
-        return int(self.found.sum())
-
-    @property
-    def missing_classes(self) -> list[int]:
-        return [int(c) for c in np.flatnonzero(~self.found)]
-
-    @property
-    def largest_share(self) -> float:
-        return float(self.counts.max() / self.counts.sum())
-
-    @property
-    def kl_to_uniform(self) -> float:
-        return kl_to_uniform(self.counts)
+    classes_found = Coverage.n_covered
 
 
 def class_coverage(labels: Any, n_classes: int) -> ClassCoverage:

@@ -26,32 +26,55 @@ HIGH_QUALITY_STDS = 3.0
 
 
 @dataclass(frozen=True)
-class ModeMetrics:
-    nearest_mode: np.ndarray  # (N,) index of each sample's nearest mode, in std units
-    distance_in_std: np.ndarray  # (N,) distance to that mode, in units of its std
-    high_quality: np.ndarray  # (N,) bool: distance_in_std < threshold
-    counts: np.ndarray  # (K,) high-quality samples per mode
-    captured: np.ndarray  # (K,) bool: counts >= 1
+class Coverage:
+    """Samples counted over K known parts of the data (modes or classes): which parts hold a sample, the largest
+    part's share and KL(p || uniform) of the histogram. Known modes and classes are judged on this one summary."""
+
+    counts: np.ndarray  # (K,) samples per part
 
     @property
-    def n_modes(self) -> int:
+    def n_units(self) -> int:
         return len(self.counts)
 
     @property
-    def modes_captured(self) -> int:
-        return int(self.captured.sum())
+    def covered(self) -> np.ndarray:
+        return self.counts > 0
 
     @property
-    def dropped_modes(self) -> list[int]:
-        return [int(k) for k in np.flatnonzero(~self.captured)]
+    def n_covered(self) -> int:
+        return int(self.covered.sum())
+
+    @property
+    def missing(self) -> list[int]:
+        return [int(k) for k in np.flatnonzero(~self.covered)]
+
+    @property
+    def largest_share(self) -> float:
+        return float(self.counts.max() / self.counts.sum())
+
+    @property
+    def kl_to_uniform(self) -> float:
+        return kl_to_uniform(self.counts)
+
+
+@dataclass(frozen=True)
+class ModeMetrics(Coverage):
+    """`Coverage` of the high-quality samples over the modes (PacGAN's names kept as aliases), with each sample's
+    assignment."""
+
+    nearest_mode: np.ndarray  # (N,) index of each sample's nearest mode, in std units
+    distance_in_std: np.ndarray  # (N,) distance to that mode, in units of its std
+    high_quality: np.ndarray  # (N,) bool: distance_in_std < threshold
+
+    n_modes = Coverage.n_units
+    captured = Coverage.covered  # a mode is captured when a high-quality sample falls on it
+    modes_captured = Coverage.n_covered
+    dropped_modes = Coverage.missing
+    reverse_kl = Coverage.kl_to_uniform
 
     @property
     def high_quality_share(self) -> float:
         return float(self.high_quality.mean())
-
-    @property
-    def reverse_kl(self) -> float:
-        return kl_to_uniform(self.counts)
 
 
 def kl_to_uniform(counts: Any) -> float:
@@ -86,5 +109,4 @@ def mode_metrics(samples: Any, centers: Any, std: float | Any, threshold: float 
     distance = scaled[np.arange(len(points)), nearest]
     high_quality = distance < threshold
     counts = np.bincount(nearest[high_quality], minlength=len(modes))
-    return ModeMetrics(nearest_mode=nearest, distance_in_std=distance, high_quality=high_quality,
-                       counts=counts, captured=counts >= 1)
+    return ModeMetrics(counts=counts, nearest_mode=nearest, distance_in_std=distance, high_quality=high_quality)

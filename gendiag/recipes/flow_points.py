@@ -34,7 +34,7 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     solver = SOLVERS[sample_cfg.method]
 
     mon = ctx.start_monitor("flow", source=lambda n, generator=None: torch.randn(n, 2, generator=generator),
-                            sampler=lambda field, x0, steps: solver(field, x0, steps))
+                            sampler=lambda field, x0, steps: solver(field, x0, steps), path=train_cfg.path)
     mon.watch(model, name="model", x_arg=0, t_arg=1)
     done = ctx.track(modules={"model": model}, optimizers={"adam": optimizer},
                      generators={"data": data_gen, "noise": noise_gen})

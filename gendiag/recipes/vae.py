@@ -14,7 +14,8 @@ import torch
 
 from gendiag.config import Case
 from gendiag.data import make_distribution
-from gendiag.probes.vae_health import ACTIVE_VARIANCE, activity
+from gendiag.quantities.vae_health import activity
+from gendiag.rules.thresholds import VAE_ACTIVE_VARIANCE
 from gendiag.metrics.classifier import load_classifier
 from gendiag.recipes.image_eval import compare_images, image_grid, load_split
 from gendiag.recipes.points_eval import compare_to_data, scatter_panels
@@ -84,7 +85,7 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     samples = torch.sigmoid(decoded) if images else decoded
     mon.observe_samples(samples)
     variance, kl = activity(mu, logvar)
-    results = {**final, "active_units": int((variance > ACTIVE_VARIANCE).sum()), "latent": model_cfg.latent,
+    results = {**final, "active_units": int((variance > VAE_ACTIVE_VARIANCE).sum()), "latent": model_cfg.latent,
                "kl_total_heldout": float(kl.sum())}
     if images:
         comparison = compare_images(samples, split, classifier, sample_gen)

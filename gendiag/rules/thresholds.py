@@ -114,9 +114,193 @@ SCHEDULE_LEFTOVER_CRITICAL = threshold(
 
 # --- inputs, velocity field, sampler, data representation, memorization ---
 
+VELOCITY_IGNORES_X = threshold(
+    "velocity.ignores_x", 0.1,
+    "chosen by hand in round 1 (9ab7c0e); separates healthy moons (sensitivity to x > 0.5 at t = 0) from a network "
+    "that drops x (< 0.001) in tests/test_probes_velocity.py")
+VELOCITY_IGNORES_T = threshold(
+    "velocity.ignores_t", 0.1,
+    "chosen by hand in round 1 (9ab7c0e); separates healthy moons (silent) from a network that drops t "
+    "(< 0.001) in tests/test_probes_velocity.py")
+
+INPUTS_WARNING_RATIO = threshold(
+    "inputs.warning_ratio", 0.4,
+    "chosen by hand in round 1 (9ab7c0e); separates the healthy flow loop (every bin < 0.4) from the flagship's "
+    "x0-fed network and a sampler twice too wide (>= 0.7) in tests/test_probes_inputs.py")
+INPUTS_CRITICAL_RATIO = threshold(
+    "inputs.critical_ratio", 0.7,
+    "chosen by hand in round 1 (9ab7c0e); the x0-fed flagship network and a sampler twice too wide exceed it in "
+    "tests/test_probes_inputs.py")
+INPUTS_SIGNIFICANCE = threshold(
+    "inputs.significance", 0.01, "a 1% level for the energy permutation test (200 relabellings), chosen in 9ab7c0e")
+INPUTS_MIN_COEFFICIENT = threshold(
+    "inputs.min_coefficient", 0.02,
+    "calibrated in bde80b1: the healthy DDPM on the unit-scale swiss roll has a gap of energy coefficient 0.012 "
+    "(info), the flagship and a sampler twice too wide well above (tests/test_probes_inputs.py)")
+INPUTS_STATIC_RATIO = threshold(
+    "inputs.static_ratio", 0.25,
+    "chosen by hand in round 1 (9ab7c0e); a path from source to data changes the inputs by about 1 (healthy "
+    "> 0.5), the x0-fed flagship network by about 0 (tests/test_probes_inputs.py)")
+SAMPLER_FROZEN = threshold(
+    "sampler.frozen", 1e-6,
+    "chosen by hand in round 1 (9ab7c0e) as a bound on float rounding: a frozen sampler's state changes by 0, a "
+    "working one's by far more (tests/test_probes_sampler.py)")
+DATA_DISTINCT_WARNING = threshold(
+    "data_repr.distinct_warning", 0.5,
+    "derived: a batch stacked on its own copy is at most half distinct (tests/test_checks_representation.py); "
+    "distinct data is near 1")
+DATA_DISTINCT_CRITICAL = threshold(
+    "data_repr.distinct_critical", 0.1,
+    "chosen by hand in 56ca46e; the flagship's rendered moons hold about 1 distinct picture in 64 (critical), "
+    "real images about all (tests/test_checks_representation.py)")
+DATA_SCALE_HIGH = threshold(
+    "data_repr.scale_high", 5.0,
+    "chosen by hand in 56ca46e; images never divided by 255 exceed it, unit-scale data does not "
+    "(test_unnormalized_bytes_and_scale in tests/test_checks_representation.py)")
+DATA_SCALE_LOW = threshold(
+    "data_repr.scale_low", 0.1,
+    "chosen by hand in 56ca46e; images in [0, 1] (RMS 0.2-0.5) stay above it, data a tenth of the source's scale "
+    "is not what a unit-scale source was meant for")
+DATA_DUPLICATE_TOLERANCE = threshold(
+    "data_repr.duplicate_tolerance", 0.25,
+    "chosen in b8c4dcb between distinct digits (differ by about 1.0 of a sample's own spread) and two renders of "
+    "one point cloud (about 0.1) (tests/test_checks_representation.py)")
+RENDER_CONSISTENCY = threshold(
+    "data_repr.render_consistency", 0.05,
+    "chosen by hand in b8c4dcb; rendered moons images keep centroid and spread within it, real digits do not "
+    "(tests/test_checks_representation.py)")
+NOISE_MEAN_LIMIT = threshold(
+    "data_repr.noise_mean", 0.2,
+    "chosen by hand in b8c4dcb (or 5 standard errors, whichever is larger); N(0, I) batches pass, the flagship's "
+    "rendered source does not (tests/test_checks_representation.py)")
+NOISE_STD_LOW = threshold(
+    "data_repr.noise_std_low", 0.5, "chosen by hand in b8c4dcb: a source std below half of N(0, I)'s is not it")
+NOISE_STD_HIGH = threshold(
+    "data_repr.noise_std_high", 2.0, "chosen by hand in b8c4dcb: a source std over twice N(0, I)'s is not it")
+NOISE_KS_FLOOR = threshold(
+    "data_repr.noise_ks_floor", 0.08,
+    "chosen by hand in b8c4dcb (or 2/sqrt(n), the KS distance's scale, whichever is larger); N(0, I) batches "
+    "pass, the flagship's binary source does not (tests/test_checks_representation.py)")
+NOISE_INDEPENDENCE = threshold(
+    "data_repr.noise_independence", 0.7,
+    "chosen by hand in b8c4dcb; independent draws give about 1, a source of copies of one picture about 0 "
+    "(tests/test_checks_representation.py)")
+SOURCE_SIGNIFICANCE = threshold(
+    "data_repr.source_significance", 0.01,
+    "a 1% level for the energy permutation test (200 relabellings) of two source sets, chosen in ab6bee8")
+SOURCE_MIN_COEFFICIENT = threshold(
+    "data_repr.source_min_coefficient", 0.02,
+    "the inputs probe's material gap (calibrated in bde80b1 on the unit-scale swiss roll, 0.012 healthy), "
+    "reused for source sets in ab6bee8")
+
 
 # --- GAN balance, modes, VAE health, samples against data ---
-
+MODES_KL_HIGH = threshold(
+    "mode-collapse.kl_high", 0.2,
+    "nats; chosen by hand in round 1; separates the even 8-mode ring (about 0) from 20 of 27 draws on one mode "
+    "(about 1.0) in tests/test_probe_modes.py")
+MODES_MISS_CHANCE = threshold(
+    "mode-collapse.miss_chance", 0.01,
+    "derived: a 1% level on the union bound K (1 - 1/K)^n that an even generator misses some mode")
+MODES_KL_NOISE_QUANTILE = threshold(
+    "mode-collapse.kl_noise_quantile", 0.99,
+    "derived: G-test at the 1% level (2 n KL against chi-squared with K - 1 degrees of freedom)")
+GAN_FAKE_NEAR_ZERO = threshold(
+    "gan-balance.fake_near_zero", 0.1,
+    "chosen by hand in round 1; the far too strong D of tests/test_probes_gan_balance.py has median D(fake) 0.006, "
+    "the healthy small GAN there ends at 0.45")
+GAN_ACCURACY_NEAR_ONE = threshold(
+    "gan-balance.accuracy_near_one", 0.9,
+    "chosen by hand in round 1; the far too strong D of tests/test_probes_gan_balance.py has accuracy 1.0, the "
+    "healthy small GAN there 0.5")
+GAN_MIN_STRETCH_STEPS = threshold(
+    "gan-balance.min_stretch_steps", 20,
+    "chosen by hand in round 1: a stretch shorter than this many steps is not sustained")
+GAN_MIN_STRETCH_SHARE = threshold(
+    "gan-balance.min_stretch_share", 0.2,
+    "chosen by hand in round 1; the far too strong D of tests/test_probes_gan_balance.py wins for 0.95 of its run")
+GAN_GRAD_VANISHED = threshold(
+    "gan-balance.grad_vanished", 0.1,
+    "chosen by hand in round 1; words the gan-d-dominates message only (G's gradient norm against before)")
+GAN_OSC_GROWTH = threshold(
+    "gan-balance.osc_growth", 2.0,
+    "chosen by hand in round 1; the simultaneous Dirac GAN of tests/test_probes_gan_balance.py grows x2.94 "
+    "(radius x sqrt(1 + lr^2) a step), the alternating one stays bounded")
+GAN_OSC_RANK_CORRELATION = threshold(
+    "gan-balance.osc_rank_correlation", 0.7,
+    "chosen by hand in round 1: the swing grows in most segments (the simultaneous Dirac GAN: in all five)")
+GAN_OSC_MIN_AMPLITUDE = threshold(
+    "gan-balance.osc_min_amplitude", 0.05,
+    "nats; chosen by hand in round 1: a smaller last swing is not worth a finding (the Dirac GAN's: 2.7)")
+GAN_OSC_MIN_STEPS = threshold(
+    "gan-balance.osc_min_steps", 100,
+    "chosen by hand in round 1: fewer steps give five segments too short to fit a trend")
+VAE_ACTIVE_VARIANCE = threshold(
+    "vae-health.active_variance", 0.01,
+    "cited: Burda, Grosse and Salakhutdinov 2016 (IWAE), a unit is active when Cov_x(E_q[u]) > 0.01")
+VAE_COLLAPSED_ACTIVE_SHARE = threshold(
+    "vae-health.collapsed_active_share", 0.1,
+    "chosen by hand in round 1; separates the healthy MLP VAE (2 of 4 active) from KL weight 200 (0 of 4) in "
+    "tests/test_probes_vae_health.py")
+VAE_VANISHED_KL_PER_DIM = threshold(
+    "vae-health.vanished_kl_per_dim", 0.01,
+    "nats; chosen by hand in round 1; the healthy MLP VAE of tests/test_probes_vae_health.py has 0.40 per "
+    "dimension, its vanished-KL case 0.0013 with 4 of 20 units past the activity threshold")
+_SVD_MARGINS = "the margins in gendiag/probes/samples_vs_data.py's docstring (tests/test_foreign_samples.py)"
+SVD_SCALE_CRITICAL = threshold(
+    "samples_vs_data.scale_critical", 3.0,
+    "calibrated: healthy 2-D loops keep the std ratio within 0.79-1.15, broken samplers reach 1.3-3.2; " + _SVD_MARGINS)
+SVD_SCALE_WARNING = threshold(
+    "samples_vs_data.scale_warning", 2.0, "calibrated: healthy std ratio 0.79-1.15; " + _SVD_MARGINS)
+SVD_OFFSET_CRITICAL = threshold(
+    "samples_vs_data.offset_critical", 1.0,
+    "data spreads; calibrated: healthy <= 0.16, flattened_moons 3.4; " + _SVD_MARGINS)
+SVD_OFFSET_WARNING = threshold(
+    "samples_vs_data.offset_warning", 0.5, "data spreads; calibrated: healthy <= 0.16; " + _SVD_MARGINS)
+SVD_OFFSET_WITH_MODES = threshold(
+    "samples_vs_data.offset_with_modes", 2.0,
+    "data spreads; derived: a mode of the 5x5 grid lies 1.4 spreads from the mean, so samples piled on one mode "
+    "stay under it; " + _SVD_MARGINS)
+SVD_W2_FLOOR_CRITICAL = threshold(
+    "samples_vs_data.w2_floor_critical", 5.0,
+    "times the data-vs-data floor; calibrated: healthy <= 4.0, broken samplers 8.5-31; " + _SVD_MARGINS)
+SVD_W2_SPREAD_CRITICAL = threshold(
+    "samples_vs_data.w2_spread_critical", 0.6,
+    "data spreads; calibrated: healthy <= 0.40, broken samplers 0.94-3.1; " + _SVD_MARGINS)
+SVD_W2_FLOOR_WARNING = threshold(
+    "samples_vs_data.w2_floor_warning", 4.0,
+    "times the floor; calibrated: healthy <= 4.0 (the 100-step DDPM), pointcloud_moons at 500 steps 2.9; "
+    + _SVD_MARGINS)
+SVD_W2_SPREAD_WARNING = threshold(
+    "samples_vs_data.w2_spread_warning", 0.5, "data spreads; calibrated: healthy <= 0.40; " + _SVD_MARGINS)
+SVD_COVERAGE_WARNING = threshold(
+    "samples_vs_data.coverage_warning", 0.3,
+    "share of the coverage floor; calibrated: healthy >= 0.40; " + _SVD_MARGINS)
+SVD_COVERAGE_W2_FLOOR = threshold(
+    "samples_vs_data.coverage_w2_floor", 3.0,
+    "times the W2 floor that must go with a low coverage; calibrated: tests/loops.py train_flow 2.9x; " + _SVD_MARGINS)
+SVD_FLOOR_MARGIN = threshold(
+    "samples_vs_data.floor_margin", 2.0,
+    "chosen by hand: every limit at least twice the data-vs-data deviation at the samples' size (for the std ratio "
+    "in log), so that a handful of samples cannot fire")
+MEM_COPY_QUANTILE = threshold(
+    "memorization.copy_quantile", 0.01,
+    "derived: a near-copy is closer, relative to the local spacing, than 99% of held-out real samples, so a "
+    "generator that generalizes makes about 1% of them")
+MEM_COPY_SHARE_MIN = threshold(
+    "memorization.copy_share_min", 0.10,
+    "chosen by hand in round 1; tests/test_probe_memorization.py: copies 0.96 and 1.0, fresh and collapsed "
+    "samples under 0.05")
+MEM_COPY_SHARE_FACTOR = threshold(
+    "memorization.copy_share_factor", 5.0,
+    "chosen by hand in round 1: five times the share expected of a generator that generalizes")
+MEM_Z_COPYING = threshold(
+    "memorization.z_copying", -3.0,
+    "derived: a one-sided 3-sigma level of the Mann-Whitney z (Meehan, Chaudhuri and Dasgupta 2020's test); the "
+    "copies of tests/test_probe_memorization.py reach -37 and -19")
+MEM_CRITICAL_SHARE = threshold(
+    "memorization.critical_share", 0.5,
+    "chosen by hand in round 1: most generated samples are copies")
 
 
 # --- flattened story ---

@@ -8,6 +8,10 @@ Every function takes a batch (a torch.Tensor or numpy array of shape (B, ...): B
 values) and returns a frozen dataclass. Any batch that is not a non-empty, finite, real-valued array of at least
 two dimensions raises ValueError (TypeError for something that is not an array at all). Computations run in
 float64 on values divided by the batch's largest magnitude, so that any finite input gives finite results.
+
+The dataclasses carry the verdicts the probes' rules read (`two_level`, `looks_rendered`, `is_noise`); the numbers
+they compare against live in `gendiag.rules.thresholds`. Just over 400 lines: one module for the six checks of one
+batch, which share the batch validation and the overflow-safe RMS.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from scipy import stats
+
+from gendiag.rules.thresholds import (
+    DATA_DUPLICATE_TOLERANCE as DUPLICATE_TOLERANCE, NOISE_INDEPENDENCE, NOISE_KS_FLOOR, NOISE_MEAN_LIMIT,
+    NOISE_STD_HIGH, NOISE_STD_LOW, RENDER_CONSISTENCY,
+)
 
 MIN_SIGNAL_VALUES = 16
 """A sample with fewer values is a point: its coordinates are not commensurate, so the spread of a sample's own
@@ -28,20 +36,11 @@ MIN_IMAGE_SIDE = 8
 POOLED_SIDE = 16
 """Images are compared after average pooling down to about this side: rendering noise is independent from pixel to
 pixel and pooling averages it away, while the structure that tells two different images apart survives."""
-DUPLICATE_TOLERANCE = 0.25
-"""Two samples are near-duplicates when their RMS difference per value is at most this share of the typical spread
-of a sample's own values (distinct digits differ by about 1.0; two renders of one point cloud by about 0.1)."""
 EXACT_TOLERANCE = 1e-6
 MAX_PAIRWISE = 256
 MAX_VALUES = 20_000
 HISTOGRAM_BINS = 50
-RENDER_CONSISTENCY = 0.05
 MIN_RENDER_IMAGES = 4
-NOISE_MEAN_LIMIT = 0.2
-"""|mean| above this (or above 5 standard errors of N(0, 1), whichever is larger) is not zero-mean noise."""
-NOISE_STD_RANGE = (0.5, 2.0)
-NOISE_KS_FLOOR = 0.08
-NOISE_INDEPENDENCE = 0.7
 MIN_NOISE_VALUES = 32
 MIN_NOISE_SAMPLES = 32
 _SUBSAMPLE_SEED = 20240
@@ -358,6 +357,8 @@ def noise_check(source: Any, max_values: int = MAX_VALUES) -> NoiseCheck:
     if scale > 0:
         z = centred / scale
         skewness, kurtosis = float((z ** 3).mean()), float((z ** 4).mean()) - 3.0
+        from scipy import stats
+
         ks = float(stats.kstest(z.numpy(), "norm").statistic)
     else:
         skewness = kurtosis = math.nan
@@ -372,7 +373,7 @@ def noise_check(source: Any, max_values: int = MAX_VALUES) -> NoiseCheck:
         values=n, samples=data.samples, mean=mean, std=std, skewness=skewness, excess_kurtosis=kurtosis,
         ks_statistic=ks, ks_limit=limit, independence=independence,
         mean_ok=not enough or abs(mean) <= max(NOISE_MEAN_LIMIT, 5.0 / math.sqrt(n)),
-        spread_ok=not enough or NOISE_STD_RANGE[0] <= std <= NOISE_STD_RANGE[1],
+        spread_ok=not enough or NOISE_STD_LOW <= std <= NOISE_STD_HIGH,
         shape_ok=not enough or ks <= limit,
         independent_ok=data.samples < MIN_NOISE_SAMPLES or independence >= NOISE_INDEPENDENCE,
     )

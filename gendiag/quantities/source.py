@@ -18,16 +18,14 @@ import numpy as np
 import torch
 
 from gendiag.metrics.energy import energy_coefficient, energy_test
+from gendiag.rules.thresholds import SOURCE_MIN_COEFFICIENT as MIN_COEFFICIENT
+from gendiag.rules.thresholds import SOURCE_SIGNIFICANCE as SIGNIFICANCE
 
 MIN_ROWS = 8
 """Fewer rows in either set: no comparison."""
 MAX_ROWS = 256
 """Rows of each set compared (evenly spaced): the permutation test's cost grows with the square of the rows."""
 PERMUTATIONS = 200
-SIGNIFICANCE = 0.01
-MIN_COEFFICIENT = 0.02
-"""A difference counts only where it is also material on its own scale: an energy coefficient (energy distance over
-2 E|A - B|: 0 for equal distributions, 1 for disjoint ones) of at least this."""
 PER_DIMENSION = 8
 """Sets with at most this many values per sample report their mean and standard deviation per dimension."""
 _SEED = 20251

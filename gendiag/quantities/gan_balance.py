@@ -1,0 +1,113 @@
+"""The balance of a GAN's two players, step by step: D(real), D(fake), D's accuracy, both losses and both
+gradient norms (`BalanceLog`), and the measurements the rules read from that table: the longest run of a condition
+(`longest_run`) and the swing of a loss segment by segment (`swing_growth`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gendiag.probes.base import StepRecord
+
+D_OUTPUTS = ("prob", "logit", "critic")
+SCALARS = ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g")
+COLUMNS = ["step", *SCALARS, "d_real", "d_fake", "d_accuracy"]
+SEGMENTS = 5  # the run (after a 10% burn-in) is cut into this many segments for the swing
+
+
+class BalanceLog:
+    """One row per step that reported the discriminator's outputs or a loss; `table()` is cached on the row count."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+        self.d_output: str | None = None
+        self._table: tuple[int, pd.DataFrame] | None = None
+
+    def add(self, record: StepRecord) -> dict[str, float] | None:
+        """Read one step's report; returns the row kept, or None when the step reported neither D nor a loss."""
+        d_output = record.labels.get("d_output", self.d_output or "prob")
+        if d_output not in D_OUTPUTS:
+            raise ValueError(f"gan-balance: d_output must be one of {D_OUTPUTS}, got {d_output!r}")
+        self.d_output = d_output
+        real, fake = _output(record, "d_real"), _output(record, "d_fake")
+        row = {"step": record.step, **{key: record.scalars.get(key, np.nan) for key in SCALARS}}
+        if real is not None and fake is not None:
+            row.update(discriminator_view(real, fake, d_output))
+        elif np.isnan([row["loss_d"], row["loss_g"]]).all():
+            return None
+        self.rows.append(row)
+        return row
+
+    def table(self) -> pd.DataFrame:
+        import pandas as pd
+
+        if self._table is None or self._table[0] != len(self.rows):
+            self._table = (len(self.rows), pd.DataFrame(self.rows).reindex(columns=COLUMNS).astype(float))
+        return self._table[1]
+
+
+def _output(record: StepRecord, key: str) -> torch.Tensor | None:
+    if key in record.tensors:
+        return record.tensors[key].detach().float().flatten().cpu()
+    if key in record.scalars:
+        return torch.tensor([record.scalars[key]])
+    return None
+
+
+def discriminator_view(real: torch.Tensor, fake: torch.Tensor, d_output: str) -> dict[str, float]:
+    """Mean D(real), D(fake) as probabilities (critic values for a critic) and D's accuracy (NaN for a critic)."""
+    if d_output == "logit":
+        real, fake = torch.sigmoid(real), torch.sigmoid(fake)
+    if d_output == "critic":
+        return {"d_real": float(real.mean()), "d_fake": float(fake.mean()), "d_accuracy": np.nan}
+    correct = (real > 0.5).sum() + (fake < 0.5).sum()
+    return {"d_real": float(real.mean()), "d_fake": float(fake.mean()),
+            "d_accuracy": float(correct) / (real.numel() + fake.numel())}
+
+
+def longest_run(mask: np.ndarray) -> tuple[int | None, int]:
+    """First and last index of the longest run of True in `mask` (None, -1 when there is none)."""
+    if not mask.any():
+        return None, -1
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    starts, ends = edges[::2], edges[1::2]
+    best = int(np.argmax(ends - starts))
+    return int(starts[best]), int(ends[best]) - 1
+
+
+@dataclass(frozen=True)
+class Swing:
+    """A loss's swing in each segment, the last segment's over the first's, and how steadily it grows (Spearman
+    rank correlation of swing against segment)."""
+
+    amplitudes: list[float]
+    growth: float
+    rank_correlation: float
+
+
+def swing_growth(values: np.ndarray, min_steps: int) -> Swing | None:
+    """Swing of a loss in each of `SEGMENTS` segments of the run (after a 10% burn-in): the standard deviation,
+    around the segment's own straight-line trend (drift out), of the loss averaged over a short window (per-step
+    noise out). None with fewer than `min_steps` finite values."""
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    values = values[np.isfinite(values)]
+    if len(values) < min_steps:
+        return None
+    series = pd.Series(values[len(values) // 10:])
+    smooth = series.rolling(max(1, len(series) // 200), min_periods=1).mean().to_numpy()
+    amplitudes = []
+    for part in np.array_split(smooth, SEGMENTS):
+        position = np.arange(len(part))
+        amplitudes.append(float(np.std(part - np.polyval(np.polyfit(position, part, 1), position))))
+    growth = amplitudes[-1] / max(amplitudes[0], 1e-12)
+    correlation = float(spearmanr(np.arange(SEGMENTS), amplitudes).statistic) if np.ptp(amplitudes) > 0 else 0.0
+    return Swing(amplitudes, growth, correlation)

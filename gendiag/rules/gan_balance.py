@@ -1,0 +1,125 @@
+"""GAN balance rules on the `BalanceLog` table (`gendiag.quantities.gan_balance`).
+
+- `gan-d-dominates`: for a sustained stretch D calls almost every fake a fake (median D(fake) below
+  `GAN_FAKE_NEAR_ZERO`) with accuracy above `GAN_ACCURACY_NEAR_ONE`; the generator then learns from a saturated
+  discriminator.
+- `gan-oscillation`: the swing of both losses grows over the run (by `GAN_OSC_GROWTH`, steadily, and to at least
+  `GAN_OSC_MIN_AMPLITUDE`): the players chase each other instead of converging."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gendiag.findings import Finding
+from gendiag.quantities.gan_balance import SEGMENTS, Swing, longest_run, swing_growth
+from gendiag.rules.thresholds import (GAN_ACCURACY_NEAR_ONE, GAN_FAKE_NEAR_ZERO, GAN_GRAD_VANISHED,
+                                      GAN_MIN_STRETCH_SHARE, GAN_MIN_STRETCH_STEPS, GAN_OSC_GROWTH,
+                                      GAN_OSC_MIN_AMPLITUDE, GAN_OSC_MIN_STEPS, GAN_OSC_RANK_CORRELATION)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def dominated_stretch(frame: pd.DataFrame, d_output: str | None) -> tuple[int, int] | None:
+    """Row indices [first, last] of the longest sustained stretch in which D wins, or None (always for a critic,
+    whose values are no probabilities)."""
+    if d_output == "critic" or frame["d_fake"].notna().sum() < GAN_MIN_STRETCH_STEPS:
+        return None
+    window = max(5, len(frame) // 50)
+    fake = frame["d_fake"].rolling(window, min_periods=1).median()
+    accuracy = frame["d_accuracy"].rolling(window, min_periods=1).median()
+    dominated = ((fake < GAN_FAKE_NEAR_ZERO) & (accuracy > GAN_ACCURACY_NEAR_ONE)).to_numpy()
+    first, last = longest_run(dominated)
+    if first is None or last - first + 1 < max(GAN_MIN_STRETCH_STEPS, GAN_MIN_STRETCH_SHARE * len(frame)):
+        return None
+    return first, last
+
+
+def d_dominates(frame: pd.DataFrame, d_output: str | None, figure: str | None) -> Finding | None:
+    """The `gan-d-dominates` finding, or None."""
+    stretch = dominated_stretch(frame, d_output)
+    if stretch is None:
+        return None
+    first, last = stretch
+    inside = frame.iloc[first:last + 1]
+    evidence: dict[str, Any] = {
+        "from_step": int(inside["step"].iloc[0]), "to_step": int(inside["step"].iloc[-1]),
+        "share_of_run": round((last - first + 1) / len(frame), 3),
+        "median_d_fake": plain(inside["d_fake"].median()), "median_d_real": plain(inside["d_real"].median()),
+        "median_d_accuracy": plain(inside["d_accuracy"].median()),
+        "median_loss_g": plain(inside["loss_g"].median()),
+        "d_output": d_output,
+    }
+    vanishing = ""
+    before = frame["grad_norm_g"].iloc[:max(first, max(1, len(frame) // 20))]
+    if inside["grad_norm_g"].notna().any() and before.notna().any() and before.median() > 0:
+        ratio = float(inside["grad_norm_g"].median() / before.median())
+        evidence["grad_norm_g_in_stretch"] = plain(inside["grad_norm_g"].median())
+        evidence["grad_norm_g_before"] = plain(before.median())
+        evidence["grad_norm_g_ratio"] = round(ratio, 4)
+        if ratio < GAN_GRAD_VANISHED:
+            vanishing = f" The generator's gradient norm fell to {ratio:.1%} of its value before the stretch."
+    to_end = last == len(frame) - 1
+    return Finding(
+        code="gan-d-dominates", severity="critical" if to_end else "warning",
+        title=(f"The discriminator wins: median D(fake) {evidence['median_d_fake']:.3f}, accuracy "
+               f"{evidence['median_d_accuracy']:.0%} over steps {evidence['from_step']}–{evidence['to_step']}"),
+        message=(f"For {evidence['share_of_run']:.0%} of the run (steps {evidence['from_step']}–"
+                 f"{evidence['to_step']}{', to the end of training' if to_end else ''}) the discriminator "
+                 f"rejected nearly every generated sample (median D(fake) {evidence['median_d_fake']:.3f}, "
+                 f"D(real) {evidence['median_d_real']:.3f}) with accuracy "
+                 f"{evidence['median_d_accuracy']:.1%}. A saturated discriminator gives the generator "
+                 f"little direction to learn from (median generator loss {fmt(evidence['median_loss_g'])})."
+                 + vanishing),
+        evidence=evidence, figure=figure,
+        suggestion=("Rebalance the players: lower D's learning rate or its number of updates per G update (or "
+                    "update G twice per D step), shrink D or add dropout, smooth the real labels (0.9), add "
+                    "instance noise or spectral normalization to D, keep the non-saturating generator loss; "
+                    "or train with WGAN-GP, whose critic keeps giving useful gradients when it wins."),
+    )
+
+
+def growing(swing: Swing) -> bool:
+    """The swing grew by `GAN_OSC_GROWTH`, steadily, to a size worth a finding."""
+    return (swing.growth >= GAN_OSC_GROWTH and swing.rank_correlation >= GAN_OSC_RANK_CORRELATION
+            and swing.amplitudes[-1] >= GAN_OSC_MIN_AMPLITUDE)
+
+
+def oscillation(frame: pd.DataFrame, figure: str | None) -> Finding | None:
+    """The `gan-oscillation` finding, or None."""
+    swings = {key: swing_growth(frame[key].to_numpy(), int(GAN_OSC_MIN_STEPS)) for key in ("loss_d", "loss_g")}
+    measured = {key: value for key, value in swings.items() if value is not None}
+    if not measured or not all(growing(value) for value in measured.values()):
+        return None
+    steps = frame["step"].to_numpy()
+    evidence: dict[str, Any] = {"segments": SEGMENTS, "from_step": int(steps[len(steps) // 10]),
+                                "to_step": int(steps[-1])}
+    for key, value in measured.items():
+        evidence[f"{key}_swing_by_segment"] = [round(a, 4) for a in value.amplitudes]
+        evidence[f"{key}_growth"] = round(value.growth, 2)
+    headline = max(measured.values(), key=lambda v: v.growth)
+    return Finding(
+        code="gan-oscillation", severity="warning",
+        title=f"The GAN losses swing with growing amplitude (×{headline.growth:.1f} over the run)",
+        message=(f"After removing per-step noise and each segment's drift, the swing of "
+                 f"{' and '.join(measured)} grew segment by segment over steps {evidence['from_step']}–"
+                 f"{evidence['to_step']} ("
+                 + "; ".join(f"{key}: {' → '.join(f'{a:.3f}' for a in value.amplitudes)}"
+                             for key, value in measured.items())
+                 + "). The discriminator and the generator are chasing each other instead of settling."),
+        evidence=evidence, figure=figure,
+        suggestion=("Lower both learning rates (or β1 of Adam to 0.5 or 0), update the players alternately "
+                    "rather than simultaneously, and regularize D (gradient penalty: WGAN-GP or R1, spectral "
+                    "normalization); a two time-scale update (D faster than G) also damps the cycle."),
+    )
+
+
+def fmt(value: Any) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
+
+
+def plain(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
