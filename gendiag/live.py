@@ -4,7 +4,13 @@ of `findings_live.jsonl`) and again when it stops holding; the step each finding
 
 The rules are the probes' own `findings(ctx)`, the same ones `Monitor.finish` asks: a rule that lacks evidence
 stays quiet here as it does at the end. This module keeps the schedule and the record; the Monitor calls the
-probes (through its failure guard) and hands the findings over."""
+probes (through its failure guard) and hands the findings over.
+
+Findings about the trained model and its samples (the "model" and "samples" stages of `gendiag.findings.STAGES`:
+`field-ignores-t`, `posterior-collapse`, `mode-collapse`, ...) judge an outcome of training: early in a healthy
+run the network does ignore t, because it has not learned it yet. Live checks record them quietly (no
+announcement, no stop, never "cleared"); their `first_step` is the check from which they held without a break
+until the end."""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from gendiag.findings import SEVERITY_RANK, Finding
+from gendiag.findings import SEVERITY_RANK, STAGES, Finding
 from gendiag.sinks import Sink
 
 JOURNAL = "findings_live.jsonl"
@@ -25,6 +31,7 @@ CHECK_EVERY = 25  # steps between live checks, by default
 CHECK_SECONDS = 2.0  # and at least this much wall time between two of them, by default
 ANNOUNCED = ("critical", "warning")
 STOP_ON = (None, "warning", "critical")
+OUTCOMES = frozenset(STAGES["model"] + STAGES["samples"])  # judged on the trained model: recorded, not announced
 # Evidence keys that tell apart two findings of one code from one probe (one per network, one per end of t).
 _SUBJECT_KEYS = ("network", "model", "end")
 
@@ -101,10 +108,12 @@ class LiveChecks:
         now = {finding_key(finding): finding for finding in findings}
         for key, finding in now.items():
             seen = self.seen.get(key)
-            if seen is None:
+            if seen is None or (finding.code in OUTCOMES and not seen.holding):  # an outcome: a new unbroken spell
                 seen = self.seen[key] = Seen(finding, first_step=step, last_step=step)
             returned = seen.announced and not seen.holding
             seen.finding, seen.last_step, seen.holding = finding, step, True
+            if finding.code in OUTCOMES:
+                continue
             if returned or (not seen.announced and finding.severity in ANNOUNCED):
                 seen.announced = True
                 self._say(step, "returned" if returned else "appeared", finding, seen)
@@ -119,7 +128,8 @@ class LiveChecks:
         return [seen.finding for seen in self.seen.values() if seen.holding]
 
     def stamp(self, final: list[Finding], last_step: int, gone: Callable[[Finding], bool]) -> list[Finding]:
-        """Put `first_step` on each of the run's final findings (the last step for one no check saw) and return the
+        """Put `first_step` on each of the run's final findings (the last step for one no check saw; for an outcome,
+        the check from which it held without a break, else the last step) and return the
         announced findings that cleared before the end, each with its `first_step` and `last_step`, leaving out
         those for which `gone(finding)` is true (their probe was switched off: unknown, not cleared)."""
         keys = set()
@@ -127,7 +137,7 @@ class LiveChecks:
             key = finding_key(finding)
             keys.add(key)
             seen = self.seen.get(key)
-            if seen is not None:
+            if seen is not None and (seen.holding or finding.code not in OUTCOMES):
                 finding.first_step = seen.first_step
             elif finding.first_step is None:  # a probe-failed finding keeps the step its probe failed at
                 finding.first_step = last_step
@@ -175,8 +185,9 @@ def append_line(path: Path, entry: dict[str, Any]) -> None:
 
 
 def stops(finding: Finding, stop_on: str | None) -> bool:
-    """Whether `finding` is severe enough to stop a run that stops on `stop_on`."""
-    return stop_on is not None and SEVERITY_RANK[finding.severity] <= SEVERITY_RANK[stop_on]
+    """Whether `finding` is severe enough to stop a run that stops on `stop_on` (an outcome never stops one)."""
+    return (stop_on is not None and finding.code not in OUTCOMES
+            and SEVERITY_RANK[finding.severity] <= SEVERITY_RANK[stop_on])
 
 
 def known_at(finding: Finding, steps: int | None) -> str:

@@ -12,7 +12,7 @@ import torch
 
 import gendiag
 from gendiag.findings import Finding
-from gendiag.live import JOURNAL, LiveChecks
+from gendiag.live import JOURNAL, LiveChecks, stops
 from gendiag.report import load_run, render_run
 
 
@@ -241,3 +241,21 @@ def test_cleared_findings_are_shown_apart_and_read_back(tmp_path: Path) -> None:
     assert "first seen at step 12 of 100 (12%)" in (tmp_path / "report.html").read_text()
     saved = load_run(tmp_path)
     assert (saved.findings, saved.cleared, saved.steps) == ([held], [gone], 100)
+
+
+def test_outcomes_of_training_are_recorded_quietly(tmp_path: Path) -> None:
+    """A network early in training ignores t as a healthy one does: field-ignores-t is never announced, never
+    stops a run, never 'cleared'; it counts as known from the check where it began to hold without a break."""
+    lines: list[str] = []
+    live = LiveChecks(tmp_path, sinks=[], announce=lines.append, every=1, seconds=0)
+    ignores = finding("field-ignores-t", "critical")
+    assert not stops(ignores, "warning") and stops(finding("target-explodes"), "critical")
+    for step, held in ((10, True), (20, True), (30, False), (40, True), (50, True)):
+        live.record(step, [ignores] if held else [])
+    final = [finding("field-ignores-t", "critical")]
+    assert live.stamp(final, 60, gone=lambda f: False) == [] and final[0].first_step == 40
+    assert lines == [] and not (tmp_path / JOURNAL).exists()
+    live.record(70, [])
+    late = [finding("field-ignores-t", "critical")]
+    live.stamp(late, 80, gone=lambda f: False)
+    assert late[0].first_step == 80  # it did not hold at the last check: known at the end only
