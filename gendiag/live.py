@@ -46,6 +46,14 @@ def finding_key(finding: Finding) -> Key:
     return finding.probe, finding.code, subject
 
 
+def check_schedule(every: int | None, seconds: float) -> None:
+    """A ValueError, in one line, for a live-check schedule that cannot be kept (None: no live checks)."""
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise ValueError(f"Monitor: check_every must be an integer >= 1 (or None for no live checks), got {every!r}")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        raise ValueError(f"Monitor: check_seconds must be a number >= 0, got {seconds!r}")
+
+
 def check_stop_on(stop_on: str | None) -> str | None:
     """`stop_on` as given, or a ValueError naming the allowed values."""
     if stop_on not in STOP_ON:
@@ -84,10 +92,7 @@ class LiveChecks:
     def __init__(self, run_dir: Path, sinks: Sequence[Sink], announce: Announce | None = None,
                  every: int = CHECK_EVERY, seconds: float = CHECK_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if every < 1:
-            raise ValueError(f"Monitor: check_every must be >= 1 (or None for no live checks), got {every}")
-        if seconds < 0:
-            raise ValueError(f"Monitor: check_seconds must be >= 0, got {seconds}")
+        check_schedule(every, seconds)
         self.path = Path(run_dir) / JOURNAL
         self.sinks, self.announce = sinks, announce or console_line
         self.every, self.seconds, self.clock = every, seconds, clock

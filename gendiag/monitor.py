@@ -16,7 +16,8 @@ from gendiag.context import Call, Inputs, ProbeContext, WatchedModel, batch_time
 from gendiag.facts import check_facts
 from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
-from gendiag.live import CHECK_EVERY, CHECK_SECONDS, JOURNAL, Announce, LiveChecks, check_stop_on, stops
+from gendiag.live import (CHECK_EVERY, CHECK_SECONDS, JOURNAL, Announce, LiveChecks, check_schedule, check_stop_on,
+                          stops)
 from gendiag.probes import select_probes
 from gendiag.probes.base import TASKS, ForwardCall, Probe, StepRecord
 from gendiag.report import ProbeSection, Report, render_run
@@ -91,6 +92,12 @@ class Monitor:
         check_facts(facts, keywords=("task", "probes", "every", "strict", "record_rows", "overwrite", "resume",
                                      "sinks", "check_every", "check_seconds", "stop_on", "total_steps", "announce"))
         self.stop_on = check_stop_on(stop_on)
+        check_schedule(check_every, check_seconds)
+        if total_steps is not None and (isinstance(total_steps, bool) or not isinstance(total_steps, int)
+                                        or total_steps < 1):
+            raise ValueError(f"Monitor: total_steps must be an integer >= 1 (or None), got {total_steps!r}")
+        if announce is not None and not callable(announce):
+            raise TypeError(f"Monitor: announce must be callable(line), got {type(announce).__name__}")
         if stop_on is not None and check_every is None:
             raise ValueError(f"Monitor: stop_on={stop_on!r} needs live checks; give check_every a number of steps")
         for sink in sinks:
@@ -125,8 +132,6 @@ class Monitor:
         self._live = None if check_every is None else LiveChecks(self.run_dir, self.ctx.sinks, announce, check_every,
                                                                  check_seconds)
         self._stopped_on: tuple[Finding, int] | None = None
-        if total_steps is not None and total_steps < 1:
-            raise ValueError(f"Monitor: total_steps must be >= 1 (or None), got {total_steps}")
         self.total_steps = total_steps
         self._dispatch("setup")
         self._wants_forward = any(p.wants_forward for p in self.probes)  # after setup: a probe may decide by task

@@ -5,6 +5,7 @@ finding and in the report; stop_on; a rule that raises mid-run; the live record'
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -217,8 +218,23 @@ def test_checks_wait_for_both_the_steps_and_the_wall_time(tmp_path: Path) -> Non
     live.record(10, [])
     now[0] = 10.0
     assert not live.due(19) and live.due(20)
-    with pytest.raises(ValueError, match="check_every must be >= 1"):
+    with pytest.raises(ValueError, match="check_every must be an integer >= 1"):
         LiveChecks(tmp_path, sinks=[], every=0)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(check_every=0), "check_every must be an integer >= 1 (or None for no live checks), got 0"),
+    (dict(check_every=2.5), "check_every must be an integer >= 1 (or None for no live checks), got 2.5"),
+    (dict(check_seconds=-1), "check_seconds must be a number >= 0, got -1"),
+    (dict(total_steps=0), "total_steps must be an integer >= 1 (or None), got 0"),
+])
+def test_a_bad_schedule_is_refused_before_the_run_folder_exists(tmp_path: Path, settings: dict,
+                                                                message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape('Monitor: ' + message)}$"):
+        gendiag.Monitor(tmp_path / "run", task="flow", **settings)
+    with pytest.raises(TypeError, match="announce must be callable"):
+        gendiag.Monitor(tmp_path / "run", task="flow", announce="stderr")
+    assert not (tmp_path / "run").exists()
 
 
 def test_first_step_survives_the_report_round_trip(tmp_path: Path) -> None:
