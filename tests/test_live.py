@@ -15,6 +15,7 @@ import gendiag
 from gendiag.findings import Finding
 from gendiag.live import JOURNAL, LiveChecks, stops
 from gendiag.report import load_run, render_run
+from gendiag.sinks import Sink
 
 
 class Net(torch.nn.Module):
@@ -73,14 +74,29 @@ def train(run_dir: Path, *, broken: bool, steps: int = 200, seen: list[str] | No
     return mon
 
 
+class Texts(Sink):
+    """The user's own sink: keeps the texts it is sent (TensorBoard gets the same calls)."""
+
+    def __init__(self) -> None:
+        self.texts: list[tuple[str, str, int]] = []
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        pass
+
+    def text(self, tag: str, text: str, step: int) -> None:
+        self.texts.append((tag, text, step))
+
+
 def test_broken_loop_announces_before_it_ends(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     seen: list[str] = []
-    train(tmp_path / "run", broken=True, seen=seen, check_every=10, check_seconds=0)
+    sink = Texts()
+    train(tmp_path / "run", broken=True, seen=seen, check_every=10, check_seconds=0, sinks=[sink])
     console = capsys.readouterr().err
     assert "CRITICAL target-explodes" in console
     line = next(line for line in console.splitlines() if "target-explodes" in line)
     step = int(line.split()[1])
     assert 0 < step <= 40  # the first checks already see it: the loop had 200 steps to go
+    assert ("findings_live", line, step) in sink.texts
     assert "target-explodes" in seen[step] and "target-explodes" not in seen[step - 1]
     entries = [json.loads(line) for line in (tmp_path / "run" / JOURNAL).read_text().splitlines()]
     first = next(entry for entry in entries if entry["code"] == "target-explodes")
