@@ -91,7 +91,20 @@ def _parser() -> argparse.ArgumentParser:
                          help="folder for the comparison (default: a new folder under reports/compare/)")
     compare.set_defaults(handler=_cmd_compare)
     _check_sampler_parser(sub)
-    for sub_parser in (run, listing, report, compare):
+
+    attach = sub.add_parser("attach", help="diagnose an unchanged training script: gendiag attach -- python X.py",
+                            description="Run a Python script in this process with global hooks (no change to its "
+                            "code), infer its task, and write a report when it ends. Its output and exit status are "
+                            "its own.")
+    attach.add_argument("--task", default=None, choices=("flow", "diffusion", "gan", "vae", "generic"),
+                        help="the task, where inference reads it wrong")
+    attach.add_argument("--facts", type=Path, default=None, metavar="FILE.yaml",
+                        help="facts for the probes (image_shape, schedule, modes, ...), as YAML")
+    attach.add_argument("--out", type=Path, default=Path("reports/attach"),
+                        help="root folder for the run (default: reports/attach; the run goes in ROOT/<script>/...)")
+    attach.add_argument("command", nargs=argparse.REMAINDER, metavar="-- python SCRIPT.py [ARGS ...]")
+    attach.set_defaults(handler=_cmd_attach)
+    for sub_parser in (run, listing, report, compare, attach):
         sub_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                                 help="show Python tracebacks on errors")
     return parser
@@ -153,6 +166,23 @@ def _case_path(given: Path) -> Path:
     if given.exists() or given.parent != Path(".") or not shipped.is_file():
         return given
     return shipped
+
+
+def _cmd_attach(args: argparse.Namespace) -> int:
+    from gendiag.attach import run_attached
+    from gendiag.attach.facts_file import load_facts
+    from gendiag.attach.runner import split_command
+    from gendiag.rundir import create_run_dir
+
+    facts = load_facts(args.facts) if args.facts is not None else {}
+    _, target, _ = split_command(args.command)
+    attached = run_attached(args.command, create_run_dir(args.out, Path(target).stem.replace(".", "_")),
+                            task=args.task, facts=facts)
+    codes = ", ".join(f"{f.severity} {f.code}" for f in attached.report.findings) or "none"
+    sys.stdout.flush()  # the script's own output first
+    errors.print(f"gendiag attach: task {attached.task}; report in {attached.run_dir / 'report.html'}; findings: "
+                 f"{codes}", markup=False, soft_wrap=True)
+    return attached.exit_code
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

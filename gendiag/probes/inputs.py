@@ -9,6 +9,10 @@ large ratio: such a gap is reported as info. Also where each sits on the line fr
 the source, 1 at the data). And whether the training inputs change with t at all: the lowest and the highest
 bin of t, on the same scale (about 1 for any path from source to data).
 
+Before the bins, the time scales: a sampler whose largest t is over 5 times training's, or under a fifth of it
+(`gendiag.checks.time_scale`: `timesteps / T` in training, the scheduler's integer steps in sampling), is the
+finding on its own, naming both scales, since bins of t that mix two scales compare nothing.
+
 The flagship bug feeds the network the source batch x0 at every t: the training inputs do not change with t, and
 where the sampler does walk toward the data, the large-t bins light up too.
 """
@@ -28,7 +32,8 @@ from gendiag.report.section import ProbeSection
 from gendiag.quantities.inputs import (
     KEPT_INPUT_ROWS, PERMUTATIONS, ROWS_PER_TRAIN_CALL, InputsComparison, compare_inputs,
 )
-from gendiag.rules.inputs import bins, inputs_findings, ratios
+from gendiag.quantities.time_scale import time_scale_gap
+from gendiag.rules.inputs import bins, inputs_findings, ratios, time_scale_finding
 
 FIGURE = "inputs_train_vs_sampling"
 TITLE = "Training versus sampling inputs"
@@ -101,9 +106,12 @@ class InputsProbe(Probe):
                 "and inside `with mon.sampling():`."))
         name, table, reference = comparison.model, comparison.table, comparison.reference
         train, sampling = self._train[name], self._sampling[name]
+        gap = time_scale_gap(train.times, sampling.times, ctx.facts.get("schedule"))
         text = [f"Network `{name}`: {len(train)} training input rows (of {train.seen} recorded) and {len(sampling)} "
                 f"sampling input rows, compared in {len(table)} bins of t by the energy distance (`p_value`: "
                 f"permutation test, {PERMUTATIONS} relabellings)."]
+        if gap is not None:
+            text.append(gap.describe() + " The bins of t below mix the two scales.")
         if not reference:
             text.append("No data and source batches of the network's input size were observed "
                         "(`mon.observe_data(..., role=\"data\"/\"source\")`), so distances stay unscaled and no "
@@ -129,7 +137,12 @@ class InputsProbe(Probe):
         comparison = self._measure()
         if comparison is None:
             return []
-        return inputs_findings(comparison, ctx.task, f"figures/{FIGURE}.png")
+        figure = f"figures/{FIGURE}.png"
+        name = comparison.model
+        gap = time_scale_gap(self._train[name].times, self._sampling[name].times, ctx.facts.get("schedule"))
+        if gap is not None:  # every per-bin comparison would mix two scales of t: this is the finding instead
+            return [time_scale_finding(name, gap, ctx.task, figure)]
+        return inputs_findings(comparison, ctx.task, figure)
 
     def state(self) -> dict[str, Any]:
         comparison = self._cache[1] if self._cache is not None else None

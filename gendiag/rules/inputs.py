@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING
 
 from gendiag.findings import Finding, advice
 from gendiag.quantities.inputs import InputsComparison, number
+from gendiag.quantities.time_scale import TimeScaleGap
 from gendiag.rules.thresholds import (
-    INPUTS_CRITICAL_RATIO, INPUTS_MIN_COEFFICIENT, INPUTS_SIGNIFICANCE, INPUTS_STATIC_RATIO, INPUTS_WARNING_RATIO,
+    INPUTS_CRITICAL_RATIO, INPUTS_MIN_COEFFICIENT, INPUTS_SIGNIFICANCE, INPUTS_STATIC_RATIO, INPUTS_TIME_SCALE_RATIO,
+    INPUTS_WARNING_RATIO,
 )
 
 if TYPE_CHECKING:
@@ -110,3 +112,22 @@ def ratios(table: "pd.DataFrame") -> list[float]:
 def bins(table: "pd.DataFrame") -> list[list[float]]:
     """Each bin's [t_low, t_high], rounded to 4 places."""
     return [[round(float(a), 4), round(float(b), 4)] for a, b in zip(table["t_low"], table["t_high"])]
+
+
+def time_scale_finding(model: str, gap: TimeScaleGap, task: str, figure: str | None) -> Finding:
+    """Training and sampling feed t on different scales: every per-bin comparison would mix them, so this is the
+    finding instead."""
+    return Finding(
+        code="train-sample-input-mismatch", severity="critical",
+        title=f"The sampler passes `{model}` t on another scale than training ({gap.factor:.3g} times "
+              f"{'larger' if gap.sampling_larger else 'smaller'})",
+        message=(f"{gap.describe()} The network meets, in sampling, times it was never trained on, so its "
+                 "prediction there is arbitrary whatever the inputs."),
+        evidence={"train_t_max": round(gap.train_max, 6), "sampling_t_max": round(gap.sampling_max, 6),
+                  "factor": round(gap.factor, 4), "schedule_steps": gap.schedule_steps,
+                  "threshold_factor": INPUTS_TIME_SCALE_RATIO},
+        suggestion=("Pass the network t on one scale in training and in sampling: the integer step the scheduler "
+                    "uses (`scheduler.timesteps`, `torch.randint(0, T, ...)`) in both, or step / T in both. "
+                    + advice(ADVICE, task)),
+        figure=figure,
+    )

@@ -123,6 +123,11 @@ VELOCITY_IGNORES_T = threshold(
     "chosen by hand in round 1 (9ab7c0e); separates healthy moons (silent) from a network that drops t "
     "(< 0.001) in tests/test_probes_velocity.py")
 
+INPUTS_TIME_SCALE_RATIO = threshold(
+    "inputs.time_scale_ratio", 5.0,
+    "derived: the largest sampling t over the largest training t (or its inverse); a sampler on the training scale "
+    "stays near 1 (DDIM from step 980 of 1000: 0.98), step / T against the integer step differs by T (>= 50 in "
+    "practice); the diffusers test (tests/test_integration_diffusers.py) separates 1000 from 1")
 INPUTS_WARNING_RATIO = threshold(
     "inputs.warning_ratio", 0.4,
     "chosen by hand in round 1 (9ab7c0e); separates the healthy flow loop (every bin < 0.4) from the flagship's "
