@@ -27,7 +27,7 @@ RUNS = {
     "flattened_moons": [],
     "ddpm_swissroll": ["training.steps=1000", "sampling.n_samples=500", "data.heldout=500"],
     "gan_d_dominates": ["training.steps=300"],
-    "vae_mnist_collapse": ["training.epochs=2", "data.train_size=2048", "sampling.n_samples=200"],
+    "vae_mnist_collapse": ["training.epochs=3", "sampling.n_samples=200"],
 }
 QUICK = {"flattened_moons": ["training.steps=30"], "ddpm_swissroll": ["training.steps=60", "sampling.n_samples=200",
                                                                       "data.heldout=200"],
