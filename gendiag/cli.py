@@ -14,6 +14,7 @@ from rich.table import Table
 
 from gendiag import __version__
 from gendiag.errors import RunInterrupted
+from gendiag.probes.base import TASKS
 
 if TYPE_CHECKING:
     from gendiag.report import Report
@@ -96,8 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                             description="Run a Python script in this process with global hooks (no change to its "
                             "code), infer its task, and write a report when it ends. Its output and exit status are "
                             "its own.")
-    attach.add_argument("--task", default=None, choices=("flow", "diffusion", "gan", "vae", "generic"),
-                        help="the task, where inference reads it wrong")
+    attach.add_argument("--task", default=None, choices=TASKS, help="the task, where inference reads it wrong")
     attach.add_argument("--facts", type=Path, default=None, metavar="FILE.yaml",
                         help="facts for the probes (image_shape, schedule, modes, ...), as YAML")
     attach.add_argument("--out", type=Path, default=Path("reports/attach"),

@@ -144,7 +144,7 @@ class ProbeContext:
         param = next(module.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         dtype = param.dtype if param is not None else torch.float32
-        x = x.to(device=device, dtype=dtype)
+        x = x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)  # token ids stay integers
         if t is None and (watched.call is not None or watched.t_arg is not None):
             t = 0.0
         times = batch_times(t, x.shape[0], f"ctx.evaluate({name!r})")

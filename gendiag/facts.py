@@ -80,6 +80,14 @@ def _likelihood(value: Any, facts: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _entropy(value: Any, facts: Mapping[str, Any]) -> str | None:
+    values = _array(value)
+    if values is None or values.ndim > 1 or values.size < 1 or not np.isfinite(values).all() or (values < 0).any():
+        return (f"fact 'entropy' must be the data's entropy in nats per position, one number >= 0 or one per "
+                f"position (P,), got {_shape(values if values is not None else value)}")
+    return None
+
+
 def _modes(value: Any, facts: Mapping[str, Any]) -> str | None:
     centers = _array(value)
     if centers is None or centers.ndim != 2 or len(centers) < 1 or not np.isfinite(centers).all():
@@ -164,6 +172,8 @@ FACTS: dict[str, Fact] = {
                         _image_shape),
     "likelihood": Fact("the model's likelihood, a string; 'bernoulli' says binary pixels are expected",
                        ("data_repr",), _likelihood),
+    "entropy": Fact("the data's entropy in nats per position (an autoregressive model's floor): one number, or one "
+                    "per position (P,)", ("autoregressive",), _entropy),
     "modes": Fact("the centers of the data's modes, (K, D); needs mode_std", ("mode-collapse",), _modes),
     "mode_std": Fact("the modes' standard deviation: one positive number, or one per mode (K,); needs modes",
                      ("mode-collapse",), _mode_std),

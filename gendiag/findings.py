@@ -22,11 +22,12 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 STAGES: dict[str, tuple[str, ...]] = {
     "data and set-up": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
                         "source-not-noise", "source-sampler-mismatch", "source-chosen", "schedule-not-reaching-noise",
-                        "target-explodes", "train-sample-input-mismatch", "data-bottleneck"),
+                        "target-explodes", "train-sample-input-mismatch", "data-bottleneck", "causal-leak"),
     "optimisation": ("loss-nonfinite", "no-gradient-reaches", "params-stalled", "gradients-not-seen", "loss-diverging",
                      "loss-t-imbalance", "gan-d-dominates", "gan-oscillation"),
     "model": ("posterior-collapse", "field-ignores-x", "field-ignores-t"),
-    "samples": ("sampler-state-frozen", "samples-unlike-data", "mode-collapse", "memorization"),
+    "samples": ("sampler-state-frozen", "samples-unlike-data", "mode-collapse", "memorization",
+                "ar-samples-identical"),
 }
 _CODE_RANK = {code: (stage, place) for stage, codes in enumerate(STAGES.values()) for place, code in enumerate(codes)}
 
@@ -78,6 +79,13 @@ CONSEQUENCES: dict[str, dict[str, str]] = {
     "sampler-state-frozen": {
         "mode-collapse": "a sampler whose state does not move returns the noise it started from",
         "samples-unlike-data": "a sampler whose state does not move returns the noise it started from",
+    },
+    "causal-leak": {
+        "samples-unlike-data": "a network that learned to copy the value it predicts has nothing to copy when sampling",
+    },
+    "train-sample-input-mismatch": {
+        "ar-samples-identical": "a sampler that writes probabilities back instead of draws follows one deterministic "
+                                "path for every sample",
     },
 }
 

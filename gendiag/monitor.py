@@ -35,7 +35,7 @@ class Monitor:
 
     Args:
         run_dir: folder for everything the run writes (TensorBoard `tb/`, figures, findings, reports).
-        task: "flow", "diffusion", "gan", "vae" or "generic"; picks the default probes.
+        task: "flow", "diffusion", "gan", "vae", "autoregressive" or "generic"; picks the default probes.
         probes: "default", "all", or a list of probe names.
         every: step interval of the probes' per-step work (1 = every step).
         strict: a probe that raises stops training (for tests) instead of being switched off.
@@ -60,7 +60,8 @@ class Monitor:
             the loop uses tqdm, so that a progress bar stays whole.
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
-            `reference=data`, `likelihood="bernoulli"`, `source=callable(n) -> batch` (or a batch) for the
+            `reference=data`, `likelihood="bernoulli"`, `entropy=nats_per_position` (autoregressive),
+            `source=callable(n) -> batch` (or a batch) for the
             distribution sampling starts from when it is not N(0, I), `sampler=callable(velocity_fn, x0, steps) -> x1`.
             `gendiag.facts.FACTS` lists them with their rules; an unknown or malformed fact is a ValueError here,
             before training starts.
@@ -206,7 +207,8 @@ class Monitor:
     def step(self, step: int | None = None, loss: float | torch.Tensor | None = None, t: torch.Tensor | None = None,
              per_sample_loss: torch.Tensor | None = None, *, epoch: int | None = None, **scalars: Any) -> None:
         """Once per training step, after the optimizer step. Extra scalars are logged as given; tensors
-        (for example a GAN's `d_real`, `d_fake`) and strings (`d_output="prob"`) are handed to the probes.
+        (for example a GAN's `d_real`, `d_fake`, an autoregressive model's `per_position_loss` of shape (B, ...) in
+        nats) and strings (`d_output="prob"`) are handed to the probes.
 
         `step` is the global step and must increase. Two other ways to count:
         - `step=None`: the Monitor counts itself, one more than the last step (1 for the first call).

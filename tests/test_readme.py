@@ -39,7 +39,7 @@ BLOCKS = _blocks()
 def test_the_readme_and_every_task_page_have_code_to_run() -> None:
     where = {block.values[0].split(":")[0] for block in BLOCKS}
     assert "README.md" in where
-    assert {f"docs/tasks/{task}.md" for task in ("flow", "diffusion", "gan", "vae")} <= where
+    assert {f"docs/tasks/{task}.md" for task in ("flow", "diffusion", "gan", "vae", "autoregressive")} <= where
 
 
 @pytest.mark.parametrize(("where", "code"), BLOCKS)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from gendiag.recipes.flattened import euler_time_points
+from gendiag.recipes.flattened.sampling import euler_time_points
 from gendiag.testing import assert_ddim_sampler, assert_ddpm_sampler, assert_flow_sampler
 from reference_models.ddpm import Schedule, ancestral_sample, ddim_sample
 from reference_models.solvers import adaptive, euler, heun

@@ -20,7 +20,7 @@ from gendiag.report.section import ProbeSection
 if TYPE_CHECKING:
     from gendiag.context import ProbeContext
 
-TASKS = ("flow", "diffusion", "gan", "vae", "generic")
+TASKS = ("flow", "diffusion", "gan", "vae", "autoregressive", "generic")
 
 
 @dataclass

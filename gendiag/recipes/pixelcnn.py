@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from gendiag.config import Case
 from gendiag.metrics.classifier import load_classifier
@@ -27,7 +28,7 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
     optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
     baseline = bernoulli_baseline_bits_per_dim(train, test)
 
-    mon = ctx.start_monitor("generic", image_shape=(1, height, width), likelihood="bernoulli")
+    mon = ctx.start_monitor("autoregressive")
     mon.watch(model, name="pixelcnn", x_arg=0, t_arg=None)
     first = ctx.track({"pixelcnn": model}, {"optimizer": optimizer}, {"data": data_gen}) + 1
     loss = float("nan")
@@ -35,7 +36,8 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
         with mon.phase("data"):
             x = train[torch.randint(len(train), (train_cfg.batch_size,), generator=data_gen)]
         with mon.phase("step"):
-            per_sample = nll_bits_per_dim(model(x), x)
+            logits = model(x)
+            per_sample = nll_bits_per_dim(logits, x)
             optimizer.zero_grad(set_to_none=True)
             per_sample.mean().backward()
             optimizer.step()
@@ -43,7 +45,8 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
             mon.observe_data(x, role="data")
         loss = per_sample.mean().item()
         scalars = {"test/bits_per_dim": _bits(model, test)} if step % train_cfg.eval_every == 0 else {}
-        mon.step(step, loss, per_sample_loss=per_sample.detach(), **scalars)
+        per_position = F.binary_cross_entropy_with_logits(logits.detach(), x, reduction="none")  # nats
+        mon.step(step, loss, per_sample_loss=per_sample.detach(), per_position_loss=per_position, **scalars)
         ctx.progress(step, {"loss": loss})
 
     model.eval()

@@ -78,4 +78,11 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.memorization:memorization_finding",
             figure="gendiag.figures.memorization:copies_figure"),
 
+    # --- autoregressive ---
+    CodeMap("causal-leak", quantity="gendiag.quantities.autoregressive:dependence",
+            rule="gendiag.rules.autoregressive:causal_leak", figure="gendiag.figures.autoregressive:causal_check"),
+    CodeMap("train-sample-input-mismatch", quantity="gendiag.quantities.autoregressive:off_level_share",
+            rule="gendiag.rules.autoregressive:sample_inputs", figure=None),
+    CodeMap("ar-samples-identical", quantity="gendiag.quantities.autoregressive:distinct_rows",
+            rule="gendiag.rules.autoregressive:samples_identical", figure=None),
 )
