@@ -29,6 +29,7 @@ from gendiag.sinks import Sink
 JOURNAL = "findings_live.jsonl"
 CHECK_EVERY = 25  # steps between live checks, by default
 CHECK_SECONDS = 2.0  # and at least this much wall time between two of them, by default
+CHECK_SHARE = 0.02  # and at most this share of the wall time spent in checks: a check that took 0.4 s waits 20 s
 ANNOUNCED = ("critical", "warning")
 STOP_ON = (None, "warning", "critical")
 OUTCOMES = frozenset(STAGES["model"] + STAGES["samples"])  # judged on the trained model: recorded, not announced
@@ -86,7 +87,8 @@ class LiveChecks:
     """When to check, and what each check found.
 
     A check is due once at least `every` steps and `seconds` of wall time have passed since the last one (the
-    first after `every` steps). `record(step, findings)` takes a check's findings, announces what appeared or
+    first after `every` steps), and long enough after it that checks take at most `CHECK_SHARE` of the wall time
+    (a probe whose rules run the network, such as the velocity field's, costs tenths of a second a check). `record(step, findings)` takes a check's findings, announces what appeared or
     cleared, and keeps each finding's first and last step; `stamp` puts those steps on the run's final findings."""
 
     def __init__(self, run_dir: Path, sinks: Sequence[Sink], announce: Announce | None = None,
@@ -100,16 +102,19 @@ class LiveChecks:
         self.checks = 0
         self._last_step: int | None = None
         self._last_time = clock()
+        self._wait = seconds
 
     def due(self, step: int) -> bool:
         since = step - (self._last_step if self._last_step is not None else 0)
-        return since >= self.every and self.clock() - self._last_time >= self.seconds
+        return since >= self.every and self.clock() - self._last_time >= self._wait
 
-    def record(self, step: int, findings: list[Finding]) -> None:
-        """The findings of the check at `step`: announce each warning or critical one the first time it holds,
-        each announced one that stops holding ("cleared") and each cleared one that holds again ("returned")."""
+    def record(self, step: int, findings: list[Finding], spent: float = 0.0) -> None:
+        """The findings of the check at `step`, which took `spent` seconds: announce each warning or critical one
+        the first time it holds, each announced one that stops holding ("cleared") and each cleared one that holds
+        again ("returned")."""
         self.checks += 1
         self._last_step, self._last_time = step, self.clock()
+        self._wait = max(self.seconds, spent / CHECK_SHARE)
         now = {finding_key(finding): finding for finding in findings}
         for key, finding in now.items():
             seen = self.seen.get(key)

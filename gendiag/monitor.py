@@ -51,7 +51,8 @@ class Monitor:
             `check_seconds` of wall time have passed since the last check; the first time a warning or critical
             finding holds it is announced once (a console line, a TensorBoard text entry, a line of
             `findings_live.jsonl`), and again when it stops holding. None: no live checks (findings at the end only).
-        check_seconds: the least wall time between two live checks, which keeps them nearly free on fast loops.
+        check_seconds: the least wall time between two live checks, which keeps them nearly free on fast loops;
+            a check also waits until the checks so far take at most 2% of the wall time.
         stop_on: None, "warning" or "critical": `should_stop` becomes true once a live check finds a finding of
             that severity or worse (the loop decides what to do; `gendiag run --stop-on` ends the run there).
         total_steps: the number of steps the loop plans to run, for the report's "first seen at step N of M" (and
@@ -391,12 +392,13 @@ class Monitor:
     def _check_live(self, step: int) -> None:
         """Ask every probe's rules now (a probe that raises is switched off as anywhere else), record what they
         found, and note the first finding that calls for a stop."""
+        start = time.perf_counter()
         findings: list[Finding] = []
         for probe in list(self.probes):
             for finding in self._call(probe, "findings") or []:
                 finding.probe = finding.probe or probe.name
                 findings.append(finding)
-        self._live.record(step, findings)
+        self._live.record(step, findings, spent=time.perf_counter() - start)
         if self._stopped_on is None:
             worst = sort_findings([f for f in findings if stops(f, self.stop_on)])
             if worst:

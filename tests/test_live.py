@@ -291,3 +291,16 @@ def test_outcomes_of_training_are_recorded_quietly(tmp_path: Path) -> None:
     late = [finding("field-ignores-t", "critical")]
     live.stamp(late, 80, gone=lambda f: False)
     assert late[0].first_step == 80  # it did not hold at the last check: known at the end only
+
+
+def test_a_slow_check_waits_until_checks_are_two_percent_of_the_time(tmp_path: Path) -> None:
+    now = [0.0]
+    live = LiveChecks(tmp_path, sinks=[], every=1, seconds=0.0, clock=lambda: now[0])
+    live.record(1, [], spent=0.5)  # a check that ran a network for half a second
+    now[0] = 24.9
+    assert not live.due(100)
+    now[0] = 25.1
+    assert live.due(100)
+    live.record(100, [], spent=0.001)
+    now[0] = 25.2
+    assert live.due(101)  # a cheap check waits only 0.05 s
