@@ -60,9 +60,10 @@ class TrainingLoop:
         self.gen = torch.Generator().manual_seed(1)
         self.data = torch.randn(4096, spec["dim"], generator=self.gen) * 0.5 + 1.0
         self.path = LinearPath()
-        live = {LIVE: dict(check_every=CHECK_EVERY, check_seconds=0.0, announce=lambda line: None),
-                LIVE_DEFAULT: dict(announce=lambda line: None)}.get(probes, dict(check_every=None))
-        self.mon = None if probes is None else Monitor(run_dir, task="flow", probes="default" if probes in live
+        schedules = {LIVE: dict(check_every=CHECK_EVERY, check_seconds=0.0, announce=lambda line: None),
+                     LIVE_DEFAULT: dict(announce=lambda line: None)}
+        live = schedules.get(probes, dict(check_every=None))
+        self.mon = None if probes is None else Monitor(run_dir, task="flow", probes="default" if probes in schedules
                                                        else probes, every=every, **live)
         if self.mon is not None:
             self.mon.watch(self.model)
