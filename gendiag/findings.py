@@ -22,8 +22,10 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 STAGES: dict[str, tuple[str, ...]] = {
     "data and set-up": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
                         "source-not-noise", "source-sampler-mismatch", "source-chosen", "schedule-not-reaching-noise",
-                        "target-explodes", "train-sample-input-mismatch", "data-bottleneck", "causal-leak"),
-    "optimisation": ("loss-nonfinite", "no-gradient-reaches", "params-stalled", "gradients-not-seen", "loss-diverging",
+                        "target-explodes", "t-range-untrained", "train-sample-input-mismatch", "data-bottleneck",
+                        "causal-leak"),
+    "optimisation": ("grad-accumulating", "gan-d-output-squashed", "loss-unbounded-below", "loss-nonfinite",
+                     "no-gradient-reaches", "params-stalled", "gradients-not-seen", "loss-diverging",
                      "loss-t-imbalance", "gan-d-dominates", "gan-oscillation"),
     "model": ("posterior-collapse", "field-ignores-x", "field-ignores-t"),
     "samples": ("sampler-state-frozen", "samples-unlike-data", "mode-collapse", "memorization",
@@ -57,7 +59,31 @@ CONSEQUENCES: dict[str, dict[str, str]] = {
         "loss-nonfinite": "a target that grows without bound near one end of t overflows",
         "loss-diverging": "a target that grows without bound near one end of t makes the loss jump",
     },
+    "grad-accumulating": {
+        "loss-nonfinite": "a gradient that sums every earlier step's grows until the weights overflow",
+        "loss-diverging": "a gradient that sums every earlier step's makes ever larger steps",
+        "field-ignores-x": "steps along the sum of all earlier gradients follow the mean gradient, not this batch's",
+        "field-ignores-t": "steps along the sum of all earlier gradients follow the mean gradient, not this batch's",
+        "gan-d-dominates": "a player whose steps sum all its earlier gradients cannot follow the other",
+        "gan-oscillation": "a player whose steps sum all its earlier gradients overshoots",
+        "mode-collapse": "a network trained on summed stale gradients does not learn the data",
+        "samples-unlike-data": "a network trained on summed stale gradients does not learn the data",
+    },
+    "gan-d-output-squashed": {
+        "params-stalled": "through two sigmoids the gradients are small, so the weights barely move",
+        "gan-d-dominates": "the discriminator's outputs, read through a second sigmoid, do not mean what they seem",
+        "loss-diverging": "D's loss has a floor it cannot go below",
+        "mode-collapse": "the generator's gradient through two sigmoids vanishes, so it cannot learn the modes",
+        "samples-unlike-data": "the generator's gradient through two sigmoids vanishes, so it cannot learn the data",
+    },
+    "loss-unbounded-below": {
+        "loss-nonfinite": "a loss without a floor falls until it overflows",
+        "posterior-collapse": "the optimizer follows the term without a floor, not the data",
+        "mode-collapse": "the optimizer follows the term without a floor, not the data",
+        "samples-unlike-data": "the optimizer follows the term without a floor, not the data",
+    },
     "no-gradient-reaches": {
+        "loss-diverging": "a network that receives no gradient does not lower its loss",
         "gan-d-dominates": "a generator that receives no gradient cannot answer the discriminator",
         "field-ignores-x": "a network that receives no gradient stays as it was initialised",
         "field-ignores-t": "a network that receives no gradient stays as it was initialised",
@@ -65,6 +91,9 @@ CONSEQUENCES: dict[str, dict[str, str]] = {
         "samples-unlike-data": "a network that receives no gradient cannot learn the data",
     },
     "params-stalled": {
+        "gan-d-dominates": "a generator whose weights do not train cannot answer the discriminator",
+        "loss-diverging": "a network whose weights do not train does not lower its loss",
+        "samples-unlike-data": "a model whose weights do not train cannot learn the data",
         "field-ignores-x": "weights that do not train leave the field as it was at initialisation",
         "field-ignores-t": "weights that do not train leave the field as it was at initialisation",
         "mode-collapse": "a model whose weights do not train cannot learn the modes",
@@ -75,6 +104,12 @@ CONSEQUENCES: dict[str, dict[str, str]] = {
     },
     "field-ignores-x": {
         "mode-collapse": "a field that does not look at x moves every sample the same way",
+    },
+    "t-range-untrained": {
+        "train-sample-input-mismatch": "training inputs exist for only part of the sampler's range of t, so they "
+                                       "hardly change over t and the sampler meets inputs training never had",
+        "samples-unlike-data": "the sampler calls the network at times it was never trained on",
+        "mode-collapse": "the sampler calls the network at times it was never trained on",
     },
     "sampler-state-frozen": {
         "mode-collapse": "a sampler whose state does not move returns the noise it started from",
@@ -132,9 +167,13 @@ def advice(texts: dict[str, str], task: str) -> str:
 
 def link_consequences(findings: list[Finding]) -> list[Finding]:
     """Mark each finding that a cause present in the same findings likely explains (see `CONSEQUENCES`): its
-    `consequence_of` names the causes and its message gains one sentence saying so. Findings already linked (read
-    back from a run folder) are left as they are. Returns the same list."""
+    `consequence_of` names the causes, its message gains one sentence saying so, and its suggestion starts with
+    the most upstream cause's (the fix that removes it), its own advice kept for after. Findings already linked
+    (read back from a run folder) are left as they are. Returns the same list."""
     present = {finding.code for finding in findings}
+    first_of: dict[str, Finding] = {}
+    for finding in findings:
+        first_of.setdefault(finding.code, finding)
     for finding in findings:
         if finding.consequence_of:
             continue
@@ -146,6 +185,10 @@ def link_consequences(findings: list[Finding]) -> list[Finding]:
         reasons = " and of ".join(f"`{cause}` ({CONSEQUENCES[cause][finding.code]})" for cause in causes)
         finding.message = (f"{finding.message} Likely a consequence of {reasons}: fix "
                            f"{'that' if len(causes) == 1 else 'those'} first.")
+        cause_advice = first_of[causes[0]].suggestion
+        if cause_advice:
+            finding.suggestion = (f"First fix `{causes[0]}`: {cause_advice}"
+                                  + (f" If this remains after that: {finding.suggestion}" if finding.suggestion else ""))
     return findings
 
 

@@ -19,7 +19,7 @@ from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.live import (CHECK_EVERY, CHECK_SECONDS, JOURNAL, Announce, LiveChecks, check_schedule, check_stop_on,
                           stops)
 from gendiag.probes import select_probes
-from gendiag.probes.base import TASKS, ForwardCall, Probe, StepRecord
+from gendiag.probes.base import HEAD_ROWS, TASKS, ForwardCall, Probe, StepRecord
 from gendiag.report import ProbeSection, Report, render_run
 from gendiag.rows import RowPicker, aligned_rows
 from gendiag.sinks import Sink
@@ -119,6 +119,7 @@ class Monitor:
         self.probes: list[Probe] = select_probes(probes, task=task, every=every)
         self._failures: list[Finding] = []
         self._mode = "train"
+        self._sampling_session = 0
         self._forward_calls: dict[str, int] = defaultdict(int)
         self._record_every = every
         self._row_picker = RowPicker(seed=0)
@@ -259,6 +260,7 @@ class Monitor:
         """Forward calls of watched networks inside this block are recorded as sampling."""
         before = self._mode
         self._mode = "sampling"
+        self._sampling_session += 1
         try:
             yield
         finally:
@@ -430,8 +432,15 @@ class Monitor:
                 times = batch_times(t, x.shape[0], f"Monitor.watch({name!r})", WATCH_HINT)
                 if self._mode == "train" and watched.inputs is None:
                     watched.note_time(t, x.shape[0])
+            head = output_head = None
+            if self._mode == "sampling" and isinstance(x, torch.Tensor) and x.dim() > 0:
+                head = x.detach()[:HEAD_ROWS].float().cpu()
+                if isinstance(output, torch.Tensor) and output.dim() > 0:
+                    output_head = output.detach()[:HEAD_ROWS].float().cpu()
             x, t, out = _rows((x, times, output), self.record_rows, self._row_picker)
-            call = ForwardCall(model=name, mode=self._mode, step=self.ctx.step, x=x, t=t, output=out)
+            call = ForwardCall(model=name, mode=self._mode, step=self.ctx.step, x=x, t=t, output=out, head=head,
+                               output_head=output_head,
+                               session=self._sampling_session if self._mode == "sampling" else 0)
             self._dispatch("on_forward", call)
 
         return hook

@@ -11,9 +11,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def balance_figure(frame: pd.DataFrame, d_output: str, stretch: tuple[int, int] | None) -> Figure:
+def balance_figure(frame: pd.DataFrame, d_output: str, stretch: tuple[int, int] | None,
+                   logit_floor: float | None = None) -> Figure:
     """D on real and fake (and its accuracy), both losses, both gradient norms over the steps; the stretch in which
-    D dominates shaded."""
+    D dominates shaded; where D's outputs are squashed (`gan-d-output-squashed`), the floor of its loss."""
     figure, axes = new_figure(3, 1, figsize=(9, 8), sharex=True)
     steps = frame["step"]
     axes[0].plot(steps, frame["d_real"], label="D(real)", color="tab:blue", lw=1)
@@ -24,6 +25,8 @@ def balance_figure(frame: pd.DataFrame, d_output: str, stretch: tuple[int, int] 
     axes[0].set_ylabel("critic value" if d_output == "critic" else "probability")
     axes[1].plot(steps, frame["loss_d"], label="loss_d", color="tab:blue", lw=1)
     axes[1].plot(steps, frame["loss_g"], label="loss_g", color="tab:red", lw=1)
+    if logit_floor is not None:
+        axes[1].axhline(logit_floor, color="k", ls="--", lw=1, label=f"floor of loss_d ({logit_floor:.3f})")
     axes[1].set_ylabel("loss")
     for key, color in (("grad_norm_d", "tab:blue"), ("grad_norm_g", "tab:red")):
         if frame[key].notna().any():

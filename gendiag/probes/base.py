@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gendiag.context import ProbeContext
 
 TASKS = ("flow", "diffusion", "gan", "vae", "autoregressive", "generic")
+HEAD_ROWS = 16  # rows of a sampling call's x kept in their own order, the same rows call after call
 
 
 @dataclass
@@ -48,6 +49,9 @@ class ForwardCall:
     x: torch.Tensor | None
     t: torch.Tensor | None
     output: torch.Tensor | None
+    head: torch.Tensor | None = None  # sampling calls only: x's first HEAD_ROWS rows in order, to follow the state
+    output_head: torch.Tensor | None = None  # sampling calls only: the output's same first rows
+    session: int = 0  # which `with mon.sampling():` block the call came from (0 for training calls)
 
 
 class Probe:

@@ -8,6 +8,8 @@ where the loop measures them right after each backward, `grad_norm_d`, `grad_nor
 Findings:
 - `gan-d-dominates`: for a sustained stretch D calls almost every fake a fake (median D(fake) < 0.1) with
   accuracy near 1; the generator then learns from a saturated discriminator.
+- `gan-d-output-squashed`: every output of D lies in [0, 1] while the loss reads them as logits (D ends in a
+  Sigmoid under BCE-with-logits): D's loss has a floor and G's gradient vanishes.
 - `gan-oscillation`: the losses swing (after removing per-step noise and slow drift) with an amplitude that grows
   over the run, in both losses: the players chase each other instead of converging.
 
@@ -26,8 +28,8 @@ from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
 from gendiag.report.section import ProbeSection
-from gendiag.quantities.gan_balance import BalanceLog
-from gendiag.rules.gan_balance import d_dominates, dominated_stretch, fmt, oscillation, plain
+from gendiag.quantities.gan_balance import BalanceLog, ends_in_sigmoid
+from gendiag.rules.gan_balance import d_dominates, dominated_stretch, fmt, oscillation, plain, squashed
 
 FIGURE = "gan_balance"
 
@@ -66,7 +68,10 @@ class GanBalanceProbe(Probe):
 
         frame = self.log.table()
         stretch = dominated_stretch(frame, self.log.d_output)
-        figure = ctx.save_figure(balance_figure(frame, self.log.d_output or "prob", stretch), FIGURE)
+        squashing = self._squashed(ctx, frame, f"figures/{FIGURE}.png")
+        floor = None if squashing is None else squashing.evidence["loss_d_floor_averaged" if squashing.evidence[
+            "loss_d_averaged"] else "loss_d_floor_summed"]
+        figure = ctx.save_figure(balance_figure(frame, self.log.d_output or "prob", stretch, floor), FIGURE)
         last = frame.tail(max(1, len(frame) // 10))
         text = (f"{len(frame)} steps recorded; discriminator output given as {self.log.d_output!r}. Over the last "
                 f"tenth of training: median D(real) {fmt(last['d_real'].median())}, D(fake) "
@@ -81,8 +86,13 @@ class GanBalanceProbe(Probe):
         if not self.log.rows:
             return []
         frame, figure = self.log.table(), f"figures/{FIGURE}.png"
-        found = (d_dominates(frame, self.log.d_output, figure), oscillation(frame, figure))
+        found = (self._squashed(ctx, frame, figure), d_dominates(frame, self.log.d_output, figure),
+                 oscillation(frame, figure))
         return [f for f in found if f is not None]
+
+    def _squashed(self, ctx: ProbeContext, frame: Any, figure: str) -> Finding | None:
+        sigmoid_ended = [name for name, watched in ctx.models.items() if ends_in_sigmoid(watched.module)]
+        return squashed(frame, self.log.d_output, sigmoid_ended, len(ctx.models), figure)
 
     def state(self) -> dict[str, Any]:
         if not self.log.rows:

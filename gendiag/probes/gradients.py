@@ -121,6 +121,7 @@ class GradientsProbe(Probe):
         for handle in self.arrival_hooks.values():
             handle.remove()
         self.arrival_hooks.clear()
+        self.readings.resets.stop()
         self._flush(ctx)
         readings = self.readings
         if not readings.params:
@@ -144,7 +145,7 @@ class GradientsProbe(Probe):
         figure = self._figure_path()
         if figure is not None:
             ctx.save_figure(gradients_figure(readings.names, steps, norms, readings.ratio_steps, readings.ratios,
-                                             readings.noise_steps, readings.noise_ratios), FIGURE)
+                                             readings.noise_steps, readings.noise_ratios, readings.networks), FIGURE)
         return ProbeSection(title="Gradients and updates", text=gradients_text(self.summary),
                             figures=[figure] if figure else [],
                             table=gradients_table(readings.names, readings.params, norms, self.summary))
@@ -181,7 +182,12 @@ class GradientsProbe(Probe):
                 self._log_layers(ctx, step, norms)
 
     def _log_global(self, ctx: ProbeContext, step: int, norms: np.ndarray) -> None:
+        """The global gradient norm and, with several networks, each network's own (grad/global_norm/NAME)."""
         ctx.log_scalar("grad/global_norm", float(np.sqrt(np.nansum(norms ** 2))), step)
+        if len(self.readings.networks) > 1:
+            for name, columns in self.readings.networks.items():
+                if not np.isnan(norms[columns]).all():
+                    ctx.log_scalar(f"grad/global_norm/{name}", float(np.sqrt(np.nansum(norms[columns] ** 2))), step)
         self.logged_at["global"] = step
 
     def _log_layers(self, ctx: ProbeContext, step: int, norms: np.ndarray) -> None:

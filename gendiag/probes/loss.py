@@ -7,6 +7,10 @@ when findings are asked for, the figure (`gendiag.figures.loss`) in `finish`.
 
 Findings:
 - `loss-nonfinite` (critical): the loss was NaN or infinite at some step.
+- `loss-unbounded-below` (critical): the loss falls below 0 and keeps falling without slowing down, to 10 times
+  its starting scale below where it began; the reported term (`mon.step(..., kl=...)`, or the KL of `observe_latents`) that has no
+  floor is named where one explains the fall. Not for a Wasserstein critic (`d_output="critic"`), whose loss has no
+  floor by design.
 - `loss-diverging` (warning; info for GANs, whose losses are not minimised): after its lowest window the loss
   trends up to at least twice that level (or blows up tenfold in some window), or its step-to-step oscillation
   grows at least fourfold over the run.
@@ -17,6 +21,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
+
 from gendiag.context import ProbeContext
 from gendiag.figures.loss import loss_figure, loss_text
 from gendiag.findings import Finding
@@ -24,7 +30,7 @@ from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
 from gendiag.report.section import ProbeSection
 from gendiag.probes.thinning import LogStride
-from gendiag.quantities.loss import INTERNAL, LossSeries
+from gendiag.quantities.loss import INTERNAL, LossSeries, LossTerms, latent_kl
 from gendiag.rules.loss import judge_trend, loss_findings
 
 FIGURE = "loss_curve"
@@ -39,6 +45,8 @@ class LossProbe(Probe):
     def __init__(self, every: int = 1) -> None:
         super().__init__(every)
         self.series = LossSeries()
+        self.terms = LossTerms()
+        self.critic = False  # a Wasserstein critic's loss (d_output="critic") has no floor by design
         self.stride = LogStride(first=250)
         self.logged_at: int | None = None
         self.summary: dict[str, Any] = {}
@@ -51,8 +59,13 @@ class LossProbe(Probe):
     def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
         if record.loss is None or not self.due(record.step):
             return
+        self.terms.add_scalars(record.step, record.scalars)
+        self.critic = self.critic or record.labels.get("d_output") == "critic"
         if self.series.add(record.step, record.loss) and self.stride.take(record.step):
             self._log_running(ctx, record.step)
+
+    def on_latents(self, ctx: ProbeContext, mu: torch.Tensor, logvar: torch.Tensor, step: int) -> None:
+        self.terms.add(LossTerms.LATENT_KL, step, latent_kl(mu, logvar))
 
     def _log_running(self, ctx: ProbeContext, step: int) -> None:
         ctx.log_scalar("loss/running_mean", self.series.running_mean, step)
@@ -63,7 +76,13 @@ class LossProbe(Probe):
         """The loss summary with its verdicts, computed once per number of recorded losses."""
         if self.cached is None or self.cached[0] != len(self.series):
             summary = self.series.summary()
-            self.cached = (len(self.series), {**summary, **judge_trend(summary)})
+            judged = {**summary, **judge_trend(summary)}
+            if self.critic and judged.get("unbounded_below"):
+                judged.update(unbounded_below=False, diverging=bool(judged["trend_up"] or judged["blew_up"]
+                                                                    or judged["oscillation_grows"]))
+            if judged.get("unbounded_below"):
+                judged["terms"] = self.terms.summary()
+            self.cached = (len(self.series), judged)
         return self.cached[1]
 
     def finish(self, ctx: ProbeContext) -> ProbeSection | None:

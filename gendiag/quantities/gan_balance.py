@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from gendiag.rules.thresholds import GAN_SQUASHED_MATCH
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -17,7 +19,8 @@ if TYPE_CHECKING:
 
 D_OUTPUTS = ("prob", "logit", "critic")
 SCALARS = ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g")
-COLUMNS = ["step", *SCALARS, "d_real", "d_fake", "d_accuracy"]
+COLUMNS = ["step", *SCALARS, "d_real", "d_fake", "d_accuracy", "d_min", "d_max", "loss_d_as_logits",
+           "loss_d_as_probs"]
 SEGMENTS = 5  # the run (after a 10% burn-in) is cut into this many segments for the swing
 
 
@@ -39,6 +42,7 @@ class BalanceLog:
         row = {"step": record.step, **{key: record.scalars.get(key, np.nan) for key in SCALARS}}
         if real is not None and fake is not None:
             row.update(discriminator_view(real, fake, d_output))
+            row.update(output_reading(real, fake, row["loss_d"]))
         elif np.isnan([row["loss_d"], row["loss_g"]]).all():
             return None
         self.rows.append(row)
@@ -69,6 +73,43 @@ def discriminator_view(real: torch.Tensor, fake: torch.Tensor, d_output: str) ->
     correct = (real > 0.5).sum() + (fake < 0.5).sum()
     return {"d_real": float(real.mean()), "d_fake": float(fake.mean()),
             "d_accuracy": float(correct) / (real.numel() + fake.numel())}
+
+
+def output_reading(real: torch.Tensor, fake: torch.Tensor, loss_d: float) -> dict[str, float]:
+    """The range of D's raw outputs, and whether the reported `loss_d` is a BCE of exactly these outputs read as
+    logits (BCE-with-logits) or as probabilities (BCE), summed over the real and fake halves or averaged (1.0,
+    0.0; NaN without a finite loss_d). Outputs in [0, 1] under a BCE-with-logits loss are probabilities fed where
+    logits belong: D's loss cannot fall below log 2 + log(1 + e^-1) (half that when averaged)."""
+    both = torch.cat([real, fake]).double()
+    reading = {"d_min": float(both.min()), "d_max": float(both.max()),
+               "loss_d_as_logits": np.nan, "loss_d_as_probs": np.nan}
+    if not np.isfinite(loss_d) or loss_d <= 0:
+        return reading
+    real, fake = real.double(), fake.double()
+    as_logits = float(torch.nn.functional.softplus(-real).mean() + torch.nn.functional.softplus(fake).mean())
+    reading["loss_d_as_logits"] = float(_matches(loss_d, as_logits))
+    if reading["d_min"] >= 0 and reading["d_max"] <= 1:
+        eps = 1e-12
+        as_probs = float(-(real.clamp_min(eps).log().mean() + (1 - fake).clamp_min(eps).log().mean()))
+        reading["loss_d_as_probs"] = float(_matches(loss_d, as_probs))
+    else:
+        reading["loss_d_as_probs"] = 0.0
+    return reading
+
+
+def _matches(loss: float, total: float) -> bool:
+    """`loss` equals `total` (the real and fake halves summed) or `total / 2` (averaged), to GAN_SQUASHED_MATCH."""
+    return any(abs(loss - candidate) <= GAN_SQUASHED_MATCH * abs(loss) for candidate in (total, total / 2))
+
+
+def ends_in_sigmoid(module: torch.nn.Module) -> bool:
+    """Whether the last submodule of `module` (in registration order, the order a Sequential runs them) is a
+    Sigmoid: its outputs are probabilities by construction."""
+    leaves = [m for m in module.modules() if not any(True for _ in m.children())]
+    return bool(leaves) and isinstance(leaves[-1], torch.nn.Sigmoid)
+
+
+LOGIT_FLOOR = float(np.log(2) + np.log1p(np.exp(-1)))  # BCE-with-logits of real and fake outputs within [0, 1]
 
 
 def longest_run(mask: np.ndarray) -> tuple[int | None, int]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gendiag.quantities.grad_reset import STEP_EVERY, STEP_WINDOW, ResetWatch, accumulation_summary
 from gendiag.quantities.gradient_norms import Group, NormHistory, missing_norm
 
 SAMPLE_EVERY = 20
@@ -47,6 +48,7 @@ class GradientReadings:
         self.names: list[str] = []
         self.params: list[torch.Tensor] = []
         self.networks: dict[str, list[int]] = {}
+        self.resets = ResetWatch(self.networks)
         self.optimizers: list[torch.optim.Optimizer] = []
         self.groups: list[Group] = []
         self.by_optimizer: dict[int, Group] = {}
@@ -70,6 +72,7 @@ class GradientReadings:
         self.lr: float | None = None
         self.first_step: int | None = None
         self.changes = 0  # counts every reading and step, to key cached summaries
+        self.step_calls = 0  # Monitor.step calls
 
     # -- what is watched --------------------------------------------------------------------------
 
@@ -113,6 +116,7 @@ class GradientReadings:
         columns: dict[int | None, list[int]] = {}
         for index, param in enumerate(self.params):
             columns.setdefault(owner.get(id(param)), []).append(index)
+        self.resets.stop()
         self.groups, self.by_optimizer, self.step_group = [], {}, None
         for position, indices in columns.items():
             group = Group(indices, [self.params[i] for i in indices],
@@ -132,6 +136,7 @@ class GradientReadings:
             return
         self.changes += 1
         group.calls += 1
+        self.resets.close(id(group))
         if group.calls % self.every:
             return
         grads = [p.grad for p in group.params]
@@ -142,7 +147,11 @@ class GradientReadings:
 
     def after_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         group = self.by_optimizer.get(id(optimizer))
-        if group is None or group.weights_armed_at != group.calls:
+        if group is None:
+            return
+        if self.resets.opens(group.calls):
+            self.resets.start(id(group), group.columns, group.params)
+        if group.weights_armed_at != group.calls:
             return
         self.open_ratios.append(self._update_ratio(group, gap=1))
 
@@ -156,6 +165,12 @@ class GradientReadings:
         if lr is not None:
             self.lr = lr
         group = self.step_group
+        if group is not None:
+            self.resets.close(id(group))
+            self.step_calls += 1
+            if self.resets.opens(self.step_calls, STEP_EVERY):
+                self.resets.start(id(group), group.columns, group.params, STEP_WINDOW)
+        self.resets.give_step(step)
         if group is not None:
             grads = [p.grad for p in group.params]
             if group.weights_armed_at is not None:
@@ -308,6 +323,8 @@ class GradientReadings:
                         self.arrived[other_columns].any() or counts[other]["with_gradient"])],
                 "first_step": self.first_step, "last_step": last_step,
                 "parameters": [self.names[i] for i in columns],
+                **accumulation_summary(self.resets.verdicts.get(name, [])),
+                **network_norms(norms[:, columns]),
                 **update_summary(self.ratios, self.ratio_masks, self.ratio_steps, columns, self.names,
                                  self.matrices, group.calls if hooked else steps_run),
             }
@@ -354,6 +371,17 @@ def update_summary(ratios: list[np.ndarray], masks: list[np.ndarray], ratio_step
         update_ratio_by_tensor={names[c]: float(np.median(v)) if v else 0.0 for c, v in moved_values.items()},
     )
     return result
+
+
+def network_norms(norms: np.ndarray) -> dict[str, float | None]:
+    """One network's gradient norm (over its tensors) at its first and last reading with a gradient, and the
+    median over the readings."""
+    present = ~np.isnan(norms).all(axis=1) if norms.size else np.zeros(0, dtype=bool)
+    total = np.sqrt(np.nansum(norms[present] ** 2, axis=1))
+    if not len(total):
+        return {"grad_norm_first": None, "grad_norm_median": None, "grad_norm_last": None}
+    return {"grad_norm_first": float(total[0]), "grad_norm_median": float(np.median(total)),
+            "grad_norm_last": float(total[-1])}
 
 
 def sample(values: torch.Tensor) -> torch.Tensor:

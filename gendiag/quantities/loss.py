@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gendiag.rules.thresholds import LOSS_MIN_POINTS, LOSS_SPIKE_MADS
+
+if TYPE_CHECKING:
+    import torch
 
 WINDOWS = 10
 RUNNING_DECAY = 0.98  # exponential running mean and variance (about 50 steps of memory)
@@ -64,7 +67,52 @@ class LossSeries:
 
 
 # measured for the rule, not kept in probe_data.json
-INTERNAL = ("table", "blowup", "peak_after_best", "calm_before_last")
+INTERNAL = ("table", "blowup", "peak_after_best", "calm_before_last", "falling_at_end", "fall_speedup", "terms")
+
+NOT_TERMS = ("lr", "epoch", "d_real", "d_fake")  # scalars of mon.step that are no part of the loss
+
+
+class LossTerms:
+    """The scalars a loop reports beside its loss (`mon.step(..., kl=..., recon=...)`), and the KL of a VAE's
+    posterior computed from `observe_latents` (mean over the batch of 0.5 Σ (μ² + σ² − 1 − log σ²), ≥ 0 by
+    definition): per term its steps and values, to say which term of a loss has no floor."""
+
+    LATENT_KL = "the KL of the posterior (computed from observe_latents)"
+
+    def __init__(self) -> None:
+        self.series: dict[str, tuple[array, array]] = {}
+
+    def add(self, name: str, step: int, value: float) -> None:
+        if math.isfinite(value):
+            steps, values = self.series.setdefault(name, (array("q"), array("d")))
+            steps.append(step)
+            values.append(value)
+
+    def add_scalars(self, step: int, scalars: dict[str, float]) -> None:
+        for name, value in scalars.items():
+            if name not in NOT_TERMS and not name.startswith("grad_norm"):
+                self.add(name, step, value)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per term with at least WINDOWS values: the median of its first and last tenth, and Kendall's tau of its
+        window medians over the windows."""
+        from scipy.stats import kendalltau
+
+        found = {}
+        for name, (steps, values) in self.series.items():
+            if len(values) < WINDOWS:
+                continue
+            windows = np.array_split(np.asarray(values), WINDOWS)
+            medians = np.array([np.median(w) for w in windows])
+            tau = float(kendalltau(np.arange(WINDOWS), medians).statistic) if np.ptp(medians) > 0 else 0.0
+            found[name] = {"first": float(medians[0]), "last": float(medians[-1]), "tau": tau}
+        return found
+
+
+def latent_kl(mu: torch.Tensor, logvar: torch.Tensor) -> float:
+    """KL(N(μ, σ²) || N(0, I)) summed over the latent dimensions, averaged over the batch."""
+    mu, logvar = mu.double(), logvar.double()
+    return float((0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).sum(1).mean())
 
 
 def summarise_loss(steps: np.ndarray, values: np.ndarray) -> dict[str, Any]:
@@ -89,10 +137,12 @@ def summarise_loss(steps: np.ndarray, values: np.ndarray) -> dict[str, Any]:
     spreads = np.array([np.subtract(*np.percentile(values[w], [75, 25])) for w in windows])
     best = int(np.argmin(medians))
     scale = max(abs(medians[best]), spreads[best], 1e-12)
+    first_scale = max(abs(medians[0]), spreads[0], 1e-12)
     rise = (medians[-1] - medians[best]) / scale
     peak = int(best + np.argmax(medians[best:]))
     blowup = (medians[peak] - medians[best]) / scale
     tau = float(kendalltau(np.arange(WINDOWS - best), medians[best:]).statistic) if best <= WINDOWS - 3 else 0.0
+    fall_tau = float(kendalltau(np.arange(WINDOWS), medians).statistic)
     calm = int(np.argmin(swings))
     growth = swings[-1] / max(swings[calm], 1e-12)
     deviations = np.concatenate([np.abs(values[w] - np.median(values[w])) for w in windows])
@@ -107,5 +157,9 @@ def summarise_loss(steps: np.ndarray, values: np.ndarray) -> dict[str, Any]:
         table=pd.DataFrame({"steps": [f"{a}–{b}" for a, b in edges], "median": medians, "IQR": spreads,
                             "median step-to-step change": swings}).set_index("steps"),
         blowup=float(blowup), peak_after_best=peak > best, calm_before_last=calm < WINDOWS - 1,
+        first_median=float(medians[0]), fall=float((medians[0] - medians[-1]) / first_scale), fall_tau=fall_tau,
+        falling_at_end=best == WINDOWS - 1,
+        fall_speedup=float((medians[WINDOWS // 2 - 1] - medians[-1])
+                           / max(medians[0] - medians[WINDOWS // 2 - 1], 1e-12 * first_scale)),
     )
     return summary

@@ -85,4 +85,15 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.autoregressive:sample_inputs", figure=None),
     CodeMap("ar-samples-identical", quantity="gendiag.quantities.autoregressive:distinct_rows",
             rule="gendiag.rules.autoregressive:samples_identical", figure=None),
+    # --- issue 25: sampling calls ---
+    CodeMap("t-range-untrained", quantity="gendiag.quantities.sampling_calls:coverage_table",
+            rule="gendiag.rules.sampling_calls:t_range_untrained",
+            figure="gendiag.figures.sampling_calls:sampling_calls_figure"),
+    # --- issue 25: causes ---
+    CodeMap("grad-accumulating", quantity="gendiag.quantities.grad_reset:ResetWatch",
+            rule="gendiag.rules.gradients:is_accumulating", figure="gendiag.figures.gradients:gradients_figure"),
+    CodeMap("loss-unbounded-below", quantity="gendiag.quantities.loss:summarise_loss",
+            rule="gendiag.rules.loss:judge_trend", figure="gendiag.figures.loss:loss_figure"),
+    CodeMap("gan-d-output-squashed", quantity="gendiag.quantities.gan_balance:output_reading",
+            rule="gendiag.rules.gan_balance:squashed", figure="gendiag.figures.gan_balance:balance_figure"),
 )

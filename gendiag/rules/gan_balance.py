@@ -3,6 +3,9 @@
 - `gan-d-dominates`: for a sustained stretch D calls almost every fake a fake (median D(fake) below
   `GAN_FAKE_NEAR_ZERO`) with accuracy above `GAN_ACCURACY_NEAR_ONE`; the generator then learns from a saturated
   discriminator.
+- `gan-d-output-squashed`: D's outputs all lie in [0, 1] (a Sigmoid ends D) while the loss reads them as logits
+  (declared `d_output="logit"`, or `loss_d` equals BCE-with-logits of the reported outputs, not BCE of them as
+  probabilities): D's loss has a floor of log 2 + log(1 + e^-1) and G's gradient vanishes.
 - `gan-oscillation`: the swing of both losses grows over the run (by `GAN_OSC_GROWTH`, steadily, and to at least
   `GAN_OSC_MIN_AMPLITUDE`): the players chase each other instead of converging."""
 
@@ -13,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gendiag.findings import Finding
-from gendiag.quantities.gan_balance import SEGMENTS, Swing, longest_run, swing_growth
+from gendiag.quantities.gan_balance import LOGIT_FLOOR, SEGMENTS, Swing, longest_run, swing_growth
 from gendiag.rules.thresholds import (GAN_ACCURACY_NEAR_ONE, GAN_FAKE_NEAR_ZERO, GAN_GRAD_VANISHED,
                                       GAN_MIN_STRETCH_SHARE, GAN_MIN_STRETCH_STEPS, GAN_OSC_GROWTH,
-                                      GAN_OSC_MIN_AMPLITUDE, GAN_OSC_MIN_STEPS, GAN_OSC_RANK_CORRELATION)
+                                      GAN_OSC_MIN_AMPLITUDE, GAN_OSC_MIN_STEPS, GAN_OSC_RANK_CORRELATION,
+                                      GAN_SQUASHED_MIN_STEPS, GAN_SQUASHED_STEPS)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,6 +82,56 @@ def d_dominates(frame: pd.DataFrame, d_output: str | None, figure: str | None) -
                     "update G twice per D step), shrink D or add dropout, smooth the real labels (0.9), add "
                     "instance noise or spectral normalization to D, keep the non-saturating generator loss; "
                     "or train with WGAN-GP, whose critic keeps giving useful gradients when it wins."),
+    )
+
+
+def squashed(frame: pd.DataFrame, d_output: str | None, sigmoid_ended: list[str], watched: int,
+             figure: str | None) -> Finding | None:
+    """The `gan-d-output-squashed` finding, or None: at least GAN_SQUASHED_MIN_STEPS steps reported D's outputs,
+    in GAN_SQUASHED_STEPS of them all within [0, 1], and the loss reads them as logits (declared, or loss_d equal
+    to BCE-with-logits of them and not to BCE of them as probabilities in that share of the steps). Outputs of a
+    logit D that barely trains can lie in [0, 1] too, so where networks are watched one of them must end in a
+    Sigmoid (`sigmoid_ended`); with none watched the finding is a warning."""
+    reported = frame[frame["d_min"].notna()]
+    if d_output == "critic" or len(reported) < GAN_SQUASHED_MIN_STEPS or (watched and not sigmoid_ended):
+        return None
+    in_unit = float(((reported["d_min"] >= 0) & (reported["d_max"] <= 1)).mean())
+    with_loss = reported[reported["loss_d_as_logits"].notna()]
+    as_logits = float(with_loss["loss_d_as_logits"].mean()) if len(with_loss) else 0.0
+    as_probs = float(with_loss["loss_d_as_probs"].mean()) if len(with_loss) else 0.0
+    read_as_logits = d_output == "logit" or (len(with_loss) >= GAN_SQUASHED_MIN_STEPS and as_logits >= GAN_SQUASHED_STEPS
+                                            and as_probs <= 1 - GAN_SQUASHED_STEPS)
+    if in_unit < GAN_SQUASHED_STEPS or not read_as_logits:
+        return None
+    where = (f"{' and '.join(sigmoid_ended)} ends in a Sigmoid, " if sigmoid_ended else
+             "(D is not watched, so its last layer could not be checked) ")
+    how = ("you declared d_output=\"logit\"" if d_output == "logit" else
+           f"the loss_d you report equals BCE-with-logits of exactly these outputs at {as_logits:.0%} of "
+           f"{len(with_loss)} steps (and BCE of them as probabilities at {as_probs:.0%})")
+    evidence: dict[str, Any] = {
+        "steps": len(reported), "share_outputs_in_0_1": round(in_unit, 3),
+        "output_min": plain(reported["d_min"].min()), "output_max": plain(reported["d_max"].max()),
+        "declared_d_output": d_output, "loss_d_matches_logits": round(as_logits, 3),
+        "loss_d_matches_probs": round(as_probs, 3), "loss_d_floor_summed": round(LOGIT_FLOOR, 4),
+        "loss_d_floor_averaged": round(LOGIT_FLOOR / 2, 4), "min_loss_d": plain(frame["loss_d"].min()),
+        "from_step": int(reported["step"].iloc[0]), "to_step": int(reported["step"].iloc[-1]),
+        "networks_ending_in_sigmoid": sigmoid_ended,
+        "loss_d_averaged": bool(with_loss["loss_d"].median() < LOGIT_FLOOR) if len(with_loss) else False,
+    }
+    return Finding(
+        code="gan-d-output-squashed", severity="critical" if sigmoid_ended else "warning",
+        title="D outputs probabilities where the loss expects logits: D's loss has a floor, G gets no gradient",
+        message=(f"Over steps {evidence['from_step']}–{evidence['to_step']}, {in_unit:.0%} of the "
+                 f"{len(reported)} reported steps had every output of D within [0, 1] (overall "
+                 f"{fmt(evidence['output_min'])} to {fmt(evidence['output_max'])}): {where}while {how}. The "
+                 f"Sigmoid squashes D's outputs, and the loss applies a second sigmoid: D(real) can reach at most "
+                 f"σ(1) = 0.73 and D(fake) at least σ(0) = 0.5, so D's loss cannot fall below log 2 + "
+                 f"log(1 + e⁻¹) = {LOGIT_FLOOR:.3f} (summed; {LOGIT_FLOOR / 2:.3f} averaged; the lowest reported was "
+                 f"{fmt(evidence['min_loss_d'])}), and the generator's gradient through two sigmoids vanishes."),
+        evidence=evidence, figure=figure,
+        suggestion=("Remove one of the two sigmoids: drop the final Sigmoid from D and keep BCEWithLogitsLoss (the "
+                    "stable choice), or keep the Sigmoid and use BCELoss; then pass D's raw outputs to mon.step with "
+                    "d_output=\"logit\" (or \"prob\")."),
     )
 
 

@@ -1,13 +1,16 @@
-"""Rules on gradients and updates: `no-gradient-reaches`, `params-stalled` and `gradients-not-seen` per watched
-network, from `gendiag.quantities.gradients.GradientReadings.summary`."""
+"""Rules on gradients and updates: `grad-accumulating`, `no-gradient-reaches`, `params-stalled` (also for a network
+whose watched optimizer never steps) and `gradients-not-seen` per watched network, from
+`gendiag.quantities.gradients.GradientReadings.summary`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from gendiag.findings import Finding
-from gendiag.rules.thresholds import (GRADIENTS_HEALTHY_RATIO_HIGH, GRADIENTS_HEALTHY_RATIO_LOW,
-                                      GRADIENTS_MIN_SAMPLES, GRADIENTS_STALLED_MOVEMENT, GRADIENTS_STALLED_RATIO)
+from gendiag.rules.thresholds import (GRAD_ACCUM_MIN_WINDOWS, GRAD_ACCUM_SHARE, GRADIENTS_HEALTHY_RATIO_HIGH,
+                                      GRADIENTS_HEALTHY_RATIO_LOW, GRADIENTS_MIN_SAMPLES,
+                                      GRADIENTS_NEVER_STEPPED_STEPS, GRADIENTS_STALLED_MOVEMENT,
+                                      GRADIENTS_STALLED_RATIO)
 
 HEALTHY_RATIO = (GRADIENTS_HEALTHY_RATIO_LOW, GRADIENTS_HEALTHY_RATIO_HIGH)
 NAMES_SHOWN = 8  # parameter names quoted in a finding's evidence
@@ -26,6 +29,22 @@ def is_stalled(updates: dict[str, Any]) -> bool:
     return bool(finite >= GRADIENTS_MIN_SAMPLES and (updates["never_moved"] or slow))
 
 
+def is_accumulating(network: dict[str, Any]) -> bool:
+    """The last GRAD_ACCUM_MIN_WINDOWS or more reset windows of a network, and at least GRAD_ACCUM_SHARE of all,
+    saw its gradient arrive without a reset since the step before (`quantities.grad_reset`)."""
+    trailing = network.get("trailing_unreset", 0)  # absent from summaries written before the reset checks
+    return bool(trailing >= GRAD_ACCUM_MIN_WINDOWS
+                and network.get("windows_unreset", 0) >= GRAD_ACCUM_SHARE * network.get("windows", 0))
+
+
+def never_stepped(network: dict[str, Any]) -> bool:
+    """A network read at its watched optimizer's step whose optimizer made no step in at least
+    GRADIENTS_NEVER_STEPPED_STEPS Monitor.step calls."""
+    steps_run = network["last_step"] - (network["first_step"] or 0) + 1 if network["first_step"] is not None else 0
+    return bool(network["read_at"] == "optimizer step" and network["optimizer_steps"] == 0
+                and steps_run >= GRADIENTS_NEVER_STEPPED_STEPS)
+
+
 def judge_gradients(summary: dict[str, Any]) -> dict[str, Any]:
     """The summary with its verdicts: per network `no_gradient` (read at its optimizer's step: missing or zero at
     every one of at least GRADIENTS_MIN_SAMPLES readings; read at `Monitor.step`: backward never reached it and
@@ -41,19 +60,26 @@ def judge_gradients(summary: dict[str, Any]) -> dict[str, Any]:
             not_seen = bool(network["gradient_arrived"] and network["readings"]
                             and network["readings_unseen"] == network["readings"])
         networks[name] = {**network, "no_gradient": bool(no_gradient), "not_seen": not_seen,
-                          "stalled": is_stalled(network)}
-    stalled = any(n["stalled"] and not n["no_gradient"] for n in networks.values())
+                          "stalled": is_stalled(network), "never_stepped": never_stepped(network),
+                          "accumulating": is_accumulating(network)}
+    stalled = any((n["stalled"] or n["never_stepped"]) and not n["no_gradient"] for n in networks.values())
     return {**summary, "networks": networks, "stalled": stalled}
 
 
 def gradient_findings(summary: dict[str, Any], figure: str | None) -> list[Finding]:
     """From a `judge_gradients` summary: `no-gradient-reaches` per network without gradients, `params-stalled`
-    per other stalled network, one `gradients-not-seen` for the networks whose gradients were never seen."""
+    per other stalled network (or one whose optimizer never steps), `grad-accumulating` per network whose gradients
+    are never reset, one `gradients-not-seen` for the networks whose gradients were never seen."""
     networks = summary["networks"]
-    found = [no_gradient_finding(name, network, figure)
-             for name, network in networks.items() if network["no_gradient"]]
+    found = [accumulating_finding(name, network, figure)
+             for name, network in networks.items() if network["accumulating"]]
+    found += [no_gradient_finding(name, network, figure)
+              for name, network in networks.items() if network["no_gradient"]]
+    found += [never_stepped_finding(name, network, networks, figure)
+              for name, network in networks.items() if network["never_stepped"] and not network["no_gradient"]]
     found += [stalled_finding(name, network, figure)
-              for name, network in networks.items() if network["stalled"] and not network["no_gradient"]]
+              for name, network in networks.items()
+              if network["stalled"] and not network["no_gradient"] and not network["never_stepped"]]
     unseen = [name for name, network in networks.items() if network["not_seen"] and not network["no_gradient"]]
     if unseen:
         found.append(not_seen_finding(unseen, networks))
@@ -158,3 +184,50 @@ def not_seen_finding(names: list[str], networks: dict[str, Any]) -> Finding:
     )
 
 
+
+
+def accumulating_finding(name: str, network: dict[str, Any], figure: str | None) -> Finding:
+    """`grad-accumulating`: the gradients of `name` are not reset between steps."""
+    since = network["unreset_since_step"]
+    first, last = network["grad_norm_first"], network["grad_norm_last"]
+    growth = (f" Its gradient norm went from {first:.3g} to {last:.3g} over the run: each step adds the new batch's "
+              "gradient to all the earlier ones." if first is not None and last is not None else "")
+    where = "its optimizer's step" if network["read_at"] == "optimizer step" else "Monitor.step"
+    return Finding(
+        code="grad-accumulating", severity="critical",
+        title=f"The gradients of {name} are never reset: they add up step after step (since step {since})",
+        message=(f"In {network['windows_unreset']} of {network['windows']} checks, the last "
+                 f"{network['trailing_unreset']} in a row since step {since}, every backward pass found the "
+                 f"gradients of {name} still holding what the step before (at {where}) used: neither "
+                 f"zero_grad() nor set-to-None happened in between, so the gradient a step uses is the sum of all "
+                 f"earlier ones.{growth}"),
+        evidence={"network": name, "windows_checked": network["windows"],
+                  "windows_without_reset": network["windows_unreset"],
+                  "last_windows_without_reset": network["trailing_unreset"], "since_step": since,
+                  "read_at": network["read_at"], "grad_norm_first": first, "grad_norm_last": last},
+        suggestion=(f"Call zero_grad() on the optimizer that holds {name}'s parameters (or {name}.zero_grad()) once "
+                    "per step, before loss.backward() or right after optimizer.step(); in a loop with several "
+                    "optimizers, each one's own. To accumulate over micro-batches on purpose, reset after each "
+                    "optimizer step."),
+        figure=figure,
+    )
+
+
+def never_stepped_finding(name: str, network: dict[str, Any], networks: dict[str, Any],
+                          figure: str | None) -> Finding:
+    """`params-stalled` (critical) for a network whose watched optimizer never made a step."""
+    stepped = {other: n["optimizer_steps"] for other, n in networks.items()
+               if other != name and n["optimizer_steps"]}
+    contrast = (" while " + ", ".join(f"the optimizer of {other} made {steps}" for other, steps in stepped.items())
+                if stepped else "")
+    return Finding(
+        code="params-stalled", severity="critical", title=f"The optimizer of {name} never steps",
+        message=(f"Over steps {network['first_step']}–{network['last_step']} the optimizer watched for {name} made "
+                 f"no step{contrast}: the weights of {name} stay as they were initialised."),
+        evidence={"network": name, "optimizer_steps": 0, "steps": [network["first_step"], network["last_step"]],
+                  "other_optimizer_steps": stepped, "gradient_arrived": network["gradient_arrived"]},
+        suggestion=(f"Call the step() of {name}'s optimizer after its loss.backward() in every round (in a GAN, "
+                    "each player's own optimizer); check that the optimizer passed to mon.watch is the one the loop "
+                    "steps."),
+        figure=figure,
+    )

@@ -1,4 +1,5 @@
-"""Rules on the training loss: `loss-nonfinite` and `loss-diverging` from `gendiag.quantities.loss.summarise_loss`."""
+"""Rules on the training loss: `loss-nonfinite`, `loss-unbounded-below` and `loss-diverging` from
+`gendiag.quantities.loss.summarise_loss` (and, to name the term without a floor, `LossTerms.summary`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import math
 from typing import Any
 
 from gendiag.findings import Finding, advice
-from gendiag.rules.thresholds import LOSS_BLOWUP, LOSS_OSCILLATION_GROWTH, LOSS_RISE, LOSS_RISE_TAU
+from gendiag.quantities.loss import LossTerms
+from gendiag.rules.thresholds import (LOSS_BLOWUP, LOSS_OSCILLATION_GROWTH, LOSS_RISE, LOSS_RISE_TAU,
+                                      LOSS_UNBOUNDED_FALL, LOSS_UNBOUNDED_TAU)
 
 
 def judge_trend(summary: dict[str, Any]) -> dict[str, bool]:
@@ -15,20 +18,26 @@ def judge_trend(summary: dict[str, Any]) -> dict[str, bool]:
     `diverging` when any holds. Only `diverging` (False) for a summary too short to have windows."""
     if "best_median" not in summary:
         return {"diverging": False}
+    unbounded = (summary["last_median"] < 0 and summary["fall"] >= LOSS_UNBOUNDED_FALL
+                 and summary["fall_tau"] <= LOSS_UNBOUNDED_TAU and summary["falling_at_end"]
+                 and summary["fall_speedup"] >= 1)
     trend_up = summary["rise"] >= LOSS_RISE and summary["trend_tau"] >= LOSS_RISE_TAU
     blew_up = summary["blowup"] >= LOSS_BLOWUP and summary["peak_after_best"]
     oscillating = (summary["oscillation_growth"] >= LOSS_OSCILLATION_GROWTH and summary["calm_before_last"]
                    and summary["last_median"] > summary["best_median"])
-    return {"diverging": bool(trend_up or blew_up or oscillating), "trend_up": bool(trend_up),
-            "blew_up": bool(blew_up), "oscillation_grows": bool(oscillating)}
+    return {"diverging": bool((trend_up or blew_up or oscillating) and not unbounded), "trend_up": bool(trend_up),
+            "blew_up": bool(blew_up), "oscillation_grows": bool(oscillating), "unbounded_below": bool(unbounded)}
 
 
 def loss_findings(summary: dict[str, Any], figure: str | None, task: str) -> list[Finding]:
-    """`loss-nonfinite` when any recorded loss was NaN or infinite, `loss-diverging` when the trend says so;
-    `summary` is a loss summary with its `judge_trend` verdicts."""
+    """`loss-nonfinite` when any recorded loss was NaN or infinite, `loss-unbounded-below` when it falls without
+    limit, `loss-diverging` when the trend says so; `summary` is a loss summary with its `judge_trend` verdicts and
+    its `terms` (`LossTerms.summary`)."""
     found: list[Finding] = []
     if summary.get("first_nonfinite_step") is not None:
         found.append(nonfinite_finding(summary, figure, task))
+    if summary.get("unbounded_below"):
+        found.append(unbounded_finding(summary, figure, task))
     if summary.get("diverging"):
         found.append(diverging_finding(summary, figure, task))
     return found
@@ -99,6 +108,84 @@ def diverging_finding(summary: dict[str, Any], figure: str | None, task: str) ->
                                            "rise", "trend_tau", "oscillation_growth", "spikes")},
         suggestion=advice(DIVERGING_ADVICE, task),
         figure=figure,
+    )
+
+
+MUST_BE_NONNEGATIVE = (("kl", "a KL divergence"), ("mse", "a squared error"), ("l2", "a squared error"),
+                       ("bce", "a binary cross-entropy"), ("recon", "a reconstruction error (squared error or BCE)"))
+UNBOUNDED_ADVICE = {  # `loss-unbounded-below`, by task, where no reported term is named
+    "vae": ("A VAE's loss is the reconstruction error plus the KL, both ≥ 0 (for a Bernoulli or fixed-variance "
+            "Gaussian likelihood): check the sign of the KL term (KL = 0.5 Σ (μ² + σ² − 1 − log σ²), added, not "
+            "subtracted); report the terms to mon.step (recon=..., kl=...) and observe_latents(mu, logvar) so "
+            "that the one without a floor is named."),
+    "gan": ("BCE losses of D and G are ≥ 0: a loss below 0 has a term with the wrong sign, or a critic (WGAN) "
+            "without a gradient penalty or weight clipping, whose loss has no floor; add the gradient penalty."),
+    "flow": ("A flow-matching loss is a squared error, ≥ 0: a loss below 0 subtracts a term; check the sign of "
+             "every term added to it."),
+    "diffusion": ("A diffusion loss is a squared error, ≥ 0: a loss below 0 subtracts a term; check the sign of "
+                  "every term added to it."),
+    "generic": ("Check the sign of each term of the loss: a term that can grow without limit enters with a minus "
+                "sign; report the terms to mon.step (name=value) so that the one without a floor is named."),
+}
+
+
+def floorless_term(summary: dict[str, Any]) -> tuple[str, str, bool] | None:
+    """The reported term that explains a loss falling without limit, why, and whether the loss subtracts it: a
+    term that must be ≥ 0 and grew as the loss fell (subtracted), or a term that fell below 0 with the loss."""
+    fall = summary["first_median"] - summary["last_median"]
+    terms = summary.get("terms", {})
+    ranked = sorted(terms.items(), key=lambda item: (item[0] == LossTerms.LATENT_KL,
+                                                     -abs(item[1]["last"] - item[1]["first"])))
+    for name, term in ranked:
+        kind = _nonnegative_kind(name)
+        rose = term["last"] - term["first"]
+        label = name if name == LossTerms.LATENT_KL else f"`{name}`"
+        if kind and rose >= fall / 2 and term["tau"] >= -LOSS_UNBOUNDED_TAU:
+            return name, (f"{kind} cannot be negative, and {label} rose from {term['first']:.4g} to "
+                          f"{term['last']:.4g} while the loss fell from {summary['first_median']:.4g} to "
+                          f"{summary['last_median']:.4g}: the loss subtracts it (its sign is wrong), so making it "
+                          "grow without limit lowers the loss without limit"), True
+        if term["last"] < 0 and -rose >= fall / 2 and term["tau"] <= LOSS_UNBOUNDED_TAU:
+            why = f"; {kind} cannot be negative, so its formula is wrong" if kind else ""
+            return name, (f"the term {label} fell with it, from {term['first']:.4g} to {term['last']:.4g}: it has "
+                          f"no floor{why}"), False
+    return None
+
+
+def _nonnegative_kind(name: str) -> str | None:
+    if name == LossTerms.LATENT_KL:
+        return "a KL divergence"
+    lowered = name.lower()
+    return next((kind for key, kind in MUST_BE_NONNEGATIVE if key in lowered), None)
+
+
+def unbounded_finding(summary: dict[str, Any], figure: str | None, task: str) -> Finding:
+    first, last = summary["first_median"], summary["last_median"]
+    term = floorless_term(summary)
+    named = f" Which term: {term[1]}." if term else ""
+    evidence: dict[str, Any] = {"first_window_median": first, "last_window_median": last,
+                                "fall_in_first_scales": summary["fall"], "fall_tau": summary["fall_tau"],
+                                "second_half_fall_over_first": summary["fall_speedup"],
+                                "last_finite_step": summary["last_finite_step"]}
+    if term:
+        evidence["term_without_floor"] = term[0]
+        evidence["term_first_last"] = [summary["terms"][term[0]]["first"], summary["terms"][term[0]]["last"]]
+    if term and term[2]:
+        suggestion = (f"Add {'the KL term' if term[0] == LossTerms.LATENT_KL else f'`{term[0]}`'} to the loss "
+                      "instead of subtracting it (it is ≥ 0 and must be minimised); then the loss has a floor again.")
+    elif term:
+        suggestion = f"Fix the formula of `{term[0]}`: it must be bounded below (for example ≥ 0)."
+    else:
+        suggestion = advice(UNBOUNDED_ADVICE, task)
+    return Finding(
+        code="loss-unbounded-below", severity="critical",
+        title=f"The loss falls without limit (to {last:.3g})",
+        message=(f"The loss fell from a median of {first:.4g} in its first window to {last:.4g} in its last, "
+                 f"{summary['fall']:.3g} times its starting scale, and kept falling to the end without slowing down "
+                 f"(the second half of the run fell {summary['fall_speedup']:.3g} times as far as the first; Kendall "
+                 f"tau {summary['fall_tau']:.2f} over the window medians). A loss that trains a model has a floor; this "
+                 f"one has none, so the optimizer follows it to -∞ instead of fitting the data.{named}"),
+        evidence=evidence, suggestion=suggestion, figure=figure,
     )
 
 

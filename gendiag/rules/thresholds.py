@@ -359,3 +359,105 @@ AR_DISTINCT_RATIO = threshold(
     "autoregressive.distinct_ratio", 0.5,
     "chosen by hand: the samples' share of distinct rows below half the data's share over as many rows (all "
     "identical is critical); a sampler that draws gives about the data's share")
+
+
+# --- issue 25: sampling and calibration ---
+SAMPLING_MIN_TIMES = threshold(
+    "sampling_calls.min_times", 3,
+    "derived: a state followed over fewer than three distinct times cannot show a sampler's walk (a guidance pair "
+    "calls the network twice at one time on one state); benchmarks/RESULTS.md, calibration row "
+    "sampler-state-frozen")
+SAMPLING_RESTART_RESIDUAL = threshold(
+    "sampling_calls.restart_residual", 1e-3,
+    "derived: a sampler restarting from its start (`x = x0 + dt * v(x, t)`) makes each input less the first exactly "
+    "a multiple of the previous output, up to float32 rounding (about 1e-7); 1e-3 leaves room for a sampler in half "
+    "precision; benchmarks/RESULTS.md, calibration row sampler-state-frozen")
+SAMPLING_RESTART_GROWTH = threshold(
+    "sampling_calls.restart_growth", 1.5,
+    "derived: that multiple stays one step (growth 1) for a sampler restarting from its start and grows about as the "
+    "step number for one that adds its steps up (19 at 20 Euler steps); benchmarks/RESULTS.md, calibration row "
+    "sampler-state-frozen")
+T_UNTRAINED_MIN_TIMES = threshold(
+    "sampling_calls.t_min_train_times", 200,
+    "derived: with 200 training times spread evenly over 20 bins, a bin stays empty by chance with probability "
+    "20·0.95^200 < 1e-3; fewer training times are not judged (benchmarks/RESULTS.md, calibration row "
+    "t-range-untrained)")
+T_UNTRAINED_WARNING = threshold(
+    "sampling_calls.t_untrained_warning", 0.15,
+    "chosen by hand: more than two of 20 bins of a uniform sampler's calls at times training never drew; a logit-"
+    "normal draw of t (SD3's) in a short run can leave the one outer bin at each end empty (0.10), so two are not "
+    "judged; healthy loops give 0 (benchmarks/RESULTS.md, calibration row t-range-untrained)")
+T_UNTRAINED_CRITICAL = threshold(
+    "sampling_calls.t_untrained_critical", 0.25,
+    "chosen by hand: a quarter of the sampler's calls at untrained times; training on the lowest quarter of the "
+    "steps leaves 0.75 (benchmarks/RESULTS.md, calibration row t-range-untrained)")
+
+# The row of benchmarks/RESULTS.md's calibration table (bench_calibration, one row per finding code) that measures
+# each threshold, by the threshold's "<probe>." prefix: its false alarms on healthy loops, its detections on broken
+# ones. A threshold whose prefix is missing here fails tests/test_f25b_calibration.py; () marks thresholds of no
+# finding.
+CALIBRATION_ROWS: dict[str, tuple[str, ...]] = {
+    "loss.": ("loss-nonfinite", "loss-diverging"),
+    "loss_by_t.": ("loss-t-imbalance", "target-explodes"),
+    "gradients.": ("no-gradient-reaches", "params-stalled", "gradients-not-seen"),
+    "timing.": ("data-bottleneck",),
+    "schedule.": ("schedule-not-reaching-noise",),
+    "velocity.": ("field-ignores-x", "field-ignores-t"),
+    "inputs.": ("train-sample-input-mismatch",),
+    "sampler.": ("sampler-state-frozen",),
+    "data_repr.": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
+                   "source-not-noise", "source-sampler-mismatch", "source-chosen"),
+    "mode-collapse.": ("mode-collapse",),
+    "gan-balance.": ("gan-d-dominates", "gan-oscillation"),
+    "vae-health.": ("posterior-collapse",),
+    "samples_vs_data.": ("samples-unlike-data",),
+    "memorization.": ("memorization",),
+    "sampling_calls.": ("sampler-state-frozen", "t-range-untrained"),
+    "autoregressive.": ("causal-leak", "train-sample-input-mismatch", "ar-samples-identical"),
+    "flattened.": (),  # the flattened recipe's story, not a finding: no calibration row
+}
+
+
+def calibration_rows(name: str) -> tuple[str, ...] | None:
+    """The calibration rows (finding codes) that measure threshold `name`; None where its prefix is not listed."""
+    return next((rows for prefix, rows in CALIBRATION_ROWS.items() if name.startswith(prefix)), None)
+
+
+# --- issue 25: causes ---
+
+GRAD_ACCUM_MIN_WINDOWS = threshold(
+    "gradients.accum_min_windows", 3,
+    "chosen by hand in issue 25: the check is exact (a reset leaves None or zeros in .grad), so three windows in a "
+    "row without one, the last ones of the run, rule out a one-off; tests/test_f25a_causes.py fires on a loop "
+    "without zero_grad and stays silent on zero_grad before or after the step and on micro-batch accumulation")
+GRAD_ACCUM_SHARE = threshold(
+    "gradients.accum_share", 0.5,
+    "chosen by hand in issue 25: at least half of the windows checked saw no reset, so a loop that stopped "
+    "resetting late in the run is named only once that is most of it")
+GRADIENTS_NEVER_STEPPED_STEPS = threshold(
+    "gradients.never_stepped_steps", 20,
+    "chosen by hand in issue 25: a watched optimizer that made no step in this many Monitor.step calls (a D "
+    "updated every k <= 5 steps steps within it) is not stepped at all; tests/test_f25a_causes.py")
+LOSS_UNBOUNDED_FALL = threshold(
+    "loss.unbounded_fall", 10.0,
+    "chosen by hand in issue 25: the last window lies below 0 and below the first by 10 times the first window's "
+    "scale, with the second half of the run falling at least as far as the first (a fall that does not slow "
+    "down); a VAE whose KL enters with the wrong sign falls 49x in 200 steps and keeps speeding up, a healthy "
+    "loss slows down (tests/test_f25a_causes.py)")
+LOSS_UNBOUNDED_TAU = threshold(
+    "loss.unbounded_tau", -0.7,
+    "chosen by hand in issue 25: Kendall's tau of the ten window medians, a nearly monotone fall (the mirror of "
+    "loss.rise_tau, stricter because a fall is what training is meant to do)")
+GAN_SQUASHED_STEPS = threshold(
+    "gan-balance.squashed_steps", 0.9,
+    "chosen by hand in issue 25: the share of reported steps whose every D output lies in [0, 1] and whose "
+    "loss_d equals BCE-with-logits of those outputs; a D ending in a Sigmoid under BCEWithLogitsLoss gives 1.0, "
+    "a logit D gives outputs outside [0, 1] within its first steps (tests/test_f25a_causes.py)")
+GAN_SQUASHED_MATCH = threshold(
+    "gan-balance.squashed_match", 0.02,
+    "derived: relative tolerance for loss_d to equal a BCE of the reported outputs, recomputed from the same "
+    "outputs; float rounding is far below it, the two readings (outputs as logits or as probabilities) differ by "
+    "far more than it whenever an output lies in (0, 1)")
+GAN_SQUASHED_MIN_STEPS = threshold(
+    "gan-balance.squashed_min_steps", 20,
+    "chosen by hand in issue 25, as gan-balance.min_stretch_steps: fewer reported steps are not judged")

@@ -1,0 +1,184 @@
+"""Calibration: every finding code's error rates, measured on loops written as users write them (issue 25, item 8).
+
+Every task's healthy loop (benchmarks/calibration_loops.py: flow matching, DDPM, GAN, VAE, autoregressive,
+conditional) runs over SEEDS seeds with the task's default probes; each code in `CALIBRATION` also has broken loops
+(a loop and one realistic bug), run over BROKEN_SEEDS seeds. One results row per code: false alarms (healthy runs
+where the code was raised at warning or above; goal 0 of N), detections of its broken runs, and where a statistic
+is read, the margin: the statistic of the healthiest and the most broken run against the rule's threshold. One more
+row counts healthy runs with any warning at all. Findings are read from the probes (`Probe.findings`, callable at any
+time) once training and sampling are done, without drawing the report.
+
+Every code the build raises (`gendiag.findings.STAGES`) gets a row, in that order; `CALIBRATION` is the table to
+extend: a code's `Entry` names its broken loops and, where the margin is measured, a statistic read from the
+probes' states. A code without an entry is still counted for false alarms ("no broken loop yet"); an entry whose code
+the build does not raise yet (`grad-accumulating`, `loss-unbounded-below`, `gan-d-output-squashed` until issue 25's
+other change lands) is not run and its row says "pending". Each row lists the thresholds that cite it
+(`gendiag.rules.thresholds.CALIBRATION_ROWS`).
+
+As measured before those codes landed, the broken loops written for them were named only through symptoms:
+flow/no-zero-grad as `train-sample-input-mismatch`, vae/kl-sign as `loss-diverging`, gan/d-sigmoid not at all, and
+gan/d-never-stepped (the `params-stalled` row) only as `samples-unlike-data`.
+
+Every run is STEPS steps (the healthy DDPM loop still warns at 120: it is not trained yet); the full size (SEEDS seeds
+of 6 healthy loops, BROKEN_SEEDS of each broken one) is about 50 runs of a few seconds each on one core, well within
+15 minutes; `quick` (QUICK_SEEDS seeds, one broken seed) took 84 s for 22 runs on one core shared with other work, its
+rows marked quick and its `met` left empty. Run it alone: `python -m benchmarks --only bench_calibration [--quick]`."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+import gendiag
+from benchmarks.calibration_loops import LOOPS
+from gendiag.findings import STAGES, Finding
+from gendiag.rules.thresholds import THRESHOLDS, calibration_rows
+
+FULL_ONLY = True
+SEEDS, QUICK_SEEDS = 5, 2
+BROKEN_SEEDS, QUICK_BROKEN_SEEDS = 2, 1
+STEPS = 300
+RAISED = ("warning", "critical")
+
+Statistic = Callable[[dict[str, Any]], "float | None"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A code's broken loops (loop name, bug) and, where the margin is measured, the statistic read from the probes'
+    states and the threshold (a name in THRESHOLDS) it is judged against; `fires_below` for a rule that fires when
+    the statistic is under the threshold."""
+
+    code: str
+    broken: tuple[tuple[str, str], ...]
+    statistic: Statistic | None = None
+    threshold: str | None = None
+    fires_below: bool = False
+
+
+def _restart_residual(states: dict[str, Any]) -> float | None:
+    """The smallest residual of the sampling blocks' restart fit (how exactly each input less the first is a multiple
+    of the previous output); 0 for a state that never moves."""
+    motions = states.get("sampling_calls", {}).get("motions", [])
+    values = [0.0 if m["largest_change"] < THRESHOLDS["sampler.frozen"].value else m["restart_residual"]
+              for m in motions]
+    values = [v for v in values if v is not None]
+    return min(values) if values else None
+
+
+def _untrained(states: dict[str, Any]) -> float | None:
+    return states.get("sampling_calls", {}).get("untrained_share")
+
+
+CALIBRATION: tuple[Entry, ...] = (
+    Entry("sampler-state-frozen", (("flow", "sampler-still"), ("flow", "sampler-restart"), ("ddpm", "sampler-still")),
+          _restart_residual, "sampling_calls.restart_residual", fires_below=True),
+    Entry("t-range-untrained", (("ddpm", "t-quarter"),), _untrained, "sampling_calls.t_untrained_warning"),
+    Entry("train-sample-input-mismatch", (("flow", "x0-input"),)),
+    Entry("schedule-not-reaching-noise", (("ddpm", "schedule-short"),)),
+    Entry("no-gradient-reaches", (("gan", "g-detached"),)),
+    Entry("posterior-collapse", (("vae", "kl-heavy"),)),
+    Entry("loss-nonfinite", (("autoregressive", "lr-huge"),)),
+    Entry("params-stalled", (("gan", "d-never-stepped"),)),
+    Entry("grad-accumulating", (("flow", "no-zero-grad"),)),
+    Entry("loss-unbounded-below", (("vae", "kl-sign"),)),
+    Entry("gan-d-output-squashed", (("gan", "d-sigmoid"),)),
+)
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    seeds = QUICK_SEEDS if quick else SEEDS
+    broken_seeds = QUICK_BROKEN_SEEDS if quick else BROKEN_SEEDS
+    jobs = [(task, None, seed) for task in LOOPS for seed in range(seeds)]
+    jobs += [(loop, bug, seed) for entry in known() for loop, bug in entry.broken for seed in range(broken_seeds)]
+    results: dict[tuple[str, str | None, int], tuple[list[Finding], dict[str, Any]]] = {}
+    columns = (TextColumn("calibration {task.fields[run]:<32}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with tempfile.TemporaryDirectory() as out, Progress(*columns) as progress:
+        bar = progress.add_task("runs", total=len(jobs), run="")
+        for loop, bug, seed in jobs:
+            name = f"{loop}{'' if bug is None else '/' + bug} seed {seed}"
+            progress.update(bar, run=name)
+            if (loop, bug, seed) not in results:
+                results[(loop, bug, seed)] = _run(loop, bug, seed, STEPS, Path(out) / name.replace(" ", "_")
+                                                  .replace("/", "-"))
+            progress.advance(bar)
+    return _rows(results, seeds, quick)
+
+
+def known() -> list[Entry]:
+    """One entry per code this build raises (listed in `STAGES`), in the order of `STAGES`: the one in
+    `CALIBRATION`, or one without broken loops (its false alarms are still counted)."""
+    listed = {entry.code: entry for entry in CALIBRATION}
+    return [listed.get(code, Entry(code, ())) for codes in STAGES.values() for code in codes]
+
+
+def _run(loop: str, bug: str | None, seed: int, steps: int, run_dir: Path) -> tuple[list[Finding], dict[str, Any]]:
+    """One loop's findings and its probes' states, read without drawing the report."""
+    monitor: gendiag.Monitor = LOOPS[loop](run_dir, seed, steps, bug)
+    findings = [finding for probe in monitor.probes for finding in probe.findings(monitor.ctx)]
+    states = {probe.name: probe.state() for probe in monitor.probes}
+    monitor.close()
+    return findings, states
+
+
+def _rows(results: dict, seeds: int, quick: bool) -> list[dict[str, Any]]:
+    healthy = {key: value for key, value in results.items() if key[1] is None}
+    size = f" (quick: {seeds} seeds)" if quick else ""
+    rows = []
+    staged = {entry.code for entry in known()}
+    for entry in known() + [entry for entry in CALIBRATION if entry.code not in staged]:
+        if entry.code not in staged:
+            rows.append({"benchmark": "calibration", "figure": entry.code, "median": None, "spread": None,
+                         "unit": "pending", "goal": "0 false alarms, every broken run detected", "met": None,
+                         "note": f"pending: this build does not raise {entry.code} yet (broken loops written: "
+                                 f"{', '.join(f'{loop}/{bug}' for loop, bug in entry.broken)})"})
+            continue
+        alarms = [f"{loop} seed {seed}" for (loop, _, seed), (found, _) in healthy.items()
+                  if any(f.code == entry.code and f.severity in RAISED for f in found)]
+        broken = {key: value for key, value in results.items() if key[1] is not None and (key[0], key[1]) in
+                  entry.broken}
+        detected = [key for key, (found, _) in broken.items()
+                    if any(f.code == entry.code and f.severity in RAISED for f in found)]
+        missed = sorted(f"{loop}/{bug} seed {seed}" for loop, bug, seed in set(broken) - set(detected))
+        note = ([f"detected {len(detected)} of {len(broken)} broken runs "
+                 f"({', '.join(sorted({f'{k[0]}/{k[1]}' for k in broken}))})"] if broken else
+                ["no broken loop yet: false alarms only"])
+        if missed:
+            note.append(f"missed: {', '.join(missed)}")
+        if alarms:
+            note.append(f"false alarms: {', '.join(alarms)}")
+        if broken:
+            note.append(_margin(entry, healthy, broken))
+        cited = [name for name in THRESHOLDS if entry.code in (calibration_rows(name) or ())]
+        if cited:
+            note.append(f"thresholds: {', '.join(cited)}")
+        rows.append({"benchmark": "calibration", "figure": entry.code, "median": float(len(alarms)), "spread": None,
+                     "unit": f"false alarms of {len(healthy)} healthy runs", "goal": "0 false alarms, every broken "
+                     "run detected", "met": None if quick else (not alarms and len(detected) == len(broken)),
+                     "note": "; ".join(note) + size})
+    noisy = sorted({f"{loop} seed {seed}: {', '.join(sorted({f.code for f in found if f.severity in RAISED}))}"
+                    for (loop, _, seed), (found, _) in healthy.items() if any(f.severity in RAISED for f in found)})
+    rows.append({"benchmark": "calibration", "figure": "any code", "median": float(len(noisy)), "spread": None,
+                 "unit": f"healthy runs of {len(healthy)} with a warning", "goal": "0",
+                 "met": None if quick else not noisy,
+                 "note": ("; ".join(noisy) if noisy else f"no warning on any healthy run ({', '.join(LOOPS)})") + size})
+    return rows
+
+
+def _margin(entry: Entry, healthy: dict, broken: dict) -> str:
+    """The healthiest and the most broken statistic against the threshold, or why there is none."""
+    if entry.statistic is None or entry.threshold is None:
+        return "margin not measured (no statistic read for this code yet)"
+    limit = THRESHOLDS[entry.threshold].value
+    sick = [v for v in (entry.statistic(states) for _, states in broken.values()) if v is not None]
+    well = [v for v in (entry.statistic(states) for _, states in healthy.values()) if v is not None]
+    pick_well, pick_sick = (min, max) if entry.fires_below else (max, min)
+    parts = [f"threshold {entry.threshold} = {limit:g}"]
+    parts.append(f"healthy runs nearest to it {pick_well(well):.3g}" if well else "no healthy run measured")
+    parts.append(f"broken runs nearest to it {pick_sick(sick):.3g}" if sick else "no broken run measured")
+    return ", ".join(parts)
