@@ -104,15 +104,17 @@ class ProbeContext:
         relative = f"figures/{name}.png"
         path = self.run_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        png = io.BytesIO()
-        figure.savefig(png, dpi=DPI, format="png", pil_kwargs={"compress_level": 1})
-        pyplot = sys.modules.get("matplotlib.pyplot")  # a figure of the user's own; ours (`new_figure`) have no manager
-        if pyplot is not None:
-            pyplot.close(figure)
-        atomic_write_bytes(path, png.getvalue())
+        png = _png(figure)
+        atomic_write_bytes(path, png)
         for sink in self.sinks:
-            sink.image(f"figures/{name}", png.getvalue(), self.step if step is None else step)
+            sink.image(f"figures/{name}", png, self.step if step is None else step)
         return relative
+
+    def log_figure(self, figure: "Figure", tag: str, step: int | None = None) -> None:
+        """Send a figure to the sinks only (TensorBoard's images over time), not to the run folder; close it."""
+        png = _png(figure)
+        for sink in self.sinks:
+            sink.image(tag, png, self.step if step is None else step)
 
     @contextlib.contextmanager
     def suspended_recording(self) -> Iterator[None]:
@@ -176,3 +178,13 @@ def _call(watched: WatchedModel, name: str, x: torch.Tensor, t: torch.Tensor | N
     args = [placements[i] for i in positions]
     kwargs = {k: v for k, v in placements.items() if isinstance(k, str)}
     return watched.module(*args, **kwargs)
+
+
+def _png(figure: "Figure") -> bytes:
+    """The figure as PNG bytes; closed where pyplot holds it (a figure of the user's own; ours have no manager)."""
+    png = io.BytesIO()
+    figure.savefig(png, dpi=DPI, format="png", pil_kwargs={"compress_level": 1})
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(figure)
+    return png.getvalue()

@@ -239,7 +239,7 @@ class Monitor:
             self.ctx.log_scalar(key if "/" in key else f"train/{key}", value, record.step)
         if self._phase_seconds:
             for phase_name, seconds in self._phase_seconds.items():
-                self.ctx.table.add(record.step, f"time/{phase_name}", seconds)
+                self.ctx.log_scalar(f"time/{phase_name}", seconds, record.step)
             self._phase_seconds.clear()
         self._dispatch("on_step", record)
         if self._live is not None and self._live.due(record.step):
@@ -316,8 +316,11 @@ class Monitor:
             sink.close()
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-        """The run's settings and headline figures, for TensorBoard's HParams dashboard (compare runs there)."""
+        """The run's settings and headline figures, for TensorBoard's HParams dashboard (compare runs there); the
+        figures are also scalars at the last step, in every sink."""
         self.ctx.tb.hparams(hparams, metrics)
+        for tag, value in metrics.items():
+            self.ctx.log_scalar(tag, float(value), self.ctx.step)
 
     def finish(self, *, partial: str | None = None) -> Report:
         """Final probe work, then findings.json, metrics.csv, report.md and report.html. Idempotent.
@@ -343,8 +346,7 @@ class Monitor:
         findings = sort_findings(findings + failed)
         cleared = sort_findings(self._stamp(findings))
         sections = conclusions + sections
-        for sink in self.ctx.sinks:
-            sink.text("findings", _findings_text(findings), 0)
+        _log_findings(self.ctx.sinks, findings, self.ctx.step)
         if self.ctx.layout:
             self.ctx.tb.layout(self.ctx.layout)
         self.close()
@@ -587,3 +589,14 @@ def _findings_text(findings: list[Finding]) -> str:
     if not findings:
         return "No findings."
     return "\n\n".join(f"**{f.severity.upper()}** `{f.code}` — {f.title}: {f.message}" for f in findings)
+
+
+def _log_findings(sinks: list[Sink], findings: list[Finding], last_step: int) -> None:
+    """All findings as one text at the run's last step ("findings"), and each under "findings/<code>" at the step it
+    first appeared (`first_step` where the finding has one, else the last step)."""
+    for sink in sinks:
+        sink.text("findings", _findings_text(findings), last_step)
+        for finding in findings:
+            first = getattr(finding, "first_step", None)  # set by live diagnosis; absent on findings made at the end
+            text = _findings_text([finding]) + (f"\n\n{finding.suggestion}" if finding.suggestion else "")
+            sink.text(f"findings/{finding.code}", text, last_step if first is None else int(first))

@@ -1,6 +1,6 @@
 """Gradients and updates of the watched networks: global and per-tensor gradient norms, the update-to-weight ratio
 of a step, the gradient noise (how much two consecutive batch gradients differ against what they share), and
-histograms of weights and gradients a handful of times over the run. The measurements are
+histograms of weights and gradients over the run on a thinning stride. The measurements are
 `gendiag.quantities.gradients` (and `gradient_norms`), the rules `gendiag.rules.gradients`, the figure
 `gendiag.figures.gradients`; this module hooks them to the Monitor and writes TensorBoard.
 
@@ -9,9 +9,11 @@ buffer allocated once on their device; every 64 due steps the buffer is copied t
 of at most 2048 rows (when full it keeps every other row and halves its rate). Every 20 due steps the probe copies
 the weights and gradients (memory: 2x the watched parameters, allocated once and reused) and at the next
 `Monitor.step` measures the update ‖W_s - W_{s-1}‖ / ‖W_s‖ per tensor and the gradient difference. Histograms of
-weights and gradients: a strided sample of 4096 values of each is kept at the first due step, then at steps ~100,
-1000, 10000, ... (32 kB per tensor each time, on the CPU) and written to TensorBoard by `finish`, with the final
-weights.
+weights and gradients: a strided sample of 4096 values of each is taken at the first due step, then every 100 steps,
+the interval doubling after every 20 histograms, and written to TensorBoard at the next `Monitor.step` (the final
+weights by `finish`). Every gradient-norm row kept (the global norm and, up to 32 tensors, each tensor's), every
+measured update ratio and noise-to-signal value goes to the sinks at the step it describes, so TensorBoard holds
+the same points as the report's figure.
 
 Where the gradients are read. With an optimizer under watch (`Monitor.watch(model, optimizer=opt)` or
 `Monitor.watch_optimizer(opt)`), the gradients of the watched tensors that optimizer holds are read in its step
@@ -50,7 +52,6 @@ from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
 from gendiag.report.section import ProbeSection
-from gendiag.probes.thinning import LogStride
 from gendiag.quantities.gradients import GradientReadings, sample
 from gendiag.rules.gradients import gradient_findings, judge_gradients
 
@@ -70,9 +71,6 @@ class GradientsProbe(Probe):
         super().__init__(every)
         self.readings = GradientReadings(every)
         self.arrival_hooks: dict[int, torch.utils.hooks.RemovableHandle] = {}
-        self.stride = LogStride(first=250)
-        self.layer_stride = LogStride(budget=100, first=500)
-        self.ratio_stride = LogStride(first=10)  # over measured updates (one per 20 due readings)
         self.logged_at: dict[str, int] = {}
         self.summary: dict[str, Any] = {}
         self.cached: tuple[tuple[int, int], dict[str, Any]] | None = None  # ((readings' changes, step), summary)
@@ -103,8 +101,8 @@ class GradientsProbe(Probe):
         if full:
             self._flush(ctx)
         for update in updates:
-            if self.ratio_stride.take(update.number):
-                self._log_update(ctx, update.step, update.ratio, update.mask, update.noise_to_signal)
+            self._log_update(ctx, update.step, update.ratio, update.mask, update.noise_to_signal)
+        self._write_histograms(ctx)
 
     def _judged(self, ctx: ProbeContext) -> dict[str, Any]:
         """The judged summary of the readings flushed so far, computed once per change and step."""
@@ -136,8 +134,7 @@ class GradientsProbe(Probe):
         if readings.ratios and self.logged_at.get("update") != readings.ratio_steps[-1]:
             self._log_update(ctx, readings.ratio_steps[-1], readings.ratios[-1], readings.ratio_masks[-1],
                              readings.noise_ratios[-1] if readings.noise_ratios else None)
-        for tag, step, values in readings.histograms:
-            _histogram(ctx, tag, values, step)
+        self._write_histograms(ctx)
         for name, param in zip(readings.names, readings.params):
             _histogram(ctx, f"weights/{name}", sample(param), ctx.step)
         norms = readings.norms.norms()
@@ -174,12 +171,16 @@ class GradientsProbe(Probe):
     # -- TensorBoard ------------------------------------------------------------------------------
 
     def _flush(self, ctx: ProbeContext) -> None:
-        """Move the pending gradient norms into the history and log a few of the rows kept."""
+        """Move the pending gradient norms into the history and log every row kept."""
         for step, norms in self.readings.flush():
-            if self.stride.take(step):
-                self._log_global(ctx, step, norms)
-            if self.layer_stride.take(step):
-                self._log_layers(ctx, step, norms)
+            self._log_global(ctx, step, norms)
+            self._log_layers(ctx, step, norms)
+
+    def _write_histograms(self, ctx: ProbeContext) -> None:
+        """The histograms taken since the last call, to TensorBoard (so that they are not held in memory)."""
+        for tag, step, values in self.readings.histograms:
+            _histogram(ctx, tag, values, step)
+        self.readings.histograms.clear()
 
     def _log_global(self, ctx: ProbeContext, step: int, norms: np.ndarray) -> None:
         """The global gradient norm and, with several networks, each network's own (grad/global_norm/NAME)."""

@@ -1,8 +1,8 @@
 """The training loss over steps: running mean and spread, the trend over windows, spikes, oscillation that grows,
 non-finite values.
 
-Per step it appends one float (and updates an exponential running mean and variance, logged to TensorBoard on a
-thinning stride); the window statistics (`gendiag.quantities.loss`) and the rules (`gendiag.rules.loss`) run
+Per step it appends one float (and updates an exponential running mean and variance, logged to every sink at each
+step); the window statistics (`gendiag.quantities.loss`) and the rules (`gendiag.rules.loss`) run
 when findings are asked for, the figure (`gendiag.figures.loss`) in `finish`.
 
 Findings:
@@ -29,7 +29,6 @@ from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
 from gendiag.report.section import ProbeSection
-from gendiag.probes.thinning import LogStride
 from gendiag.quantities.loss import INTERNAL, LossSeries, LossTerms, latent_kl
 from gendiag.rules.loss import judge_trend, loss_findings
 
@@ -47,7 +46,6 @@ class LossProbe(Probe):
         self.series = LossSeries()
         self.terms = LossTerms()
         self.critic = False  # a Wasserstein critic's loss (d_output="critic") has no floor by design
-        self.stride = LogStride(first=250)
         self.logged_at: int | None = None
         self.summary: dict[str, Any] = {}
         self.cached: tuple[int, dict[str, Any]] | None = None  # (losses recorded, judged summary)
@@ -61,7 +59,7 @@ class LossProbe(Probe):
             return
         self.terms.add_scalars(record.step, record.scalars)
         self.critic = self.critic or record.labels.get("d_output") == "critic"
-        if self.series.add(record.step, record.loss) and self.stride.take(record.step):
+        if self.series.add(record.step, record.loss):
             self._log_running(ctx, record.step)
 
     def on_latents(self, ctx: ProbeContext, mu: torch.Tensor, logvar: torch.Tensor, step: int) -> None:

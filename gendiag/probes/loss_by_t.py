@@ -38,7 +38,6 @@ from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
 from gendiag.report.section import ProbeSection
-from gendiag.probes.thinning import LogStride
 from gendiag.quantities.loss_by_t import BINS, TimeBinnedLoss, summarise_loss_by_t, variance_shares
 from gendiag.rules.loss_by_t import judge_bins, loss_by_t_findings
 
@@ -56,9 +55,6 @@ class LossByTProbe(Probe):
     def __init__(self, every: int = 1) -> None:
         super().__init__(every)
         self.bins = TimeBinnedLoss()
-        self.closed_chunks = 0
-        self.logged_chunks = 0
-        self.log_stride = LogStride(budget=125, first=8)  # over closed chunks: TensorBoard every 8th chunk at first
         self.summary: dict[str, Any] = {}
         self.cached: tuple[tuple[int, int], dict[str, Any]] | None = None  # ((steps added, last step), summary)
 
@@ -86,10 +82,7 @@ class LossByTProbe(Probe):
 
     def _close_chunk(self, ctx: ProbeContext, step: int) -> None:
         stats = self.bins.close_chunk(step, ctx.facts.get("schedule"))
-        self.closed_chunks += 1
-        if self.log_stride.take(self.closed_chunks):
-            _log_chunk(ctx, stats, step)
-            self.logged_chunks = self.closed_chunks
+        _log_chunk(ctx, stats, step)
 
     def _judged(self, ctx: ProbeContext) -> dict[str, Any] | None:
         """The judged summary of everything gathered so far (the open chunk ending at the current step), computed
@@ -107,8 +100,6 @@ class LossByTProbe(Probe):
             self._close_chunk(ctx, ctx.step)
         if not self.bins.chunks:
             return None
-        if self.logged_chunks != self.closed_chunks:  # the last chunk, so short runs get a point too
-            _log_chunk(ctx, self.bins.chunks[-1], self.bins.chunk_steps[-1][1])
         judged = self._judged(ctx)
         self.summary = {k: v for k, v in judged.items() if k != "table"}
         ctx.save_figure(loss_by_t_figure(judged, self.bins.chunks, self.bins.chunk_steps), FIGURE)

@@ -3,7 +3,9 @@
 It needs no facts: the data batches seen through `observe_data(role="data")` are the reference. Per batch it only
 offers the rows to a reservoir (uniform over all rows of all batches, at most 2,048 rows and 2^21 numbers, images
 flattened, its own seeded generator: `gendiag.flow.reservoir`). On each `observe_samples` it logs the samples'
-scale against the data's (`samples/std_ratio`, `samples/mean_offset`); at the end it compares the last samples with
+scale against the data's (`samples/std_ratio`, `samples/mean_offset`) and a picture of the samples beside the data
+to TensorBoard (`samples/over_data`: image grids where a sample reads as an image, by its shape or the fact
+`image_shape`, else a scatter over the data; on a thinning stride over the observations); at the end it compares the last samples with
 the kept rows (`gendiag.metrics.samples_vs_data`): scale and mean offset; W2 in the data space (D <= 10) or in
 the data's 10 leading principal components, against its floor (W2 between two disjoint data subsets of the
 samples' size) and against a Gaussian with the data's mean and covariance; PRDC coverage against its floor.
@@ -46,9 +48,11 @@ from typing import Any
 import torch
 
 from gendiag.context import ProbeContext
+from gendiag.figures.samples_vs_data import image_shape, samples_figure, samples_snapshot
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe
+from gendiag.probes.thinning import LogStride
 from gendiag.report.section import ProbeSection
 from gendiag.quantities.samples_vs_data import SamplesAgainstData
 from gendiag.rules.samples_vs_data import samples_unlike_data
@@ -67,6 +71,9 @@ class SamplesVsDataProbe(Probe):
         self.against = SamplesAgainstData()
         self.judge_cover = True
         self.judge_narrow = True
+        self.shape: tuple[int, int, int] | None = None  # (C, H, W) where a sample reads as an image
+        self.observations = 0
+        self.snapshots = LogStride(budget=50, first=1)  # over observations
 
     @property
     def data(self) -> Any:
@@ -82,8 +89,14 @@ class SamplesVsDataProbe(Probe):
             self.against.add_data(batch)
 
     def on_samples(self, ctx: ProbeContext, samples: torch.Tensor, step: int) -> None:
-        for key, value in self.against.add_samples(samples, step).items():
+        self.shape = image_shape(tuple(samples.shape[1:]), ctx.facts.get("image_shape"))
+        compared = self.against.add_samples(samples, step)
+        for key, value in compared.items():
             ctx.log_scalar(f"samples/{key}", value, step)
+        self.observations += 1
+        if compared and self.snapshots.take(self.observations):
+            ctx.log_figure(samples_snapshot(self.against.samples, self.against.data.rows, self.shape, step),
+                           "samples/over_data", step)
 
     def finish(self, ctx: ProbeContext) -> ProbeSection | None:
         title = "Samples against the data"
@@ -93,11 +106,9 @@ class SamplesVsDataProbe(Probe):
         skipped = against.why_not()
         if skipped is not None:
             return ProbeSection(title=title, text=f"Not measured: {skipped}.")
-        from gendiag.figures.samples_vs_data import samples_figure
-
         data = against.data.rows
         gap = against.gap()
-        figure = ctx.save_figure(samples_figure(against.samples, data, gap), FIGURE)
+        figure = ctx.save_figure(samples_figure(against.samples, data, gap, self.shape), FIGURE)
         text = (f"{gap.n_samples} samples (step {against.samples_step}) against {gap.n_data} data rows kept of "
                 f"{against.data.seen} seen, {gap.dimension} values each. Overall std ratio {gap.std_ratio:.3g} "
                 f"(data subsets of {gap.n_compared} rows: within {gap.std_ratio_floor:.3g}x), per-dimension std "

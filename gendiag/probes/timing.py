@@ -2,9 +2,10 @@
 time between consecutive `Monitor.step` calls; what no phase covers is "other" (the Monitor, logging, code outside
 the phases).
 
-Per step the probe reads the clock once; the Monitor already puts each phase's seconds per step into the metrics
-table (`time/<phase>`), which is joined with the step intervals when findings or the section are asked for
-(`gendiag.quantities.timing`; rule `gendiag.rules.timing`, figure `gendiag.figures.timing`).
+Per step the probe reads the clock once; the Monitor already logs each phase's seconds per step to every sink
+(`time/<phase>`: TensorBoard and the metrics table), which are joined with the step intervals when findings or the section are asked for
+(`gendiag.quantities.timing`); at the end the untimed rest of each step and the whole step are logged beside
+them (`time/other`, `time/total`, seconds; rule `gendiag.rules.timing`, figure `gendiag.figures.timing`).
 
 Finding:
 - `data-bottleneck` (warning): phases named like data loading (the name holds "data" or "load") take at least half
@@ -29,7 +30,6 @@ from gendiag.rules.timing import is_bottleneck, timing_findings
 if TYPE_CHECKING:
     import pandas as pd
 
-TB_POINTS = 500
 FIGURE = "step_time"
 
 
@@ -46,7 +46,7 @@ class TimingProbe(Probe):
         self.cached: tuple[int, pd.DataFrame, dict[str, Any]] | None = None  # (steps measured, per step, summary)
 
     def setup(self, ctx: ProbeContext) -> None:
-        ctx.add_chart("time", "milliseconds per step by phase", ["time/ms/.*"])
+        ctx.add_chart("time", "seconds per step by phase", [r"time/(?!share/).*"])
 
     def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
         self.clock.tick(record.step, self.due(record.step))
@@ -83,12 +83,11 @@ class TimingProbe(Probe):
 
 
 def _log(ctx: ProbeContext, per_step: "pd.DataFrame", summary: dict[str, Any]) -> None:
-    """Milliseconds per step and phase to TensorBoard (at most TB_POINTS averaged points each), shares once."""
-    groups = np.arange(len(per_step)) * TB_POINTS // len(per_step)
-    averaged = per_step.groupby(groups).mean()
-    last_steps = per_step.index.to_numpy()[np.r_[np.flatnonzero(np.diff(groups)), len(groups) - 1]]
-    for phase in averaged.columns:
-        for step, value in zip(last_steps, averaged[phase].to_numpy()):
-            ctx.tb.scalar(f"time/ms/{phase}", 1000 * float(value), int(step))
+    """The untimed rest of each measured step and its whole interval, in seconds, beside the phases' own per-step
+    tags (the Monitor logs those), and each phase's share of the run at its last step, to every sink."""
+    steps = per_step.index.to_numpy()
+    for column in ("other", "total"):
+        for step, value in zip(steps, per_step[column].to_numpy()):
+            ctx.log_scalar(f"time/{column}", float(value), int(step))
     for phase, share in summary["shares"].items():
-        ctx.log_scalar(f"time/share/{phase}", share, int(per_step.index[-1]))
+        ctx.log_scalar(f"time/share/{phase}", share, int(steps[-1]))

@@ -22,8 +22,8 @@ from gendiag.quantities.gradient_norms import Group, NormHistory, missing_norm
 
 SAMPLE_EVERY = 20
 HISTOGRAM_VALUES = 4096
-HISTOGRAM_SECOND = 100
-HISTOGRAM_GROWTH = 10  # histograms at the first due step, then at steps ~100, 1000, 10000, ... and at the end
+HISTOGRAM_STRIDE = 100  # histograms at the first due step, then at the multiples of 100 ...
+HISTOGRAM_BUDGET = 20  # ... the interval doubling after every 20 histograms
 
 
 @dataclass
@@ -66,7 +66,9 @@ class GradientReadings:
         self.open_noise: list[np.ndarray] = []
         self.noise_steps: list[int] = []
         self.noise_ratios: list[float] = []
-        self.next_histogram = 0.0
+        self.next_histogram = 0
+        self.histogram_stride = HISTOGRAM_STRIDE
+        self.histograms_taken = 0
         self.histograms: list[tuple[str, int, torch.Tensor]] = []
         self.open_histograms: list[tuple[str, torch.Tensor]] = []
         self.lr: float | None = None
@@ -204,7 +206,10 @@ class GradientReadings:
                 hooked.histogram_due = hooked is not group
             if group is not None:
                 self._grad_histograms(group, step)
-            self.next_histogram = max(step * HISTOGRAM_GROWTH, HISTOGRAM_SECOND)
+            self.histograms_taken += 1
+            if self.histograms_taken % HISTOGRAM_BUDGET == 0:
+                self.histogram_stride *= 2
+            self.next_histogram = (step // self.histogram_stride + 1) * self.histogram_stride
         return full, updates
 
     def flush(self) -> list[tuple[int, np.ndarray]]:

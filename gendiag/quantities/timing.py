@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DATA_WORDS = ("data", "load")  # a phase whose name holds one of these prepares data
+TIMING_OWN = ("time/other", "time/total")  # what the timing probe logs itself under time/, not phases
 
 
 class StepIntervals:
@@ -41,7 +42,7 @@ def phase_seconds(frame: "pd.DataFrame", steps: np.ndarray, intervals: np.ndarra
     tag, step, value; the phases' tags are "time/<phase>"); "other" is the untimed rest of the interval."""
     import pandas as pd
 
-    ours = frame["tag"].str.startswith(("time/ms/", "time/share/"))  # what the timing probe logs itself
+    ours = frame["tag"].str.startswith(("time/ms/", "time/share/")) | frame["tag"].isin(TIMING_OWN)
     phases = frame[frame["tag"].str.startswith("time/") & ~ours]
     table = phases.assign(phase=phases["tag"].str.slice(5)).pivot_table(
         index="step", columns="phase", values="value", aggfunc="sum")
