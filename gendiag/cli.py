@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -15,6 +15,9 @@ from rich.table import Table
 from gendiag import __version__
 from gendiag.errors import RunInterrupted
 from gendiag.probes.base import TASKS
+
+if TYPE_CHECKING:
+    from gendiag.report import Report
 
 SHIPPED_CASES = Path(__file__).resolve().parent / "cases"  # package data; the repository's cases/ links here
 console = Console(stderr=False, highlight=False)
@@ -63,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=None, metavar="N",
                      help="torch threads (overrides the case's run.threads; default: OMP_NUM_THREADS when set, else "
                      "the physical cores available); results repeat bit for bit for a fixed seed and thread count")
+    run.add_argument("--stop-on", choices=("warning", "critical"), default=None,
+                     help="end the run at the first live check that finds a finding this severe (or worse): the "
+                     "report is written and says so, the checkpoint is kept, the exit status is 0")
     run.set_defaults(handler=_cmd_run)
 
     listing = sub.add_parser("list", help="list the cases with a one-line description each",
@@ -133,12 +139,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 note = None
             update(step, info)
 
-        result = run_case(case, out_root=args.out, progress=progress, resume_dir=args.resume)
+        def announce(line: str) -> None:
+            """A live finding, printed above the bar (rich keeps the bar whole)."""
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+        result = run_case(case, out_root=args.out, progress=progress, resume_dir=args.resume, stop_on=args.stop_on,
+                          announce=announce)
     console.print(f"run folder: {result.run_dir}")
     if result.report.partial:
         console.print(f"[bold red]partial run[/]: {result.report.partial}")
     _print_results(result.results)
     _print_findings(result.report.findings)
+    _print_known(result.report)
     if result.report.finish_seconds is not None:
         from gendiag.report.markdown import finish_cost
 
@@ -208,6 +220,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     write_reports(report)
     console.print(f"wrote {report.markdown_path} and {report.html_path}")
     _print_findings(report.findings)
+    _print_known(report)
     return 0
 
 
@@ -286,6 +299,18 @@ def _print_findings(findings: list) -> None:
     for finding in findings:
         table.add_row(f"[{colour[finding.severity]}]{finding.severity}[/]", finding.code, finding.title)
     console.print(table)
+
+
+def _print_known(report: "Report") -> None:
+    """How early each critical finding was known ('target-explodes known at step 12 of 200 (6%)'), and what was
+    announced during training but cleared before the end."""
+    for finding in report.findings:
+        if finding.severity == "critical" and finding.first_step is not None and report.steps:
+            console.print(f"{finding.code} known at step {finding.first_step} of {report.steps} "
+                          f"({finding.first_step / report.steps:.0%})", markup=False, highlight=False)
+    for finding in report.cleared:
+        console.print(f"cleared during training: {finding.severity} {finding.code}, held from step "
+                      f"{finding.first_step} to {finding.last_step}", markup=False, highlight=False)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
 from gendiag.errors import CaseError
+from gendiag.live import CHECK_EVERY, CHECK_SECONDS
 from gendiag.recipes import get_recipe
 
 __all__ = ["Case", "CaseError", "CaseFile", "DistributionName", "DistributionParams", "Section", "distribution_name",
@@ -48,6 +49,8 @@ class ProbesConfig(Section):
     set: Literal["default", "all"] | list[str] = "default"
     every: int = Field(1, ge=1, description="step interval of the probes' per-step work")
     strict: bool = False
+    check_every: int = Field(CHECK_EVERY, ge=0, description="steps between live checks of the findings (0: none)")
+    check_seconds: float = Field(CHECK_SECONDS, ge=0, description="least wall time between two live checks")
 
 
 class RunConfig(Section):

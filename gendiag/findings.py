@@ -132,7 +132,9 @@ class Finding:
 
     `evidence` holds plain numbers, lists and short strings measured in the run (steps, t ranges, ratios);
     `figure` is the path of the figure that shows it, relative to the run folder; `consequence_of` the codes of
-    the findings of the same run that likely explain this one (set by `link_consequences`).
+    the findings of the same run that likely explain this one (set by `link_consequences`). `first_step` is the
+    first step at which the finding held (its first live check, or the run's last step for a finding computed only
+    at the end); `last_step` the last step at which one that later cleared still held (None while it holds).
     """
 
     code: str
@@ -144,6 +146,8 @@ class Finding:
     figure: str | None = None
     probe: str = ""
     consequence_of: list[str] = field(default_factory=list)
+    first_step: int | None = None
+    last_step: int | None = None
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITY_RANK:

@@ -16,6 +16,8 @@ from gendiag.context import Call, Inputs, ProbeContext, WatchedModel, batch_time
 from gendiag.facts import check_facts
 from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
+from gendiag.live import (CHECK_EVERY, CHECK_SECONDS, JOURNAL, Announce, LiveChecks, check_schedule, check_stop_on,
+                          stops)
 from gendiag.probes import select_probes
 from gendiag.probes.base import HEAD_ROWS, TASKS, ForwardCall, Probe, StepRecord
 from gendiag.report import ProbeSection, Report, render_run
@@ -45,6 +47,18 @@ class Monitor:
             TensorBoard adds an event file beside the old ones, and `finish` writes the reports anew.
         sinks: more destinations for every scalar, figure and text the run logs (subclasses of
             `gendiag.sinks.Sink`), besides the two defaults: TensorBoard (`tb/`) and the scalar table (`metrics.csv`).
+        check_every: live checks: every probe's rules are asked after a step once at least this many steps and
+            `check_seconds` of wall time have passed since the last check; the first time a warning or critical
+            finding holds it is announced once (a console line, a TensorBoard text entry, a line of
+            `findings_live.jsonl`), and again when it stops holding. None: no live checks (findings at the end only).
+        check_seconds: the least wall time between two live checks, which keeps them nearly free on fast loops;
+            a check also waits until the checks so far take at most 2% of the wall time.
+        stop_on: None, "warning" or "critical": `should_stop` becomes true once a live check finds a finding of
+            that severity or worse (the loop decides what to do; `gendiag run --stop-on` ends the run there).
+        total_steps: the number of steps the loop plans to run, for the report's "first seen at step N of M" (and
+            a run that stops early); default: the last step reached.
+        announce: where the announcement lines go (`announce(line)`); default: stderr, through `tqdm.write` when
+            the loop uses tqdm, so that a progress bar stays whole.
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
             `reference=data`, `likelihood="bernoulli"`, `entropy=nats_per_position` (autoregressive),
@@ -66,6 +80,11 @@ class Monitor:
         overwrite: bool = False,
         resume: bool = False,
         sinks: Sequence[Sink] = (),
+        check_every: int | None = CHECK_EVERY,
+        check_seconds: float = CHECK_SECONDS,
+        stop_on: str | None = None,
+        total_steps: int | None = None,
+        announce: Announce | None = None,
         **facts: Any,
     ) -> None:
         if task not in TASKS:
@@ -73,7 +92,16 @@ class Monitor:
         if record_rows < 1:
             raise ValueError(f"Monitor: record_rows must be >= 1, got {record_rows}")
         check_facts(facts, keywords=("task", "probes", "every", "strict", "record_rows", "overwrite", "resume",
-                                     "sinks"))
+                                     "sinks", "check_every", "check_seconds", "stop_on", "total_steps", "announce"))
+        self.stop_on = check_stop_on(stop_on)
+        check_schedule(check_every, check_seconds)
+        if total_steps is not None and (isinstance(total_steps, bool) or not isinstance(total_steps, int)
+                                        or total_steps < 1):
+            raise ValueError(f"Monitor: total_steps must be an integer >= 1 (or None), got {total_steps!r}")
+        if announce is not None and not callable(announce):
+            raise TypeError(f"Monitor: announce must be callable(line), got {type(announce).__name__}")
+        if stop_on is not None and check_every is None:
+            raise ValueError(f"Monitor: stop_on={stop_on!r} needs live checks; give check_every a number of steps")
         for sink in sinks:
             if not isinstance(sink, Sink):
                 raise TypeError(f"Monitor: each of sinks must subclass gendiag.sinks.Sink, got {type(sink).__name__}")
@@ -104,6 +132,10 @@ class Monitor:
         self._user_sections: list[ProbeSection] = []
         self._conclusions: list[Callable[[list[Finding]], ProbeSection | None]] = []
         self._listeners: dict[str, list[Probe]] = {}
+        self._live = None if check_every is None else LiveChecks(self.run_dir, self.ctx.sinks, announce, check_every,
+                                                                 check_seconds)
+        self._stopped_on: tuple[Finding, int] | None = None
+        self.total_steps = total_steps
         self._dispatch("setup")
         self._wants_forward = any(p.wants_forward for p in self.probes)  # after setup: a probe may decide by task
 
@@ -210,6 +242,18 @@ class Monitor:
                 self.ctx.log_scalar(f"time/{phase_name}", seconds, record.step)
             self._phase_seconds.clear()
         self._dispatch("on_step", record)
+        if self._live is not None and self._live.due(record.step):
+            self._check_live(record.step)
+
+    @property
+    def should_stop(self) -> bool:
+        """True once a live check found a finding at least as severe as `stop_on` (always False without it)."""
+        return self._stopped_on is not None
+
+    @property
+    def stopped_on(self) -> tuple[Finding, int] | None:
+        """The finding that made `should_stop` true and the step of the check that found it, or None."""
+        return self._stopped_on
 
     @contextlib.contextmanager
     def sampling(self) -> Iterator[None]:
@@ -303,6 +347,7 @@ class Monitor:
         findings = sort_findings(link_consequences(findings + self._failures))
         conclusions, failed = self._conclude(findings)
         findings = sort_findings(findings + failed)
+        cleared = sort_findings(self._stamp(findings))
         sections = conclusions + sections
         for section in sections:
             for figure in section.figures:
@@ -319,7 +364,8 @@ class Monitor:
         atomic_write_json(self.run_dir / "probe_data.json",
                           {p.name: p.state() for p in self.probes})
         self._finished = render_run(self.run_dir, findings, sections, partial=partial,
-                                    finish_seconds=time.perf_counter() - start)
+                                    finish_seconds=time.perf_counter() - start,
+                                    steps=self.total_steps or self._last_step, cleared=cleared)
         return self._finished
 
     def __enter__(self) -> "Monitor":
@@ -356,6 +402,32 @@ class Monitor:
         if last is not None and step <= last:
             raise ValueError(f"Monitor.step: steps must increase, got {step} after {last}")
         return step
+
+    def _check_live(self, step: int) -> None:
+        """Ask every probe's rules now (a probe that raises is switched off as anywhere else), record what they
+        found, and note the first finding that calls for a stop."""
+        start = time.perf_counter()
+        findings: list[Finding] = []
+        for probe in list(self.probes):
+            for finding in self._call(probe, "findings") or []:
+                finding.probe = finding.probe or probe.name
+                findings.append(finding)
+        self._live.record(step, findings, spent=time.perf_counter() - start)
+        if self._stopped_on is None:
+            worst = sort_findings([f for f in findings if stops(f, self.stop_on)])
+            if worst:
+                self._stopped_on = (worst[0], step)
+
+    def _stamp(self, findings: list[Finding]) -> list[Finding]:
+        """Put on each final finding the step it first held (the last step for a finding no live check saw, or the
+        run without live checks); return the announced findings that cleared before the end."""
+        last = self._last_step if self._last_step is not None else 0
+        if self._live is None:
+            for finding in findings:
+                finding.first_step = finding.first_step if finding.first_step is not None else last
+            return []
+        running = {probe.name for probe in self.probes}
+        return self._live.stamp(findings, last, gone=lambda finding: finding.probe not in running)
 
     def _forward_hook(self, name: str) -> Any:
         watched = self.ctx.models[name]
@@ -455,7 +527,7 @@ class Monitor:
             evidence={"probe": name, "method": method, "step": self.ctx.step,
                       "traceback": str(log.relative_to(self.run_dir))},
             suggestion="Check the inputs this probe needs (see the traceback file); report a bug if they are right.",
-            probe=name,
+            probe=name, first_step=self.ctx.step,
         )
 
 
@@ -474,7 +546,8 @@ def _call_inputs(name: str, watched: WatchedModel, args: tuple, kwargs: dict) ->
     return found
 
 
-_RUN_FILES = ("report.md", "report.html", "findings.json", "sections.json", "metrics.csv", "probe_data.json")
+_RUN_FILES = ("report.md", "report.html", "findings.json", "sections.json", "metrics.csv", "probe_data.json",
+              JOURNAL)
 _RUN_FOLDERS = ("figures", "probe_errors")
 
 

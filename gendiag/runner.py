@@ -21,7 +21,8 @@ import yaml
 from gendiag import __version__
 from gendiag.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from gendiag.config import Case
-from gendiag.errors import NonFiniteLoss, RunInterrupted
+from gendiag.errors import NonFiniteLoss, RunInterrupted, StoppedOnFinding
+from gendiag.live import Announce, check_stop_on
 from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.monitor import Monitor
 from gendiag.progress import ProgressFn
@@ -42,7 +43,8 @@ class Tracked:
 @dataclass
 class RunContext:
     """What a recipe gets from the runner: where to write, the seed, the Monitor, and `progress(step, info)`
-    to call once per step (it also checkpoints, checks the loss and stops the run on a signal)."""
+    to call once per step (it also checkpoints, checks the loss, stops the run on a signal and, with `stop_on`,
+    on a finding)."""
 
     run_dir: Path
     seed: int
@@ -51,6 +53,8 @@ class RunContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     monitor: Monitor | None = None
     resume: dict[str, Any] | None = None
+    stop_on: str | None = None
+    announce: Announce | None = None
     last_step: int = 0
     first_bad_step: int | None = None
     _tracked: Tracked | None = None
@@ -60,7 +64,10 @@ class RunContext:
         """The Monitor for this run, with the case's probe settings (on resume, with the metrics so far)."""
         probes = self.case.file.probes
         self.monitor = Monitor(self.run_dir, task=task, probes=probes.set, every=probes.every,
-                               strict=probes.strict, resume=self.resume is not None, **facts)
+                               strict=probes.strict, resume=self.resume is not None, stop_on=self.stop_on,
+                               check_every=probes.check_every or None, check_seconds=probes.check_seconds,
+                               total_steps=int(getattr(self.case.training, "steps", 0)) or None,
+                               announce=self.announce, **facts)
         if self.resume is not None:
             self.monitor.table.extend(self.resume["metrics"])
         return self.monitor
@@ -96,7 +103,8 @@ class RunContext:
 
     def progress(self, step: int, info: dict[str, float]) -> None:
         """End of a training step: show progress, check the losses in `info` (e.g. `loss`, or a GAN's `loss_d`
-        and `loss_g`), checkpoint when due, honour a signal."""
+        and `loss_g`), checkpoint when due, honour a signal, stop when the Monitor says so (`stop_on`: the
+        checkpoint is written at that step, where checkpoints are on)."""
         self.last_step = step
         self.on_progress(step, info)
         bad = next(((name, float(value)) for name, value in info.items() if not math.isfinite(float(value))), None)
@@ -106,10 +114,16 @@ class RunContext:
             if self.case.file.run.on_nonfinite == "stop":
                 raise NonFiniteLoss(f"{bad[0]} became {bad[1]} at step {step}")
         every = self.case.file.run.checkpoint_every
-        if finite and self.first_bad_step is None and every and step % every == 0:
+        healthy = finite and self.first_bad_step is None
+        if healthy and every and step % every == 0:
             self.save_checkpoint(step)
         if self._pending_signal is not None:
             raise RunInterrupted(self._pending_signal, step)
+        if self.monitor is not None and self.monitor.should_stop:
+            finding, at = self.monitor.stopped_on
+            if healthy and every and step % every:
+                self.save_checkpoint(step)
+            raise StoppedOnFinding(finding.severity, finding.code, at, self.monitor.stop_on)
 
     def save_checkpoint(self, step: int) -> None:
         if self._tracked is None:
@@ -140,21 +154,25 @@ class RunResult:
 
 
 def run_case(case: Case, out_root: str | Path | None = None, progress: ProgressFn | None = None,
-             resume_dir: Path | None = None) -> RunResult:
+             resume_dir: Path | None = None, stop_on: str | None = None,
+             announce: Announce | None = None) -> RunResult:
     """Train the case end to end and write every artefact into a new run folder (or continue `resume_dir`), on
-    `run.threads` torch threads (default: `default_threads()`); torch's thread count is restored afterwards."""
+    `run.threads` torch threads (default: `default_threads()`); torch's thread count is restored afterwards.
+    `stop_on` ("warning" or "critical") ends the run at the first live check that finds such a finding, with its
+    report; `announce(line)` receives the live announcements (default: stderr)."""
+    check_stop_on(stop_on)
     recipe = get_recipe(case.file.recipe, case.path)
     threads = case.file.run.threads or default_threads()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run(case, recipe, threads, out_root, progress, resume_dir)
+        return _run(case, recipe, threads, out_root, progress, resume_dir, stop_on, announce)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _run(case: Case, recipe: Recipe, threads: int, out_root: str | Path | None, progress: ProgressFn | None,
-         resume_dir: Path | None) -> RunResult:
+         resume_dir: Path | None, stop_on: str | None, announce: Announce | None) -> RunResult:
     device = torch.device("cpu")
     if resume_dir is not None:
         run_dir = Path(resume_dir)
@@ -176,11 +194,15 @@ def _run(case: Case, recipe: Recipe, threads: int, out_root: str | Path | None, 
     atomic_write_json(run_dir / "run.json", header)
     torch.manual_seed(case.file.seed)
     context = RunContext(run_dir=run_dir, seed=case.file.seed, case=case, device=device,
-                         on_progress=progress or (lambda step, info: None), resume=resume)
+                         on_progress=progress or (lambda step, info: None), resume=resume, stop_on=stop_on,
+                         announce=announce)
     start = time.perf_counter()
     with _signals_to(context):
         try:
             results = recipe.load_run()(case, context)
+        except StoppedOnFinding as stop:
+            report = _finish_partial(context, header, str(stop))
+            return RunResult(run_dir, report, header["results"], time.perf_counter() - start)
         except (RunInterrupted, NonFiniteLoss, KeyboardInterrupt) as error:
             reason = f"stopped by SIGINT at step {context.last_step}" if isinstance(error, KeyboardInterrupt) \
                 else f"stopped: {error}" if isinstance(error, NonFiniteLoss) else str(error)

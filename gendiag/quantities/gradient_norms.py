@@ -32,6 +32,7 @@ class Group:
     weights_armed_at: int | None = None  # the step (or optimizer step) whose weights `previous` holds
     grads_armed: bool = False  # `previous` holds the gradients of the armed reading (for the noise pair)
     kept: int = 0  # readings whose norms were kept
+    flushed: int = 0  # of those, the readings already in the history (what the rules judge before the end)
     histogram_due: bool = False
 
     def __post_init__(self) -> None:

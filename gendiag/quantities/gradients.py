@@ -216,6 +216,8 @@ class GradientReadings:
         """Move the pending norms into the history; returns the rows kept, (step, norms)."""
         self.changes += 1
         read_at_step = set(self.step_group.columns) if self.step_group is not None else set()
+        for group in self.groups:
+            group.flushed = group.kept
         return self.norms.flush(self.networks, read_at_step)
 
     def _read(self, group: Group, grads: list[torch.Tensor | None]) -> bool:
@@ -318,7 +320,7 @@ class GradientReadings:
             networks[name] = {
                 "tensors": len(columns), "read_at": "optimizer step" if hooked else "Monitor.step",
                 "lr": float(group.optimizer.param_groups[0]["lr"]) if hooked else self.lr,
-                "optimizer_steps": group.calls if hooked else None, "readings": group.kept,
+                "optimizer_steps": group.calls if hooked else None, "readings": group.flushed,
                 "readings_with_gradient": counts[name]["with_gradient"], "readings_unseen": counts[name]["unseen"],
                 "gradient_arrived": bool(self.arrived[columns].any()),
                 "other_networks_with_gradient": [

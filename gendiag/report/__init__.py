@@ -30,6 +30,8 @@ class Report:
     sections: list[ProbeSection] = field(default_factory=list)
     partial: str | None = None
     finish_seconds: float | None = None
+    steps: int | None = None  # the last step of the run, for "first seen at step N of M"
+    cleared: list[Finding] = field(default_factory=list)  # announced during training, no longer held at the end
 
     @property
     def markdown_path(self) -> Path:
@@ -46,21 +48,26 @@ class Report:
 
 def render_run(run_dir: Path, findings: list[Finding], sections: list[ProbeSection],
                partial: str | None = None, header: dict[str, Any] | None = None,
-               finish_seconds: float | None = None) -> Report:
+               finish_seconds: float | None = None, steps: int | None = None,
+               cleared: list[Finding] | None = None) -> Report:
     """Save the findings and sections, then write report.md and report.html.
 
     The reports are rendered from the saved form of the sections (as `gendiag report` reads them back), so that
     rendering a run again gives the same files byte for byte. `finish_seconds` is the time the Monitor spent on
-    the report after training (the probes' final work, figures, tables), shown in the report."""
+    the report after training (the probes' final work, figures, tables), shown in the report; `steps` the run's
+    last step, against which each finding's first step is shown; `cleared` the findings announced during training
+    that no longer held at the end (shown apart from the findings, each with its first and last step)."""
     run_dir = Path(run_dir)
     findings = sort_findings(findings)
+    cleared = list(cleared or [])
     saved_sections = [_section_to_dict(s) for s in sections]
     atomic_write_json(run_dir / "findings.json", {"partial": partial, "finish_seconds": finish_seconds,
-                                                  "findings": [f.to_dict() for f in findings]})
+                                                  "steps": steps, "findings": [f.to_dict() for f in findings],
+                                                  "cleared": [f.to_dict() for f in cleared]})
     atomic_write_json(run_dir / "sections.json", saved_sections)
     write_reports(Report(run_dir, findings, [_section_from_dict(s) for s in saved_sections], partial,
-                         finish_seconds), header)
-    return Report(run_dir, findings, sections, partial, finish_seconds)
+                         finish_seconds, steps, cleared), header)
+    return Report(run_dir, findings, sections, partial, finish_seconds, steps, cleared)
 
 
 def write_reports(report: Report, header: dict[str, Any] | None = None) -> None:
@@ -81,10 +88,12 @@ def load_run(run_dir: Path) -> Report:
     sections_data = _read_json(run_dir / "sections.json")
     try:
         findings = [Finding.from_dict(item) for item in findings_data["findings"]]
+        cleared = [Finding.from_dict(item) for item in findings_data.get("cleared", [])]
         sections = [_section_from_dict(item) for item in sections_data]
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{run_dir}: findings.json or sections.json has an unexpected layout ({error})") from error
-    return Report(run_dir, findings, sections, findings_data.get("partial"), findings_data.get("finish_seconds"))
+    return Report(run_dir, findings, sections, findings_data.get("partial"), findings_data.get("finish_seconds"),
+                  findings_data.get("steps"), cleared)
 
 
 def check_complete(report: Report) -> None:

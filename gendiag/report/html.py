@@ -9,7 +9,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from gendiag.report.markdown import (CONTENTS_TITLE, RUN_TITLE, VERDICT_TITLE, captions, contents, explained,
-                                     finish_cost, markdown_table, run_facts, split_sections, _cell)
+                                     finish_cost, known_early, markdown_table, run_facts, split_sections,
+                                     _cell)
+from gendiag.live import known_at
 from gendiag.report.verdict import verdict
 
 if TYPE_CHECKING:
@@ -53,10 +55,14 @@ def render_html(report: "Report", header: dict[str, Any]) -> str:
     parts.append(f"<h2 id='{next(anchor)}'>Findings ({len(report.findings)})</h2>")
     if not report.findings:
         parts.append("<p>No findings: nothing in this run looked wrong to the probes that ran.</p>")
+    if early := known_early(report):
+        parts.append(markdown.markdown(early))
     for index, finding in enumerate(report.findings):
+        seen = known_at(finding, report.steps)
         parts.append(f"<div class='finding {finding.severity}' id='finding-{index}'>"
                      f"<h3><span class='badge {finding.severity}'>{finding.severity}</span> "
-                     f"<code>{html.escape(finding.code)}</code> {inline(finding.title)}</h3>")
+                     f"<code>{html.escape(finding.code)}</code> {inline(finding.title)}"
+                     + (f" <small>· {html.escape(seen)}</small>" if seen else "") + "</h3>")
         if explains := explained(report.findings, finding):
             codes = ", ".join(f"<code>{html.escape(code)}</code>" for code in explains)
             parts.append(f"<p><i>Likely explains {codes} (below): fix this first.</i></p>")
@@ -70,6 +76,13 @@ def render_html(report: "Report", header: dict[str, Any]) -> str:
         if finding.figure:
             parts.append(_figure(report, finding.figure, captions(report).get(finding.figure)))
         parts.append("</div>")
+    if report.cleared:
+        parts.append("<h2 id='cleared'>Cleared during training</h2><p>Announced while training ran, no longer found "
+                     "at the end (a passing spell, or fixed):</p><ul>")
+        parts += [f"<li><span class='badge {f.severity}'>{f.severity}</span> <code>{html.escape(f.code)}</code> "
+                  f"{html.escape(f.title)} · {html.escape(known_at(f, report.steps))}: {html.escape(f.message)}</li>"
+                  for f in report.cleared]
+        parts.append("</ul>")
     for section in sections:
         parts += _section(report, section, next(anchor), markdown)
     facts = run_facts(header)

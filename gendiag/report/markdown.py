@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from gendiag.report import Report
     from gendiag.report.section import ProbeSection
 
+from gendiag.live import known_at
+
 _MARK = {"critical": "🔴 CRITICAL", "warning": "🟠 WARNING", "info": "🔵 INFO"}
 NOT_MEASURED = "not measured"
 VERDICT_TITLE, CONTENTS_TITLE, RUN_TITLE = "Verdict", "Contents", "Run settings and results"
@@ -50,8 +52,12 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
     lines += [f"## Findings ({len(report.findings)})", ""]
     if not report.findings:
         lines.append("No findings: nothing in this run looked wrong to the probes that ran.")
+    if early := known_early(report):
+        lines += [early, ""]
     for finding in report.findings:
-        lines += [f"### {_MARK[finding.severity]} `{finding.code}` — {finding.title}", ""]
+        when = known_at(finding, report.steps)
+        heading = f"### {_MARK[finding.severity]} `{finding.code}` — {finding.title}"
+        lines += [heading + (f" · {when}" if when else ""), ""]
         if explains := explained(report.findings, finding):
             lines += [f"*Likely explains {', '.join(f'`{code}`' for code in explains)} (below): fix this first.*", ""]
         lines += [finding.message, ""]
@@ -66,6 +72,12 @@ def render_markdown(report: "Report", header: dict[str, Any]) -> str:
             lines += [f"![{finding.code}]({finding.figure})", ""]
             if caption := captions(report).get(finding.figure):
                 lines += [f"*{caption}*", ""]
+    if report.cleared:
+        lines += ["## Cleared during training", "",
+                  "Announced while training ran, no longer found at the end (a passing spell, or fixed):", ""]
+        lines += [f"- {_MARK[f.severity]} `{f.code}` — {f.title} · {known_at(f, report.steps)}: {f.message}"
+                  for f in report.cleared]
+        lines.append("")
     for section in sections:
         lines += _section(section)
     lines += [f"## {RUN_TITLE}", ""]
@@ -113,6 +125,13 @@ def run_facts(header: dict[str, Any]) -> dict[str, Any]:
 def github_slug(title: str) -> str:
     """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
     return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+
+
+def known_early(report: "Report") -> str:
+    """One sentence on when each critical finding was first known during training ('' when none was)."""
+    known = [f"`{f.code}` at step {f.first_step} of {report.steps} ({f.first_step / report.steps:.0%})"
+             for f in report.findings if f.severity == "critical" and f.first_step is not None and report.steps]
+    return f"Known during training: {', '.join(known)}." if known else ""
 
 
 def explained(findings: list["Finding"], cause: "Finding") -> list[str]:
