@@ -1,4 +1,9 @@
-"""`Monitor`: attaches to a user's own training loop, feeds the probes, writes findings and reports."""
+"""`Monitor`: attaches to a user's own training loop, feeds the probes, writes findings and reports.
+
+Over 400 lines because it is the whole surface a user calls (watch, step, observe_*, sampling, finish) with the
+argument checks each public call owes its caller; the work behind those calls lives elsewhere: live checks in
+`gendiag.live`, row picking in `gendiag.rows`, facts in `gendiag.facts`, sinks in `gendiag.sinks`, the report in
+`gendiag.report`. The next split, when it grows again: the forward-hook recording into its own module."""
 
 from __future__ import annotations
 

@@ -13,7 +13,11 @@ builds the Monitor, watches the networks and optimizers there, and from then on 
   inputs or a VAE's inputs;
 - the source: the first inputs of each sampling run; samples: a flow sampler's last state moved by its last
   velocity to the end of time, a generator's or decoder's outputs in sampling.
-Errors inside it never reach the script: observation stops and the report says why."""
+Errors inside it never reach the script: observation stops and the report says why.
+
+Over 400 lines: one listener holding the state of a whole attached run (what it has seen of each network,
+optimizer and loss); the stateless parts are apart (`hooks`, `graph`, `infer`, `convention`, `records`).
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 (derived from a definition, calibrated on named runs, or cited).
 
 `threshold(name, value, basis)` registers the number in `THRESHOLDS` and returns it as a plain float, so a rule
-reads `if ratio > LOSS_RISE:`. Names are "<probe>.<what>"."""
+reads `if ratio > LOSS_RISE:`. Names are "<probe>.<what>". Over 400 lines on purpose: every threshold of every rule
+in one file, so that they are reviewed and calibrated together."""
 
 from __future__ import annotations
 
