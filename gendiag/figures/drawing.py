@@ -1,10 +1,13 @@
-"""Figures drawn beside the Monitor's own work: laying a figure out, rasterising it and encoding the PNG is most of
-what a report costs, so on Linux each figure is drawn in a forked child process (a copy of the Monitor's memory, so
-nothing is pickled or imported again) while the Monitor goes on with the next probe; `wait` collects the PNGs.
+"""Figures drawn to PNG: in this process by default, or, where `GENDIAG_DRAW_IN_CHILDREN=1` asks for it on Linux,
+beside the Monitor's own work in forked child processes (a copy of the Monitor's memory, so nothing is pickled or
+imported again) while the Monitor goes on with the next probe; `wait` collects the PNGs.
 
-A child writes the PNG file itself and reports only its exit status; where one fails (or where fork is not available, or
-`GENDIAG_DRAW_IN_PROCESS=1`), the figure is drawn in this process instead, so a figure is never lost to the
-mechanism. A child never touches the user's state: it draws one figure, writes one file and leaves with
+Children are opt-in because a child forked while another thread of the training process holds a lock (torch's
+intra-op thread pool with more than one thread) can wait on that lock for ever: seen in CI with two torch threads.
+With one torch thread (`OMP_NUM_THREADS=1`, `gendiag run --threads 1`) they are safe and cut the report's wall time.
+
+A child writes the PNG file itself and reports only its exit status; where one fails, the figure is drawn in this
+process instead, so a figure is never lost to the mechanism. A child never touches the user's state: it draws one figure, writes one file and leaves with
 `os._exit`, skipping every exit handler (the TensorBoard writer, the user's)."""
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from gendiag.io import atomic_write_bytes
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-IN_PROCESS_VARIABLE = "GENDIAG_DRAW_IN_PROCESS"
+IN_CHILDREN_VARIABLE = "GENDIAG_DRAW_IN_CHILDREN"
 
 
 def png_bytes(figure: "Figure") -> bytes:
@@ -34,10 +37,10 @@ def png_bytes(figure: "Figure") -> bytes:
 
 
 def can_fork() -> bool:
-    """Whether figures are drawn in child processes here: Linux (fork is safe for a child that only draws), more
-    than one core, and not switched off by GENDIAG_DRAW_IN_PROCESS=1."""
-    return (sys.platform.startswith("linux") and hasattr(os, "fork") and (os.cpu_count() or 1) > 1
-            and os.environ.get(IN_PROCESS_VARIABLE, "") in ("", "0"))
+    """Whether figures are drawn in child processes here: asked for by GENDIAG_DRAW_IN_CHILDREN=1, on Linux with
+    more than one core."""
+    return (os.environ.get(IN_CHILDREN_VARIABLE, "") == "1" and sys.platform.startswith("linux")
+            and hasattr(os, "fork") and (os.cpu_count() or 1) > 1)
 
 
 @dataclass
