@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gendiag.testing import assert_flow_sampler, check_sampler
+from tests.user_samplers import euler, frozen
 
 EXAMPLES = 3
 
@@ -27,20 +28,6 @@ def fails(sampler, kind: str, name: str, *words: str, **options) -> str:
 
 
 # -- flow samplers: sampler(velocity_fn, x0, steps) -> x1 ------------------------------------------------------
-
-
-def euler(velocity_fn, x0, steps):
-    x, dt = x0.clone(), 1.0 / steps
-    for i in range(steps):
-        x = x + dt * velocity_fn(x, i * dt)
-    return x
-
-
-def frozen_euler(velocity_fn, x0, steps):
-    x, dt = x0.clone(), 1.0 / steps
-    for i in range(steps):
-        x_next = x + dt * velocity_fn(x, i * dt)  # noqa: F841  (the fault: the result never reaches x)
-    return x
 
 
 def euler_from_one_to_zero(velocity_fn, x0, steps):
@@ -86,7 +73,7 @@ def test_a_correct_euler_passes_every_flow_property() -> None:
 
 
 def test_a_frozen_sampler_is_named_sampler_state_frozen_on_the_smallest_target() -> None:
-    message = fails(frozen_euler, "flow", "state moves at every call", "sampler-state-frozen",
+    message = fails(frozen, "flow", "state moves at every call", "sampler-state-frozen",
                     "did not move between calls 1 and 2", "8 steps")
     assert "1-D mixture 1.00·N((0), " in message  # shrunk to one component in one dimension
 
