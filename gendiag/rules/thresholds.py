@@ -404,7 +404,7 @@ T_UNTRAINED_CRITICAL = threshold(
 CALIBRATION_ROWS: dict[str, tuple[str, ...]] = {
     "loss.": ("loss-nonfinite", "loss-diverging", "loss-unbounded-below"),
     "loss_by_t.": ("loss-t-imbalance", "target-explodes"),
-    "gradients.": ("no-gradient-reaches", "params-stalled", "gradients-not-seen"),
+    "gradients.": ("no-gradient-reaches", "params-stalled", "gradients-not-seen", "grad-accumulating"),
     "timing.": ("data-bottleneck",),
     "schedule.": ("schedule-not-reaching-noise",),
     "velocity.": ("field-ignores-x", "field-ignores-t"),
@@ -413,7 +413,7 @@ CALIBRATION_ROWS: dict[str, tuple[str, ...]] = {
     "data_repr.": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
                    "source-not-noise", "source-sampler-mismatch", "source-chosen"),
     "mode-collapse.": ("mode-collapse",),
-    "gan-balance.": ("gan-d-dominates", "gan-oscillation"),
+    "gan-balance.": ("gan-d-dominates", "gan-oscillation", "gan-d-output-squashed"),
     "vae-health.": ("posterior-collapse",),
     "samples_vs_data.": ("samples-unlike-data",),
     "memorization.": ("memorization",),
