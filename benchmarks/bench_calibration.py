@@ -24,7 +24,7 @@ healthy GAN at seed 4, a real poor fit (a blob with 1% of the samples), until th
 (calibration_loops.GAN_LATENT, LOOP_STEPS).
 
 Every run is STEPS steps (the healthy DDPM loop still warns at 120: it is not trained yet), a GAN LOOP_STEPS; the
-full size (SEEDS seeds of 6 healthy loops, BROKEN_SEEDS of each broken one) is 64 runs of a few seconds each
+full size (SEEDS seeds of 6 healthy loops, BROKEN_SEEDS of each broken one) is 66 runs of a few seconds each
 on one core, well within 15 minutes; `quick` (QUICK_SEEDS seeds, one broken seed) took 84 s for 22 runs on one core
 shared with other work (before the GAN's 600 steps and five more broken loops), its rows marked quick and its `met`
 left empty. Run it alone: `python -m benchmarks --only bench_calibration [--quick]`."""
@@ -125,6 +125,14 @@ def _input_ratio(states: dict[str, Any]) -> float | None:
     return max(ratios) if ratios else None
 
 
+def _source_gap(states: dict[str, Any]) -> float | None:
+    """The largest energy coefficient between the training source and what sampling starts from (the rule also asks
+    significance at data_repr.source_significance)."""
+    gaps = [value["energy_coefficient"] for key, value in states.get("data_repr", {}).items()
+            if key.startswith("source_vs_")]
+    return max(gaps) if gaps else None
+
+
 def _static(states: dict[str, Any]) -> float | None:
     """How much the training inputs change over t, against the data-source scale (inputs that do not change over t
     are the rule's other path)."""
@@ -143,12 +151,14 @@ CALIBRATION: tuple[Entry, ...] = (
           (Margin(_leftover, "schedule.leftover_warning"),)),
     Entry("data-scale-mismatch", (("flow", "data-unscaled"),),
           (Margin(_read("data_repr", "scale_ratio"), "data_repr.scale_high"),)),
-    Entry("source-sampler-mismatch", (("flow", "sampler-wide"),)),
+    Entry("source-sampler-mismatch", (("flow", "sampler-wide"),),
+          (Margin(_source_gap, "data_repr.source_min_coefficient"),)),
     Entry("no-gradient-reaches", (("gan", "g-detached"),)),
     Entry("posterior-collapse", (("vae", "kl-heavy"),),
           (Margin(_active_share, "vae-health.collapsed_active_share", fires_below=True),)),
     Entry("loss-nonfinite", (("autoregressive", "lr-huge"),)),
     Entry("loss-diverging", (("flow", "lr-growing"),), (Margin(_rise, "loss.rise"),)),
+    Entry("loss-t-imbalance", (("ddpm", "score-target"),)),
     Entry("params-stalled", (("gan", "d-never-stepped"),)),
     Entry("grad-accumulating", (("flow", "no-zero-grad"),)),
     Entry("loss-unbounded-below", (("vae", "kl-sign"),), (Margin(_read("loss", "fall"), "loss.unbounded_depth"),)),

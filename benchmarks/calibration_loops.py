@@ -137,7 +137,8 @@ def ddpm(run_dir: Path, seed: int, steps: int, bug: str | None = None) -> gendia
     """DDPM with T = 100 (the linear schedule scaled to 100 steps), the network called net(t, x) with integer t, an
     ancestral sampler from T - 1 down to 0.
     Bugs: "t-quarter" (training draws t from the lowest quarter of the steps), "sampler-still" (each step's result
-    dropped), "schedule-short" (betas so small that ᾱ_T stays near 1)."""
+    dropped), "schedule-short" (betas so small that ᾱ_T stays near 1), "score-target" (the network regresses the
+    score -eps / sqrt(1 - ᾱ_t) instead of eps, while the sampler still reads it as eps)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     T = 100
@@ -164,7 +165,8 @@ def ddpm(run_dir: Path, seed: int, steps: int, bug: str | None = None) -> gendia
         t = torch.randint(0, high, (BATCH,), generator=gen)
         noise = torch.randn(BATCH, 2, generator=gen)
         a = abar[t][:, None]
-        per_sample = (net(t, a.sqrt() * x0 + (1 - a).sqrt() * noise) - noise).pow(2).mean(1)
+        target = -noise / (1 - a).sqrt() if bug == "score-target" else noise
+        per_sample = (net(t, a.sqrt() * x0 + (1 - a).sqrt() * noise) - target).pow(2).mean(1)
         loss = per_sample.mean()
         opt.zero_grad()
         loss.backward()
