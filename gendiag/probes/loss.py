@@ -9,9 +9,8 @@ Findings:
 - `loss-nonfinite` (critical): the loss was NaN or infinite at some step.
 - `loss-unbounded-below` (critical): the loss falls below 0 and keeps falling without slowing down, to 10 times
   its starting scale below where it began, or lies 1000 times its starting scale below it however it got there;
-  the reported term (`mon.step(..., kl=...)`, or the KL of `observe_latents`) that has no
-  floor is named where one explains the fall. Not for a Wasserstein critic (`d_output="critic"`), whose loss has no
-  floor by design.
+  the reported term (`mon.step(..., kl=...)`, or the KL of `observe_latents`) that has no floor is named where one
+  explains the fall. Not for a Wasserstein critic (`d_output="critic"`), whose loss has no floor by design.
 - `loss-diverging` (warning; info for GANs, whose losses are not minimised): after its lowest window the loss
   trends up to at least twice that level (or blows up tenfold in some window), or its step-to-step oscillation
   grows at least fourfold over the run.
@@ -76,8 +75,8 @@ class LossProbe(Probe):
             summary = self.series.summary()
             judged = {**summary, **judge_trend(summary)}
             if self.critic and judged.get("unbounded_below"):
-                judged.update(unbounded_below=False, unbounded_deep=False, diverging=bool(judged["trend_up"] or judged["blew_up"]
-                                                                    or judged["oscillation_grows"]))
+                judged.update(unbounded_below=False, unbounded_deep=False,
+                              diverging=bool(judged["trend_up"] or judged["blew_up"] or judged["oscillation_grows"]))
             if judged.get("unbounded_below"):
                 judged["terms"] = self.terms.summary()
             self.cached = (len(self.series), judged)
