@@ -8,9 +8,9 @@ when findings are asked for, the figure (`gendiag.figures.loss`) in `finish`.
 Findings:
 - `loss-nonfinite` (critical): the loss was NaN or infinite at some step.
 - `loss-unbounded-below` (critical): the loss falls below 0 and keeps falling without slowing down, to 10 times
-  its starting scale below where it began; the reported term (`mon.step(..., kl=...)`, or the KL of `observe_latents`) that has no
-  floor is named where one explains the fall. Not for a Wasserstein critic (`d_output="critic"`), whose loss has no
-  floor by design.
+  its starting scale below where it began, or lies 1000 times its starting scale below it however it got there;
+  the reported term (`mon.step(..., kl=...)`, or the KL of `observe_latents`) that has no floor is named where one
+  explains the fall. Not for a Wasserstein critic (`d_output="critic"`), whose loss has no floor by design.
 - `loss-diverging` (warning; info for GANs, whose losses are not minimised): after its lowest window the loss
   trends up to at least twice that level (or blows up tenfold in some window), or its step-to-step oscillation
   grows at least fourfold over the run.
@@ -47,7 +47,6 @@ class LossProbe(Probe):
         self.terms = LossTerms()
         self.critic = False  # a Wasserstein critic's loss (d_output="critic") has no floor by design
         self.logged_at: int | None = None
-        self.summary: dict[str, Any] = {}
         self.cached: tuple[int, dict[str, Any]] | None = None  # (losses recorded, judged summary)
 
     def setup(self, ctx: ProbeContext) -> None:
@@ -76,8 +75,8 @@ class LossProbe(Probe):
             summary = self.series.summary()
             judged = {**summary, **judge_trend(summary)}
             if self.critic and judged.get("unbounded_below"):
-                judged.update(unbounded_below=False, diverging=bool(judged["trend_up"] or judged["blew_up"]
-                                                                    or judged["oscillation_grows"]))
+                judged.update(unbounded_below=False, unbounded_deep=False,
+                              diverging=bool(judged["trend_up"] or judged["blew_up"] or judged["oscillation_grows"]))
             if judged.get("unbounded_below"):
                 judged["terms"] = self.terms.summary()
             self.cached = (len(self.series), judged)
@@ -90,7 +89,6 @@ class LossProbe(Probe):
         if series.running_mean is not None and self.logged_at != series.last_finite_step:  # short runs get a point
             self._log_running(ctx, series.last_finite_step)
         judged = self._judged()
-        self.summary = {k: v for k, v in judged.items() if k not in INTERNAL}
         steps, values = series.arrays()
         ctx.draw_figure(FIGURE, loss_figure, steps, values, judged, series.first_nonfinite, caption=LOSS_CAPTION)
         return ProbeSection(title="Loss", text=loss_text(judged), figures=[f"figures/{FIGURE}.png"],
@@ -102,4 +100,5 @@ class LossProbe(Probe):
         return loss_findings(self._judged(), f"figures/{FIGURE}.png", ctx.task)
 
     def state(self) -> dict[str, Any]:
-        return self.summary
+        """The judged loss summary less what only the rules read; available at any time, as findings are."""
+        return {k: v for k, v in self._judged().items() if k not in INTERNAL} if len(self.series) else {}

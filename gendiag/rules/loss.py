@@ -9,24 +9,29 @@ from typing import Any
 from gendiag.findings import Finding, advice
 from gendiag.quantities.loss import LossTerms
 from gendiag.rules.thresholds import (LOSS_BLOWUP, LOSS_OSCILLATION_GROWTH, LOSS_RISE, LOSS_RISE_TAU,
-                                      LOSS_UNBOUNDED_FALL, LOSS_UNBOUNDED_TAU)
+                                      LOSS_UNBOUNDED_DEPTH, LOSS_UNBOUNDED_FALL, LOSS_UNBOUNDED_TAU)
 
 
 def judge_trend(summary: dict[str, Any]) -> dict[str, bool]:
     """The verdicts on a loss summary: a sustained rise after the best window (`trend_up`), a later window far
     above it (`blew_up`), a swing that grows while the level is above the best (`oscillation_grows`), and
-    `diverging` when any holds. Only `diverging` (False) for a summary too short to have windows."""
+    `diverging` when any holds; `unbounded_below` when the loss falls below 0 without slowing down, or
+    (`unbounded_deep`) lies so far below its start that no floor a loss can have explains it, however it got there.
+    Only `diverging` (False) for a summary too short to have windows."""
     if "best_median" not in summary:
         return {"diverging": False}
-    unbounded = (summary["last_median"] < 0 and summary["fall"] >= LOSS_UNBOUNDED_FALL
-                 and summary["fall_tau"] <= LOSS_UNBOUNDED_TAU and summary["falling_at_end"]
-                 and summary["fall_speedup"] >= 1)
+    below = summary["last_median"] < 0
+    steady = (below and summary["fall"] >= LOSS_UNBOUNDED_FALL and summary["fall_tau"] <= LOSS_UNBOUNDED_TAU
+              and summary["falling_at_end"] and summary["fall_speedup"] >= 1)
+    deep = below and summary["fall"] >= LOSS_UNBOUNDED_DEPTH
+    unbounded = steady or deep
     trend_up = summary["rise"] >= LOSS_RISE and summary["trend_tau"] >= LOSS_RISE_TAU
     blew_up = summary["blowup"] >= LOSS_BLOWUP and summary["peak_after_best"]
     oscillating = (summary["oscillation_growth"] >= LOSS_OSCILLATION_GROWTH and summary["calm_before_last"]
                    and summary["last_median"] > summary["best_median"])
     return {"diverging": bool((trend_up or blew_up or oscillating) and not unbounded), "trend_up": bool(trend_up),
-            "blew_up": bool(blew_up), "oscillation_grows": bool(oscillating), "unbounded_below": bool(unbounded)}
+            "blew_up": bool(blew_up), "oscillation_grows": bool(oscillating), "unbounded_below": bool(unbounded),
+            "unbounded_deep": bool(deep)}
 
 
 def loss_findings(summary: dict[str, Any], figure: str | None, task: str) -> list[Finding]:
@@ -135,8 +140,11 @@ UNBOUNDED_ADVICE = {  # `loss-unbounded-below`, by task, where no reported term 
 
 def floorless_term(summary: dict[str, Any]) -> tuple[str, str, bool] | None:
     """The reported term that explains a loss falling without limit, why, and whether the loss subtracts it: a
-    term that must be ≥ 0 and grew as the loss fell (subtracted), or a term that fell below 0 with the loss."""
+    term that must be ≥ 0 and grew as the loss fell (subtracted), or a term that fell below 0 with the loss. Each
+    must follow the loss's trend (Kendall's tau), except after a fall past LOSS_UNBOUNDED_DEPTH starting scales: a
+    term that moved by half of that is the explanation, whatever its path."""
     fall = summary["first_median"] - summary["last_median"]
+    deep = summary["fall"] >= LOSS_UNBOUNDED_DEPTH
     terms = summary.get("terms", {})
     ranked = sorted(terms.items(), key=lambda item: (item[0] == LossTerms.LATENT_KL,
                                                      -abs(item[1]["last"] - item[1]["first"])))
@@ -144,12 +152,12 @@ def floorless_term(summary: dict[str, Any]) -> tuple[str, str, bool] | None:
         kind = _nonnegative_kind(name)
         rose = term["last"] - term["first"]
         label = name if name == LossTerms.LATENT_KL else f"`{name}`"
-        if kind and rose >= fall / 2 and term["tau"] >= -LOSS_UNBOUNDED_TAU:
+        if kind and rose >= fall / 2 and (deep or term["tau"] >= -LOSS_UNBOUNDED_TAU):
             return name, (f"{kind} cannot be negative, and {label} rose from {term['first']:.4g} to "
                           f"{term['last']:.4g} while the loss fell from {summary['first_median']:.4g} to "
                           f"{summary['last_median']:.4g}: the loss subtracts it (its sign is wrong), so making it "
                           "grow without limit lowers the loss without limit"), True
-        if term["last"] < 0 and -rose >= fall / 2 and term["tau"] <= LOSS_UNBOUNDED_TAU:
+        if term["last"] < 0 and -rose >= fall / 2 and (deep or term["tau"] <= LOSS_UNBOUNDED_TAU):
             why = f"; {kind} cannot be negative, so its formula is wrong" if kind else ""
             return name, (f"the term {label} fell with it, from {term['first']:.4g} to {term['last']:.4g}: it has "
                           f"no floor{why}"), False
@@ -170,6 +178,7 @@ def unbounded_finding(summary: dict[str, Any], figure: str | None, task: str) ->
     evidence: dict[str, Any] = {"first_window_median": first, "last_window_median": last,
                                 "fall_in_first_scales": summary["fall"], "fall_tau": summary["fall_tau"],
                                 "second_half_fall_over_first": summary["fall_speedup"],
+                                "past_any_floor": bool(summary.get("unbounded_deep")),
                                 "last_finite_step": summary["last_finite_step"]}
     if term:
         evidence["term_without_floor"] = term[0]
@@ -181,14 +190,21 @@ def unbounded_finding(summary: dict[str, Any], figure: str | None, task: str) ->
         suggestion = f"Fix the formula of `{term[0]}`: it must be bounded below (for example ≥ 0)."
     else:
         suggestion = advice(UNBOUNDED_ADVICE, task)
+    if summary.get("unbounded_deep"):
+        how = (f"the last window lies {summary['fall']:.3g} starting scales below the first (its lowest window "
+               f"median {summary['best_median']:.4g}), at least {LOSS_UNBOUNDED_DEPTH:g}: no floor that a loss "
+               "starting at that scale has explains it (a Gaussian likelihood whose σ shrinks to float32's smallest "
+               "number lowers a loss by about 87 nats per dimension, some 60 starting scales)")
+    else:
+        how = (f"{summary['fall']:.3g} times its starting scale, and kept falling to the end without slowing down "
+               f"(the second half of the run fell {summary['fall_speedup']:.3g} times as far as the first; Kendall "
+               f"tau {summary['fall_tau']:.2f} over the window medians)")
     return Finding(
         code="loss-unbounded-below", severity="critical",
         title=f"The loss falls without limit (to {last:.3g})",
-        message=(f"The loss fell from a median of {first:.4g} in its first window to {last:.4g} in its last, "
-                 f"{summary['fall']:.3g} times its starting scale, and kept falling to the end without slowing down "
-                 f"(the second half of the run fell {summary['fall_speedup']:.3g} times as far as the first; Kendall "
-                 f"tau {summary['fall_tau']:.2f} over the window medians). A loss that trains a model has a floor; this "
-                 f"one has none, so the optimizer follows it to -∞ instead of fitting the data.{named}"),
+        message=(f"The loss fell from a median of {first:.4g} in its first window to {last:.4g} in its last: {how}. "
+                 "A loss that trains a model has a floor; this one has none, so the optimizer follows it to -∞ "
+                 f"instead of fitting the data.{named}"),
         evidence=evidence, suggestion=suggestion, figure=figure,
     )
 
