@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from gendiag.context import Call, Inputs, ProbeContext, WatchedModel, batch_times
+from gendiag.distributed import combine, current_ranks, quiet, remove_scratch, scratch_dir
 from gendiag.facts import check_facts
 from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
@@ -25,6 +26,7 @@ from gendiag.live import (CHECK_EVERY, CHECK_SECONDS, JOURNAL, Announce, LiveChe
                           stops)
 from gendiag.probes import select_probes
 from gendiag.probes.base import HEAD_ROWS, TASKS, ForwardCall, Probe, StepRecord
+from gendiag.probes.distributed import DistributedProbe
 from gendiag.report import ProbeSection, Report, render_run
 from gendiag.rows import RowPicker, aligned_rows
 from gendiag.sinks import Sink
@@ -112,7 +114,11 @@ class Monitor:
                 raise TypeError(f"Monitor: each of sinks must subclass gendiag.sinks.Sink, got {type(sink).__name__}")
         if overwrite and resume:
             raise ValueError("Monitor: overwrite=True and resume=True contradict each other; pass one")
-        self.run_dir = Path(run_dir)
+        self.ranks = current_ranks()
+        self.run_dir = Path(run_dir) if self.ranks is None or self.ranks.writes else scratch_dir(self.ranks)
+        self._shared_run_dir = Path(run_dir)
+        if self.ranks is not None and not self.ranks.writes:
+            announce = quiet
         if not resume:
             _claim_run_dir(self.run_dir, overwrite)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -122,6 +128,8 @@ class Monitor:
         self.ctx = ProbeContext(run_dir=self.run_dir, task=task, facts=facts, tb=tb, table=table,
                                 sinks=[tb, table, *sinks])
         self.probes: list[Probe] = select_probes(probes, task=task, every=every)
+        if self.ranks is not None:
+            self.probes.append(DistributedProbe(self.ranks.world, self.ranks.backend))
         self._failures: list[Finding] = []
         self._mode = "train"
         self._sampling_session = 0
@@ -339,6 +347,13 @@ class Monitor:
         start = time.perf_counter()
         for handle in self._hooks:
             handle.remove()
+        if self.ranks is not None and partial is None:  # a stopped run may have stopped on one rank only
+            combine(self.probes, self.ctx, self.ranks)
+        if self.ranks is not None and not self.ranks.writes:
+            self.close()
+            remove_scratch(self.run_dir)
+            self._finished = Report(self._shared_run_dir, findings=[], partial=partial)
+            return self._finished
         sections: list[ProbeSection] = list(self._user_sections)
         for probe in list(self.probes):
             section = self._call(probe, "finish")

@@ -1,0 +1,91 @@
+"""A flow-matching loop written as a user writes one for torchrun: DistributedDataParallel, a DistributedSampler
+over a fixed data set, t and noise from torch's global generator, and gendiag's public API only.
+
+    python -m torch.distributed.run --nproc_per_node=2 tests/ddp_scripts/flow_ddp.py OUT healthy same-noise ...
+
+runs each named variant in turn, into OUT/<variant>: "healthy" seeds each rank apart and calls set_epoch;
+"same-noise" seeds every rank alike; "epoch-unset" never calls set_epoch. Each rank also writes
+OUT/<variant>-times-rank<r>.json: the t it drew at each step, for the test to count."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data.distributed import DistributedSampler
+
+import gendiag
+
+EPOCHS = 8
+BATCH = 32
+
+
+class Velocity(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, 64), nn.SiLU(), nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 2))
+
+    def forward(self, x, t):
+        return self.net(torch.cat([x, t[:, None]], dim=1))
+
+
+def two_moons(n: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)  # one data set, the same on every rank
+    angle = torch.rand(n, generator=g) * math.pi
+    upper = torch.rand(n, generator=g) < 0.5
+    x = torch.where(upper, torch.cos(angle), 1 - torch.cos(angle))
+    y = torch.where(upper, torch.sin(angle), 0.5 - torch.sin(angle))
+    return torch.stack([x, y], 1) + 0.05 * torch.randn(n, 2, generator=g)
+
+
+def train(out: Path, variant: str) -> None:
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(0)
+    model = DDP(Velocity())
+    torch.manual_seed(1234 if variant == "same-noise" else 1234 + rank)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    data = TensorDataset(two_moons(6 * BATCH * world))
+    sampler = DistributedSampler(data, shuffle=True, seed=0)
+    loader = DataLoader(data, batch_size=BATCH, sampler=sampler, drop_last=True)
+    mon = gendiag.Monitor(out / variant, task="flow", probes=["loss", "loss_by_t"], check_every=None)
+    times = {}
+    step = 0
+    for epoch in range(EPOCHS):
+        if variant != "epoch-unset":
+            sampler.set_epoch(epoch)
+        for (x1,) in loader:
+            step += 1
+            x0 = torch.randn_like(x1)
+            t = torch.rand(x1.shape[0])
+            xt = (1 - t[:, None]) * x0 + t[:, None] * x1
+            per_sample = (model(xt, t) - (x1 - x0)).square().mean(dim=1)
+            loss = per_sample.mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.observe_data(x1)
+            mon.observe_data(x0, role="source")
+            mon.step(step, loss, t=t, per_sample_loss=per_sample)
+            times[step] = t.tolist()
+    report = mon.finish()
+    (out / f"{variant}-times-rank{rank}.json").write_text(json.dumps(times))
+    (out / f"{variant}-findings-rank{rank}.json").write_text(json.dumps([f.code for f in report.findings]))
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    dist.init_process_group("gloo")
+    try:
+        for variant in sys.argv[2:]:
+            train(out, variant)
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
