@@ -45,6 +45,14 @@ def current_ranks() -> Ranks | None:
     return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), backend=str(dist.get_backend()))
 
 
+def unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    """The network inside a DistributedDataParallel wrapper, else `model`: the wrapper's calls reach it, and a probe
+    may run it on one rank alone (the wrapper's forward may start a collective the other ranks never join)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
 def scratch_dir(ranks: Ranks) -> Path:
     """A private folder for a rank other than 0: its Monitor writes there, never into the shared run folder."""
     return Path(tempfile.mkdtemp(prefix=f"gendiag-rank{ranks.rank}-"))

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from gendiag.context import Call, Inputs, ProbeContext, WatchedModel, batch_times
-from gendiag.distributed import combine, current_ranks, quiet, remove_scratch, scratch_dir
+from gendiag.distributed import combine, current_ranks, quiet, remove_scratch, scratch_dir, unwrapped
 from gendiag.facts import check_facts
 from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
@@ -73,6 +73,10 @@ class Monitor:
             distribution sampling starts from when it is not N(0, I), `sampler=callable(velocity_fn, x0, steps) -> x1`.
             `gendiag.facts.FACTS` lists them with their rules; an unknown or malformed fact is a ValueError here,
             before training starts.
+
+    Under `torch.distributed` (a process group initialised before the Monitor is made, as under torchrun) make a
+    Monitor on every rank alike: only rank 0 writes `run_dir` (the others a scratch folder of their own), `finish`
+    is a collective that combines the ranks' statistics before rank 0 decides (`gendiag.distributed`).
     """
 
     def __init__(
@@ -166,7 +170,8 @@ class Monitor:
         (B,) or (B, 1) tensor; it is recorded as (B,). Probes that run the network themselves (velocity, sampler)
         call it as `model(x, t)` through x_arg/t_arg, or through `call(module, x, t) -> output` where given (t a
         (B,) tensor), for example `call=lambda net, x, t: net(torch.cat([x, t[:, None]], 1))`; with `inputs`
-        and no `call` those probes say so in the report instead of running.
+        and no `call` those probes say so in the report instead of running. A DistributedDataParallel model is
+        watched through the network it wraps.
 
         With `optimizer` (the one that trains `model`) its gradients are read just before each optimizer step, right
         under any loop order; see `watch_optimizer`."""
@@ -177,10 +182,11 @@ class Monitor:
         for what, function in (("inputs", inputs), ("call", call)):
             if function is not None and not callable(function):
                 raise TypeError(f"Monitor.watch({name!r}): {what} must be callable, got {type(function).__name__}")
-        self.ctx.models[name] = WatchedModel(model, x_arg, t_arg, inputs=inputs, call=call)
+        module = unwrapped(model)  # DistributedDataParallel's network: its calls reach it, a probe may run it alone
+        self.ctx.models[name] = WatchedModel(module, x_arg, t_arg, inputs=inputs, call=call)
         if self._wants_forward:
-            self._hooks.append(model.register_forward_hook(self._forward_hook(name), with_kwargs=True))
-        self._dispatch("on_watch", name, model)
+            self._hooks.append(module.register_forward_hook(self._forward_hook(name), with_kwargs=True))
+        self._dispatch("on_watch", name, module)
         if optimizer is not None:
             self.watch_optimizer(optimizer)
         return model

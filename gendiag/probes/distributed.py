@@ -62,7 +62,8 @@ class DistributedProbe(Probe):
         return [] if judged is None else distributed_findings(judged)
 
     def finish(self, ctx: ProbeContext) -> ProbeSection:
-        lines = [f"Trained on {self.world} processes ({self.backend}); this report was written by rank 0."]
+        processes = f"{self.world} process{'es' if self.world > 1 else ''}"
+        lines = [f"Trained on {processes} ({self.backend}); this report was written by rank 0."]
         if self.combined:
             lines.append(f"Combined across the ranks before judging: {', '.join(self.combined)}. Every other probe "
                          f"judged what rank 0 saw.")
