@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Callable
 
@@ -102,6 +103,29 @@ def _loss_by_t_absorb(probe: Any, ctx: ProbeContext, ranks: list[dict[str, Any]]
     return None
 
 
+def _data_repr_extract(probe: Any, ctx: ProbeContext) -> dict[str, Any]:
+    """The data and source batches this rank's data-representation probe kept (a few rows each, on the CPU)."""
+    return {role: {"batches": list(kept.batches), "offered": kept.offered} for role, kept in probe.kept.items()}
+
+
+def _data_repr_absorb(probe: Any, ctx: ProbeContext, ranks: list[dict[str, Any]]) -> str | None:
+    """Rank 0's kept batches become every rank's: each rank's thinned alike (every other batch dropped, so that
+    each still spans the run) until together they fit one rank's capacity, then interleaved in the order they were
+    offered; returns why not where the ranks' rows differ in shape."""
+    for role, kept in probe.kept.items():
+        shapes = {tuple(batch.shape[1:]) for other in ranks for batch in other[role]["batches"]}
+        if len(shapes) > 1:
+            return f"data_repr: the ranks' {role} rows differ in shape {sorted(shapes)}; its checks are rank 0's"
+    for role, kept in probe.kept.items():
+        lists = [other[role]["batches"] for other in ranks]
+        while sum(map(len, lists)) > kept.capacity and any(len(batches) > 1 for batches in lists):
+            lists = [batches[::2] for batches in lists]
+        merged = [batch for group in zip_longest(*lists) for batch in group if batch is not None]
+        kept.batches = merged[::-(-len(merged) // kept.capacity)] if merged else []
+        kept.offered = sum(other[role]["offered"] for other in ranks)
+    return None
+
+
 def _distributed_extract(probe: Any, ctx: ProbeContext) -> Any:
     return probe.fingerprints()
 
@@ -113,6 +137,7 @@ def _distributed_absorb(probe: Any, ctx: ProbeContext, ranks: list[Any]) -> None
 
 COMBINERS: dict[str, tuple[Extract, Absorb]] = {
     "loss_by_t": (_loss_by_t_extract, _loss_by_t_absorb),
+    "data_repr": (_data_repr_extract, _data_repr_absorb),
     "distributed": (_distributed_extract, _distributed_absorb),
 }
 

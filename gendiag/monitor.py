@@ -332,10 +332,12 @@ class Monitor:
 
     def close(self) -> None:
         """Close the sinks without writing a report, for a run abandoned before it trained (`finish` closes them
-        itself)."""
+        itself). On a rank other than 0, its scratch folder goes too."""
         self.ctx.flush_figures()
         for sink in self.ctx.sinks:
             sink.close()
+        if self.ranks is not None and not self.ranks.writes and self.run_dir.exists():
+            remove_scratch(self.run_dir)
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         """The run's settings and headline figures, for TensorBoard's HParams dashboard (compare runs there); the
@@ -357,7 +359,6 @@ class Monitor:
             combine(self.probes, self.ctx, self.ranks)
         if self.ranks is not None and not self.ranks.writes:
             self.close()
-            remove_scratch(self.run_dir)
             self._finished = Report(self._shared_run_dir, findings=[], partial=partial)
             return self._finished
         sections: list[ProbeSection] = list(self._user_sections)

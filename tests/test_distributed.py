@@ -185,3 +185,23 @@ def test_a_ddp_model_in_a_group_of_one_is_watched_through_its_network(tmp_path) 
         dist.destroy_process_group()
     assert "Trained on 1 process (gloo)" in (tmp_path / "run" / "report.md").read_text()
     assert findings(tmp_path / "run") == []
+
+
+def test_the_data_rows_each_rank_kept_are_combined() -> None:
+    """What `combine` does with the data-representation probe once every rank's kept batches arrived: rank 0 judges
+    rows of both ranks, as many batches as one rank keeps at most, and counts every batch offered."""
+    import torch
+
+    from gendiag.distributed import COMBINERS
+    from gendiag.probes.data_repr import DataRepresentationProbe
+
+    extract, absorb = COMBINERS["data_repr"]
+    probes = [DataRepresentationProbe(), DataRepresentationProbe()]
+    for rank, probe in enumerate(probes):
+        for batch in range(probe.kept["data"].capacity):
+            probe.on_data(None, torch.full((16, 2), float(100 * rank + batch)), "data")
+    assert absorb(probes[0], None, [extract(probe, None) for probe in probes]) is None
+    kept = probes[0].kept["data"]
+    values = set(kept.rows_kept()[:, 0].tolist())
+    assert len(kept.batches) == kept.capacity and kept.offered == 2 * kept.capacity
+    assert {value // 100 for value in values} == {0, 1} and len(values) == kept.capacity
