@@ -26,7 +26,6 @@ from gendiag.live import (CHECK_EVERY, CHECK_SECONDS, JOURNAL, Announce, LiveChe
                           stops)
 from gendiag.probes import select_probes
 from gendiag.probes.base import HEAD_ROWS, TASKS, ForwardCall, Probe, StepRecord
-from gendiag.probes.distributed import DistributedProbe
 from gendiag.report import ProbeSection, Report, render_run
 from gendiag.rows import RowPicker, aligned_rows
 from gendiag.sinks import Sink
@@ -133,6 +132,8 @@ class Monitor:
                                 sinks=[tb, table, *sinks])
         self.probes: list[Probe] = select_probes(probes, task=task, every=every)
         if self.ranks is not None:
+            from gendiag.probes.distributed import DistributedProbe  # a probe module: loaded with the probes
+
             self.probes.append(DistributedProbe(self.ranks.world, self.ranks.backend))
         self._failures: list[Finding] = []
         self._mode = "train"
