@@ -142,10 +142,13 @@ COMBINERS: dict[str, tuple[Extract, Absorb]] = {
 }
 
 
-def combine(probes: list[Probe], ctx: ProbeContext, ranks: Ranks) -> tuple[list[str], list[str]]:
+def combine(probes: list[Probe], ctx: ProbeContext, ranks: Ranks, complete: bool) -> tuple[list[str], list[str]]:
     """Collective (every rank must call it once, at `finish`): every rank's combinable statistics to every rank,
-    folded into rank 0's probes. Returns (the probes combined across ranks, one line per probe that could not be)
-    on rank 0, ([], []) elsewhere."""
+    folded into rank 0's probes, unless a rank's run is not `complete` (it stopped early: the ranks' statistics
+    need not line up). Returns (the probes combined across ranks, one line per probe that could not be) on rank 0,
+    ([], []) elsewhere."""
+    if any_rank(not complete):
+        return [], []
     mine = {probe.name: COMBINERS[probe.name][0](probe, ctx) for probe in probes if probe.name in COMBINERS}
     everyone: list[dict[str, Any] | None] = [None] * ranks.world
     dist.all_gather_object(everyone, mine)

@@ -356,8 +356,8 @@ class Monitor:
         start = time.perf_counter()
         for handle in self._hooks:
             handle.remove()
-        if self.ranks is not None and partial is None:  # a stopped run may have stopped on one rank only
-            combine(self.probes, self.ctx, self.ranks)
+        if self.ranks is not None:
+            combine(self.probes, self.ctx, self.ranks, complete=partial is None)
         if self.ranks is not None and not self.ranks.writes:
             self.close()
             self._finished = Report(self._shared_run_dir, findings=[], partial=partial)

@@ -21,7 +21,7 @@ from gendiag.rules.distributed import distributed_findings, judge_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = ROOT / "tests" / "ddp_scripts" / "flow_ddp.py"
-VARIANTS = ("healthy", "same-noise", "epoch-unset")
+VARIANTS = ("healthy", "same-noise", "epoch-unset", "rank1-stops")
 
 
 def free_port() -> int:
@@ -57,12 +57,20 @@ def findings(run_dir: Path) -> list[str]:
 
 def test_one_run_folder_per_run_written_by_rank_0(runs: Path) -> None:
     assert sorted(p.name for p in runs.iterdir() if p.is_dir()) == sorted(VARIANTS)
-    for variant in VARIANTS:
+    for variant in VARIANTS[:3]:
         assert (runs / variant / "report.md").is_file()
         assert "Trained on 2 processes (gloo)" in (runs / variant / "report.md").read_text()
         state = json.loads((runs / variant / "probe_data.json").read_text())["distributed"]
         assert state["world_size"] == 2 and state["combined"] == ["loss_by_t"]
         assert json.loads((runs / f"{variant}-findings-rank1.json").read_text()) == []  # rank 1 reports nothing
+
+
+def test_a_run_stopped_on_one_rank_is_judged_on_rank_0_alone(runs: Path) -> None:
+    """Rank 1 finished as a stopped run, rank 0 as a whole one: no statistics are combined (they need not line up),
+    and neither rank waits for the other for ever."""
+    report = (runs / "rank1-stops" / "report.md").read_text()
+    assert "No statistics were combined across the ranks" in report
+    assert json.loads((runs / "rank1-stops" / "probe_data.json").read_text())["distributed"]["combined"] == []
 
 
 def test_per_time_loss_counts_are_the_sum_over_both_ranks(runs: Path) -> None:

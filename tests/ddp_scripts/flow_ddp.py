@@ -4,7 +4,8 @@ over a fixed data set, t and noise from torch's global generator, and gendiag's 
     python -m torch.distributed.run --nproc_per_node=2 tests/ddp_scripts/flow_ddp.py OUT healthy same-noise ...
 
 runs each named variant in turn, into OUT/<variant>: "healthy" seeds each rank apart and calls set_epoch;
-"same-noise" seeds every rank alike; "epoch-unset" never calls set_epoch. Each rank also writes
+"same-noise" seeds every rank alike; "epoch-unset" never calls set_epoch; "rank1-stops" trains one epoch, after which rank 1 finishes as a stopped run and
+rank 0 as a whole one. Each rank also writes
 OUT/<variant>-times-rank<r>.json: the t it drew at each step, for the test to count."""
 
 import json
@@ -55,7 +56,7 @@ def train(out: Path, variant: str) -> None:
     mon = gendiag.Monitor(out / variant, task="flow", probes=["loss", "loss_by_t"], check_every=None)
     times = {}
     step = 0
-    for epoch in range(EPOCHS):
+    for epoch in range(1 if variant == "rank1-stops" else EPOCHS):
         if variant != "epoch-unset":
             sampler.set_epoch(epoch)
         for (x1,) in loader:
@@ -72,7 +73,7 @@ def train(out: Path, variant: str) -> None:
             mon.observe_data(x0, role="source")
             mon.step(step, loss, t=t, per_sample_loss=per_sample)
             times[step] = t.tolist()
-    report = mon.finish()
+    report = mon.finish(partial="stopped on rank 1" if variant == "rank1-stops" and rank == 1 else None)
     (out / f"{variant}-times-rank{rank}.json").write_text(json.dumps(times))
     (out / f"{variant}-findings-rank{rank}.json").write_text(json.dumps([f.code for f in report.findings]))
 
