@@ -213,3 +213,13 @@ def test_the_data_rows_each_rank_kept_are_combined() -> None:
     values = set(kept.rows_kept()[:, 0].tolist())
     assert len(kept.batches) == kept.capacity and kept.offered == 2 * kept.capacity
     assert {value // 100 for value in values} == {0, 1} and len(values) == kept.capacity
+
+
+def test_times_seen_only_in_the_network_calls_are_compared() -> None:
+    """A loop that passes t to its network but not to `mon.step`: the recorded training calls' times are enough."""
+    import torch
+
+    drawn = [[torch.rand(64, generator=torch.Generator().manual_seed(100 * rank + i)) for i in range(20)]
+             for rank in (0, 1)]
+    assert codes(tables({"call_times": drawn[0]}, {"call_times": drawn[1]})) == []
+    assert codes(tables({"call_times": drawn[0]}, {"call_times": drawn[0]})) == ["ddp-same-noise-across-ranks"]

@@ -1,5 +1,7 @@
 """The multi-process probe: on every rank of an initialised process group, fingerprints of the times passed to
-`Monitor.step`, of the noise (`observe_data(role="source")`) and of the data batches; at `finish` every rank's
+`Monitor.step`, of the times a watched network is called with in training (when another probe records forward
+calls: their rows are chosen alike on every rank), of the noise (`observe_data(role="source")`) and of the data
+batches; at `finish` every rank's
 fingerprints reach rank 0 (`gendiag.distributed.combine`), whose rules compare them
 (`gendiag.rules.distributed`). Its section says how many ranks there were and which probes' statistics were
 combined across them.
@@ -20,7 +22,7 @@ import torch
 
 from gendiag.context import ProbeContext
 from gendiag.findings import Finding
-from gendiag.probes.base import Probe, StepRecord
+from gendiag.probes.base import ForwardCall, Probe, StepRecord
 from gendiag.quantities.distributed import Fingerprints
 from gendiag.report.section import ProbeSection
 from gendiag.rules.distributed import distributed_findings, judge_ranks
@@ -34,7 +36,7 @@ class DistributedProbe(Probe):
     def __init__(self, world: int, backend: str, every: int = 1) -> None:
         super().__init__(every)
         self.world, self.backend = world, backend
-        self.streams = {"times": Fingerprints(), "noise": Fingerprints(), "data": Fingerprints()}
+        self.streams = {name: Fingerprints() for name in ("times", "call_times", "noise", "data")}
         self.everyone: list[dict[str, list[tuple]]] | None = None  # every rank's tables, on rank 0 after combining
         self.combined: list[str] = []
         self.missed: list[str] = []
@@ -43,6 +45,10 @@ class DistributedProbe(Probe):
     def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
         if record.t is not None and record.t.numel() > 0:
             self.streams["times"].add(record.t)
+
+    def on_forward(self, ctx: ProbeContext, call: ForwardCall) -> None:
+        if call.mode == "train" and call.t is not None and call.t.numel() > 0:
+            self.streams["call_times"].add(call.t)
 
     def on_data(self, ctx: ProbeContext, batch: torch.Tensor, role: str) -> None:
         self.streams["noise" if role == "source" else "data"].add(batch)

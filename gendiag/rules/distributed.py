@@ -10,7 +10,8 @@ from gendiag.quantities.distributed import matching_share, repeat_period
 from gendiag.rules.thresholds import (DISTRIBUTED_MIN_COMPARED, DISTRIBUTED_MIN_REPEATS, DISTRIBUTED_REPEAT_SHARE,
                                       DISTRIBUTED_SAME_SHARE)
 
-DRAWN = ("times", "noise")  # the streams every rank should draw for itself
+DRAWN = {"times": "times", "call_times": "times the network was called with",
+         "noise": "noise"}  # the streams every rank should draw for itself, as the message names them
 MIN_PERIOD = 2  # a period of one batch is the same batch every step (full-batch training): its order is moot
 
 
@@ -70,16 +71,16 @@ def distributed_findings(judged: dict[str, Any]) -> list[Finding]:
 def same_noise_finding(judged: dict[str, Any], ranks: list[int]) -> Finding:
     rows = {stream: [row for row in judged["same"][stream] if row["rank"] in ranks] for stream in DRAWN}
     seen = [stream for stream in DRAWN if any(row["compared"] for row in rows[stream])]
-    parts = [f"{stream}: {min(row['share'] for row in rows[stream]):.0%} of {rows[stream][0]['compared']} equal"
-             for stream in seen]
+    parts = [f"{DRAWN[stream]}: {min(row['share'] for row in rows[stream]):.0%} of {rows[stream][0]['compared']} "
+             f"equal" for stream in seen]
     world = judged["world_size"]
     return Finding(
         code="ddp-same-noise-across-ranks", severity="warning",
         title="Every rank draws the same noise and times",
         message=(f"Rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))} of {world} drew, step for step, "
-                 f"the very same {' and '.join(seen)} as rank 0 ({'; '.join(parts)}): the ranks' random streams "
-                 f"start from one seed, so the {world} processes repeat one draw and the batch holds "
-                 f"{world} copies of it instead of {world} independent draws."),
+                 f"the very same values as rank 0 ({'; '.join(parts)}): the ranks' random streams start from one "
+                 f"seed, so the noise and times of the combined batch are one rank's draw repeated {world} times "
+                 f"instead of {world} independent draws."),
         evidence={"world_size": world, "ranks_equal_to_rank_0": ranks, "streams": rows},
         suggestion=("Seed each rank apart for its draws (keep the model's initialisation common): for example "
                     "torch.manual_seed(seed + dist.get_rank()) after building the model, or a torch.Generator per "

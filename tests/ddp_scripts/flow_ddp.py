@@ -4,9 +4,10 @@ over a fixed data set, t and noise from torch's global generator, and gendiag's 
     python -m torch.distributed.run --nproc_per_node=2 tests/ddp_scripts/flow_ddp.py OUT healthy same-noise ...
 
 runs each named variant in turn, into OUT/<variant>: "healthy" seeds each rank apart and calls set_epoch;
-"same-noise" seeds every rank alike; "epoch-unset" never calls set_epoch; "rank1-stops" trains one epoch, after which rank 1 finishes as a stopped run and
-rank 0 as a whole one. Each rank also writes
-OUT/<variant>-times-rank<r>.json: the t it drew at each step, for the test to count."""
+"same-noise" seeds every rank alike; "epoch-unset" never calls set_epoch; "rank1-stops" trains one epoch, after
+which rank 1 finishes as a stopped run and rank 0 as a whole one. Each rank also writes
+OUT/<variant>-times-rank<r>.json (the t it drew at each step, for the test to count) and
+OUT/<variant>-findings-rank<r>.json (the codes its `finish` returned)."""
 
 import json
 import math
@@ -53,7 +54,8 @@ def train(out: Path, variant: str) -> None:
     data = TensorDataset(two_moons(6 * BATCH * world))
     sampler = DistributedSampler(data, shuffle=True, seed=0)
     loader = DataLoader(data, batch_size=BATCH, sampler=sampler, drop_last=True)
-    mon = gendiag.Monitor(out / variant, task="flow", probes=["loss", "loss_by_t"], check_every=None)
+    mon = gendiag.Monitor(out / variant, task="flow", probes=["loss", "loss_by_t", "inputs"], check_every=None)
+    mon.watch(model)
     times = {}
     step = 0
     for epoch in range(1 if variant == "rank1-stops" else EPOCHS):
