@@ -147,7 +147,7 @@ def combine(probes: list[Probe], ctx: ProbeContext, ranks: Ranks, complete: bool
     folded into rank 0's probes, unless a rank's run is not `complete` (it stopped early: the ranks' statistics
     need not line up). Returns (the probes combined across ranks, one line per probe that could not be) on rank 0,
     ([], []) elsewhere."""
-    if any_rank(not complete):
+    if any_rank(not complete)[0]:
         return [], []
     mine = {probe.name: COMBINERS[probe.name][0](probe, ctx) for probe in probes if probe.name in COMBINERS}
     everyone: list[dict[str, Any] | None] = [None] * ranks.world
@@ -198,9 +198,7 @@ def rank_seed(seed: int, ranks: Ranks | None) -> int:
 
 def share_run_dir(run_dir: Path | None, ranks: Ranks) -> Path:
     """Rank 0's run folder, on every rank (rank 0 passes it, the others None)."""
-    box = [str(run_dir) if ranks.writes else None]
-    dist.broadcast_object_list(box, src=0)
-    return Path(box[0])
+    return Path(from_rank_0(str(run_dir) if ranks.writes else None))
 
 
 def same_start(modules: dict[str, torch.nn.Module]) -> None:
@@ -229,8 +227,15 @@ def end_process_group() -> None:
     dist.destroy_process_group()
 
 
-def any_rank(flag: bool) -> bool:
-    """Collective: whether `flag` holds on any rank (so that every rank takes the same branch)."""
-    value = torch.tensor([1.0 if flag else 0.0])
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+def any_rank(*flags: bool) -> tuple[bool, ...]:
+    """Collective: for each flag, whether it holds on any rank (so that every rank takes the same branch)."""
+    values = torch.tensor([1.0 if flag else 0.0 for flag in flags])
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return tuple(bool(value) for value in values.tolist())
+
+
+def from_rank_0(value: Any) -> Any:
+    """Collective: rank 0's `value` (any picklable object), on every rank."""
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -21,8 +21,8 @@ import yaml
 from gendiag import __version__
 from gendiag.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from gendiag.config import Case
-from gendiag.distributed import (Ranks, any_rank, average_gradients, current_ranks, end_process_group, rank_seed,
-                                 same_start, share_run_dir, start_process_group)
+from gendiag.distributed import (Ranks, any_rank, average_gradients, current_ranks, end_process_group,
+                                 from_rank_0, rank_seed, same_start, share_run_dir, start_process_group)
 from gendiag.errors import NonFiniteLoss, RunInterrupted, StoppedOnFinding
 from gendiag.live import Announce, check_stop_on
 from gendiag.io import atomic_write_json, atomic_write_text
@@ -118,6 +118,14 @@ class RunContext:
         self.last_step = step
         self.on_progress(step, info)
         bad = next(((name, float(value)) for name, value in info.items() if not math.isfinite(float(value))), None)
+        signal_name = self._pending_signal
+        stop = self.monitor is not None and self.stop_on is not None and self.monitor.should_stop
+        if self.ranks is not None:  # every rank takes the same branch at the same step: any rank's bad loss or
+            # signal, rank 0's stop (its findings are the run's); one collective a step
+            bad_anywhere, signalled, stop = any_rank(bad is not None, signal_name is not None,
+                                                     stop and self.ranks.writes)
+            bad = bad or (("the loss of another rank", float("nan")) if bad_anywhere else None)
+            signal_name = signal_name or ("a signal to another rank" if signalled else None)
         finite = bad is None
         if not finite and self.first_bad_step is None:
             self.first_bad_step = step
@@ -127,18 +135,19 @@ class RunContext:
         healthy = finite and self.first_bad_step is None
         if healthy and every and step % every == 0:
             self.save_checkpoint(step)
-        if self._pending_signal is not None:
-            raise RunInterrupted(self._pending_signal, step)
-        if self.monitor is not None and self.stop_on is not None and self._any_should_stop():
-            finding, at = self.monitor.stopped_on
+        if signal_name is not None:
+            raise RunInterrupted(signal_name, step)
+        if stop:
+            severity, code, at = self._stopped_on()
             if healthy and every and step % every:
                 self.save_checkpoint(step)
-            raise StoppedOnFinding(finding.severity, finding.code, at, self.monitor.stop_on)
+            raise StoppedOnFinding(severity, code, at, self.stop_on)
 
-    def _any_should_stop(self) -> bool:
-        """Whether the Monitor says stop; under torchrun, whether any rank's does (every rank stops at one step)."""
-        stop = self.monitor.should_stop
-        return stop if self.ranks is None else any_rank(stop)
+    def _stopped_on(self) -> tuple[str, str, int]:
+        """(severity, code, step) of the finding the Monitor stopped on; under torchrun, rank 0's, on every rank."""
+        finding, at = self.monitor.stopped_on if self.monitor.stopped_on is not None else (None, 0)
+        mine = None if finding is None else (finding.severity, finding.code, at)
+        return mine if self.ranks is None else from_rank_0(mine)
 
     @property
     def writes(self) -> bool:
