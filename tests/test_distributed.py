@@ -117,6 +117,21 @@ def test_a_shipped_case_runs_under_torchrun(tmp_path) -> None:
     assert not list(scratch.glob("gendiag-rank*"))
 
 
+@pytest.mark.slow
+def test_stop_on_stops_every_rank_at_one_step(tmp_path) -> None:
+    """Rank 0's live check finds the schedule's fault at step 20; both ranks end there (neither waits for ever in a
+    collective the other left) and rank 0 writes the partial report."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    torchrun(["-m", "gendiag", "run", "cases/ddpm_swissroll.yaml", "--out", str(tmp_path / "runs"),
+              "--set", "training.steps=300", "--set", "probes.check_every=20", "--set", "probes.check_seconds=0",
+              "--stop-on", "warning"], scratch, timeout=400)
+    (folder,) = list((tmp_path / "runs" / "ddpm_swissroll").iterdir())
+    header = json.loads((folder / "run.json").read_text())
+    assert header["status"].startswith("stopped on critical finding schedule-not-reaching-noise at step 20")
+    assert json.loads((folder / "findings.json").read_text())["partial"] is not None
+
+
 # -- the rules on fingerprint tables, in process ----------------------------------------------------------------
 
 def tables(*streams: dict[str, list]) -> list[dict[str, list[tuple]]]:
