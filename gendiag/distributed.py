@@ -149,20 +149,32 @@ def combine(probes: list[Probe], ctx: ProbeContext, ranks: Ranks, complete: bool
     ([], []) elsewhere."""
     if any_rank(not complete)[0]:
         return [], []
-    mine = {probe.name: COMBINERS[probe.name][0](probe, ctx) for probe in probes if probe.name in COMBINERS}
-    everyone: list[dict[str, Any] | None] = [None] * ranks.world
-    dist.all_gather_object(everyone, mine)
+    mine: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for probe in probes:
+        if probe.name in COMBINERS:
+            try:
+                mine[probe.name] = COMBINERS[probe.name][0](probe, ctx)
+            except Exception as error:  # one probe's state must not cost the others their combining
+                failed[probe.name] = f"{type(error).__name__}: {error}"
+    everyone: list[tuple[dict[str, Any], dict[str, str]] | None] = [None] * ranks.world
+    dist.all_gather_object(everyone, (mine, failed))
     if not ranks.writes:
         return [], []
     combined, missed = [], []
     for probe in probes:
         if probe.name not in COMBINERS:
             continue
-        lacking = [rank for rank, states in enumerate(everyone) if probe.name not in states]
+        lacking = [rank for rank, (states, _) in enumerate(everyone) if probe.name not in states]
         if lacking:
-            missed.append(f"{probe.name}: ranks {lacking} switched it off; its results are rank 0's alone")
+            errors = sorted({errors[probe.name] for _, errors in everyone if probe.name in errors})
+            why = f"raised {'; '.join(errors)}" if errors else "was switched off"
+            missed.append(f"{probe.name}: on ranks {lacking} it {why}; its results are rank 0's alone")
             continue
-        why = COMBINERS[probe.name][1](probe, ctx, [states[probe.name] for states in everyone])
+        try:
+            why = COMBINERS[probe.name][1](probe, ctx, [states[probe.name] for states, _ in everyone])
+        except Exception as error:  # as above: the report names the probe and the error
+            why = f"{probe.name}: combining raised {type(error).__name__}: {error}; its results are rank 0's alone"
         if why is None:
             combined.append(probe.name)
         else:
@@ -229,7 +241,8 @@ def end_process_group() -> None:
 
 def any_rank(*flags: bool) -> tuple[bool, ...]:
     """Collective: for each flag, whether it holds on any rank (so that every rank takes the same branch)."""
-    values = torch.tensor([1.0 if flag else 0.0 for flag in flags])
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    values = torch.tensor([1.0 if flag else 0.0 for flag in flags], device=device)
     dist.all_reduce(values, op=dist.ReduceOp.MAX)
     return tuple(bool(value) for value in values.tolist())
 
