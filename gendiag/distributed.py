@@ -10,6 +10,7 @@ rank its own random streams, average the gradients before each optimizer step.""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
+from torch.distributed import distributed_c10d
 
 from gendiag.context import ProbeContext
 from gendiag.probes.base import Probe
@@ -27,11 +29,13 @@ from gendiag.probes.base import Probe
 
 @dataclass(frozen=True)
 class Ranks:
-    """This process's place in an initialised process group."""
+    """This process's place in an initialised process group; for a Monitor, its number among the Monitors this
+    process made (the n-th Monitor of every rank has number n)."""
 
     rank: int
     world: int
     backend: str
+    monitor: int = 0
 
     @property
     def writes(self) -> bool:
@@ -44,6 +48,33 @@ def current_ranks() -> Ranks | None:
     if not (dist.is_available() and dist.is_initialized()):
         return None
     return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), backend=str(dist.get_backend()))
+
+
+_MONITORS = itertools.count(1)
+
+
+def enlist_monitor() -> Ranks | None:
+    """`current_ranks` for a new Monitor, counted in the process group's store, so that `finish` can tell whether
+    every rank made one (a loop that makes its Monitor on rank 0 alone must not wait for the others at `finish`)."""
+    ranks = current_ranks()
+    if ranks is None:
+        return None
+    number = next(_MONITORS)
+    _store().add(f"gendiag/monitor{number}/ranks", 1)
+    return Ranks(ranks.rank, ranks.world, ranks.backend, monitor=number)
+
+
+def ranks_with_monitor(ranks: Ranks) -> int:
+    """How many ranks made this Monitor, as the first rank to finish it counted: every rank gets the same answer,
+    without a collective (a rank with no Monitor takes part in none)."""
+    store, key = _store(), f"gendiag/monitor{ranks.monitor}"
+    seen = store.add(f"{key}/ranks", 0)
+    return int(store.compare_set(f"{key}/counted", "", str(seen)))
+
+
+def _store() -> dist.Store:
+    """The default process group's key-value store (torch names no public accessor for it)."""
+    return distributed_c10d._get_default_store()
 
 
 def unwrapped(model: torch.nn.Module) -> torch.nn.Module:
@@ -147,6 +178,12 @@ def combine(probes: list[Probe], ctx: ProbeContext, ranks: Ranks, complete: bool
     folded into rank 0's probes, unless a rank's run is not `complete` (it stopped early: the ranks' statistics
     need not line up). Returns (the probes combined across ranks, one line per probe that could not be) on rank 0,
     ([], []) elsewhere."""
+    present = ranks_with_monitor(ranks)
+    if present < ranks.world:
+        missed = [f"only {present} of the {ranks.world} ranks made this Monitor, so none of them was asked for its "
+                  f"statistics; every probe judged what rank 0 saw"]
+        _note(probes, [], missed)
+        return [], missed
     if any_rank(not complete)[0]:
         return [], []
     mine: dict[str, Any] = {}
@@ -179,10 +216,15 @@ def combine(probes: list[Probe], ctx: ProbeContext, ranks: Ranks, complete: bool
             combined.append(probe.name)
         else:
             missed.append(why)
+    _note(probes, combined, missed)
+    return combined, missed
+
+
+def _note(probes: list[Probe], combined: list[str], missed: list[str]) -> None:
+    """Tell the multi-process probe what was combined, for its section of the report."""
     for probe in probes:
         if probe.name == "distributed":
             probe.combined, probe.missed = [name for name in combined if name != "distributed"], missed
-    return combined, missed
 
 
 # -- the runner under torchrun ----------------------------------------------------------------------------------

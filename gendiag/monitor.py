@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from gendiag.context import Call, Inputs, ProbeContext, WatchedModel, batch_times
-from gendiag.distributed import combine, current_ranks, quiet, remove_scratch, scratch_dir, unwrapped
+from gendiag.distributed import combine, enlist_monitor, quiet, remove_scratch, scratch_dir, unwrapped
 from gendiag.facts import check_facts
 from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
@@ -117,7 +117,7 @@ class Monitor:
                 raise TypeError(f"Monitor: each of sinks must subclass gendiag.sinks.Sink, got {type(sink).__name__}")
         if overwrite and resume:
             raise ValueError("Monitor: overwrite=True and resume=True contradict each other; pass one")
-        self.ranks = current_ranks()
+        self.ranks = enlist_monitor()
         self.run_dir = Path(run_dir) if self.ranks is None or self.ranks.writes else scratch_dir(self.ranks)
         self._shared_run_dir = Path(run_dir)
         if self.ranks is not None and not self.ranks.writes:

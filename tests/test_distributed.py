@@ -21,7 +21,7 @@ from gendiag.rules.distributed import distributed_findings, judge_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = ROOT / "tests" / "ddp_scripts" / "flow_ddp.py"
-VARIANTS = ("healthy", "same-noise", "epoch-unset", "rank1-stops")
+VARIANTS = ("healthy", "same-noise", "epoch-unset", "rank1-stops", "rank0-only")
 
 
 def free_port() -> int:
@@ -71,6 +71,14 @@ def test_a_run_stopped_on_one_rank_is_judged_on_rank_0_alone(runs: Path) -> None
     report = (runs / "rank1-stops" / "report.md").read_text()
     assert "No statistics were combined across the ranks" in report
     assert json.loads((runs / "rank1-stops" / "probe_data.json").read_text())["distributed"]["combined"] == []
+
+
+def test_a_monitor_on_rank_0_alone_finishes_without_the_others(runs: Path) -> None:
+    """A loop that makes its Monitor on rank 0 only (as it does its other logging): `finish` asks no other rank for
+    anything (they never call it), and the report says so."""
+    report = (runs / "rank0-only" / "report.md").read_text()
+    assert "Trained on 2 processes (gloo)" in report
+    assert "only 1 of the 2 ranks made this Monitor" in report
 
 
 def test_per_time_loss_counts_are_the_sum_over_both_ranks(runs: Path) -> None:

@@ -78,7 +78,8 @@ class DistributedProbe(Probe):
         lines += [f"Not combined: {line}" for line in self.missed]
         judged = self.judged()
         if judged is None:
-            lines.append("The ranks' draws and data order were not compared (the run stopped before the end).")
+            lines.append("The ranks' draws and data order were not compared (a rank stopped early, or not every "
+                         "rank made this Monitor).")
         return ProbeSection(title="Distributed training", text="\n\n".join(lines))
 
     def state(self) -> dict[str, Any]:

@@ -5,7 +5,8 @@ over a fixed data set, t and noise from torch's global generator, and gendiag's 
 
 runs each named variant in turn, into OUT/<variant>: "healthy" seeds each rank apart and calls set_epoch;
 "same-noise" seeds every rank alike; "epoch-unset" never calls set_epoch; "rank1-stops" trains one epoch, after
-which rank 1 finishes as a stopped run and rank 0 as a whole one. Each rank also writes
+which rank 1 finishes as a stopped run and rank 0 as a whole one; "rank0-only" makes a Monitor on rank 0 alone, as
+loops that log from rank 0 do. Each rank also writes
 OUT/<variant>-times-rank<r>.json (the t it drew at each step, for the test to count) and
 OUT/<variant>-findings-rank<r>.json (the codes its `finish` returned)."""
 
@@ -80,12 +81,39 @@ def train(out: Path, variant: str) -> None:
     (out / f"{variant}-findings-rank{rank}.json").write_text(json.dumps([f.code for f in report.findings]))
 
 
+def train_rank0_only(out: Path) -> None:
+    rank = dist.get_rank()
+    torch.manual_seed(0)
+    model = DDP(Velocity())
+    torch.manual_seed(1234 + rank)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    mon = None
+    if rank == 0:
+        mon = gendiag.Monitor(out / "rank0-only", task="flow", probes=["loss_by_t"], check_every=None)
+    for step in range(1, 33):
+        x1 = two_moons(4096)[torch.randint(0, 4096, (BATCH,))]
+        x0 = torch.randn_like(x1)
+        t = torch.rand(BATCH)
+        xt = (1 - t[:, None]) * x0 + t[:, None] * x1
+        per_sample = (model(xt, t) - (x1 - x0)).square().mean(dim=1)
+        opt.zero_grad()
+        per_sample.mean().backward()
+        opt.step()
+        if mon is not None:
+            mon.step(step, per_sample.mean(), t=t, per_sample_loss=per_sample)
+    if mon is not None:
+        mon.finish()
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     dist.init_process_group("gloo")
     try:
         for variant in sys.argv[2:]:
-            train(out, variant)
+            if variant == "rank0-only":
+                train_rank0_only(out)
+            else:
+                train(out, variant)
     finally:
         dist.destroy_process_group()
 
