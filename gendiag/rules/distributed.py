@@ -98,7 +98,7 @@ def sampler_epoch_finding(judged: dict[str, Any], rows: list[dict[str, Any]]) ->
                  f"{row['batches']} observed data batches equal, row for row, the batch {row['period']} batches "
                  f"earlier ({row['share']:.0%} of those that could): each epoch replays the last one's batches in "
                  f"the same order, which a DistributedSampler does when its set_epoch is never called (its shuffle "
-                 f"is seeded by the epoch number)."),
+                 f"is seeded by the epoch number), or when it was made with shuffle=False."),
         evidence={"world_size": judged["world_size"], "ranks": rows},
         suggestion=("Call sampler.set_epoch(epoch) at the start of every epoch, before iterating the DataLoader "
                     "(DistributedSampler(dataset, shuffle=True) reshuffles only then)."),
