@@ -145,6 +145,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         result = run_case(case, out_root=args.out, progress=progress, resume_dir=args.resume, stop_on=args.stop_on,
                           announce=announce)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports the run; the others' findings are its
+        return 0
     console.print(f"run folder: {result.run_dir}")
     if result.report.partial:
         console.print(f"[bold red]partial run[/]: {result.report.partial}")

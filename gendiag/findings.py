@@ -23,7 +23,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "data and set-up": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
                         "source-not-noise", "source-sampler-mismatch", "source-chosen", "schedule-not-reaching-noise",
                         "target-explodes", "t-range-untrained", "train-sample-input-mismatch", "data-bottleneck",
-                        "causal-leak"),
+                        "causal-leak", "ddp-same-noise-across-ranks", "distributed-sampler-epoch-unset"),
     "optimisation": ("grad-accumulating", "gan-d-output-squashed", "loss-unbounded-below", "loss-nonfinite",
                      "no-gradient-reaches", "params-stalled", "gradients-not-seen", "loss-diverging",
                      "loss-t-imbalance", "gan-d-dominates", "gan-oscillation"),

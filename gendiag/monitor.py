@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from gendiag.context import Call, Inputs, ProbeContext, WatchedModel, batch_times
+from gendiag.distributed import combine, enlist_monitor, quiet, remove_scratch, scratch_dir, unwrapped
 from gendiag.facts import check_facts
 from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
@@ -71,6 +72,10 @@ class Monitor:
             distribution sampling starts from when it is not N(0, I), `sampler=callable(velocity_fn, x0, steps) -> x1`.
             `gendiag.facts.FACTS` lists them with their rules; an unknown or malformed fact is a ValueError here,
             before training starts.
+
+    Under `torch.distributed` (a process group initialised before the Monitor is made, as under torchrun) make a
+    Monitor on every rank alike: only rank 0 writes `run_dir` (the others a scratch folder of their own), `finish`
+    is a collective that combines the ranks' statistics before rank 0 decides (`gendiag.distributed`).
     """
 
     def __init__(
@@ -112,7 +117,11 @@ class Monitor:
                 raise TypeError(f"Monitor: each of sinks must subclass gendiag.sinks.Sink, got {type(sink).__name__}")
         if overwrite and resume:
             raise ValueError("Monitor: overwrite=True and resume=True contradict each other; pass one")
-        self.run_dir = Path(run_dir)
+        self.ranks = enlist_monitor()
+        self.run_dir = Path(run_dir) if self.ranks is None or self.ranks.writes else scratch_dir(self.ranks)
+        self._shared_run_dir = Path(run_dir)
+        if self.ranks is not None and not self.ranks.writes:
+            announce = quiet
         if not resume:
             _claim_run_dir(self.run_dir, overwrite)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -122,6 +131,10 @@ class Monitor:
         self.ctx = ProbeContext(run_dir=self.run_dir, task=task, facts=facts, tb=tb, table=table,
                                 sinks=[tb, table, *sinks])
         self.probes: list[Probe] = select_probes(probes, task=task, every=every)
+        if self.ranks is not None:
+            from gendiag.probes.distributed import DistributedProbe  # a probe module: loaded with the probes
+
+            self.probes.append(DistributedProbe(self.ranks.world, self.ranks.backend))
         self._failures: list[Finding] = []
         self._mode = "train"
         self._sampling_session = 0
@@ -158,7 +171,8 @@ class Monitor:
         (B,) or (B, 1) tensor; it is recorded as (B,). Probes that run the network themselves (velocity, sampler)
         call it as `model(x, t)` through x_arg/t_arg, or through `call(module, x, t) -> output` where given (t a
         (B,) tensor), for example `call=lambda net, x, t: net(torch.cat([x, t[:, None]], 1))`; with `inputs`
-        and no `call` those probes say so in the report instead of running.
+        and no `call` those probes say so in the report instead of running. A DistributedDataParallel model is
+        watched through the network it wraps.
 
         With `optimizer` (the one that trains `model`) its gradients are read just before each optimizer step, right
         under any loop order; see `watch_optimizer`."""
@@ -169,10 +183,11 @@ class Monitor:
         for what, function in (("inputs", inputs), ("call", call)):
             if function is not None and not callable(function):
                 raise TypeError(f"Monitor.watch({name!r}): {what} must be callable, got {type(function).__name__}")
-        self.ctx.models[name] = WatchedModel(model, x_arg, t_arg, inputs=inputs, call=call)
+        module = unwrapped(model)  # DistributedDataParallel's network: its calls reach it, a probe may run it alone
+        self.ctx.models[name] = WatchedModel(module, x_arg, t_arg, inputs=inputs, call=call)
         if self._wants_forward:
-            self._hooks.append(model.register_forward_hook(self._forward_hook(name), with_kwargs=True))
-        self._dispatch("on_watch", name, model)
+            self._hooks.append(module.register_forward_hook(self._forward_hook(name), with_kwargs=True))
+        self._dispatch("on_watch", name, module)
         if optimizer is not None:
             self.watch_optimizer(optimizer)
         return model
@@ -318,10 +333,12 @@ class Monitor:
 
     def close(self) -> None:
         """Close the sinks without writing a report, for a run abandoned before it trained (`finish` closes them
-        itself)."""
+        itself). On a rank other than 0, its scratch folder goes too."""
         self.ctx.flush_figures()
         for sink in self.ctx.sinks:
             sink.close()
+        if self.ranks is not None and not self.ranks.writes and self.run_dir.exists():
+            remove_scratch(self.run_dir)
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         """The run's settings and headline figures, for TensorBoard's HParams dashboard (compare runs there); the
@@ -339,6 +356,12 @@ class Monitor:
         start = time.perf_counter()
         for handle in self._hooks:
             handle.remove()
+        if self.ranks is not None:
+            combine(self.probes, self.ctx, self.ranks, complete=partial is None)
+        if self.ranks is not None and not self.ranks.writes:
+            self.close()
+            self._finished = Report(self._shared_run_dir, findings=[], partial=partial)
+            return self._finished
         sections: list[ProbeSection] = list(self._user_sections)
         for probe in list(self.probes):
             section = self._call(probe, "finish")

@@ -21,6 +21,8 @@ import yaml
 from gendiag import __version__
 from gendiag.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from gendiag.config import Case
+from gendiag.distributed import (Ranks, any_rank, average_gradients, current_ranks, end_process_group,
+                                 from_rank_0, rank_seed, same_start, share_run_dir, start_process_group)
 from gendiag.errors import NonFiniteLoss, RunInterrupted, StoppedOnFinding
 from gendiag.live import Announce, check_stop_on
 from gendiag.io import atomic_write_json, atomic_write_text
@@ -55,6 +57,7 @@ class RunContext:
     resume: dict[str, Any] | None = None
     stop_on: str | None = None
     announce: Announce | None = None
+    ranks: Ranks | None = None  # under torchrun: this process's rank; only rank 0 writes the run folder
     last_step: int = 0
     first_bad_step: int | None = None
     _tracked: Tracked | None = None
@@ -79,8 +82,15 @@ class RunContext:
     def track(self, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
               generators: dict[str, torch.Generator]) -> int:
         """Register what a checkpoint must hold; on resume, restore it. Returns the last completed step
-        (0 for a fresh run): the training loop continues from the step after it."""
+        (0 for a fresh run): the training loop continues from the step after it. Under torchrun every rank starts
+        from rank 0's weights, averages its gradients with the others' before each step, and draws from its own
+        random streams from here on."""
         self._tracked = Tracked(modules, optimizers, generators)
+        if self.ranks is not None:
+            same_start(modules)
+            for optimizer in optimizers.values():
+                average_gradients(optimizer, self.ranks.world)
+            torch.manual_seed(self.seed)
         if self.resume is None:
             return 0
         state = self.resume
@@ -108,6 +118,14 @@ class RunContext:
         self.last_step = step
         self.on_progress(step, info)
         bad = next(((name, float(value)) for name, value in info.items() if not math.isfinite(float(value))), None)
+        signal_name = self._pending_signal
+        stop = self.monitor is not None and self.stop_on is not None and self.monitor.should_stop
+        if self.ranks is not None:  # every rank takes the same branch at the same step: any rank's bad loss or
+            # signal, rank 0's stop (its findings are the run's); one collective a step
+            bad_anywhere, signalled, stop = any_rank(bad is not None, signal_name is not None,
+                                                     stop and self.ranks.writes)
+            bad = bad or (("the loss of another rank", float("nan")) if bad_anywhere else None)
+            signal_name = signal_name or ("a signal to another rank" if signalled else None)
         finite = bad is None
         if not finite and self.first_bad_step is None:
             self.first_bad_step = step
@@ -117,16 +135,27 @@ class RunContext:
         healthy = finite and self.first_bad_step is None
         if healthy and every and step % every == 0:
             self.save_checkpoint(step)
-        if self._pending_signal is not None:
-            raise RunInterrupted(self._pending_signal, step)
-        if self.monitor is not None and self.monitor.should_stop:
-            finding, at = self.monitor.stopped_on
+        if signal_name is not None:
+            raise RunInterrupted(signal_name, step)
+        if stop:
+            severity, code, at = self._stopped_on()
             if healthy and every and step % every:
                 self.save_checkpoint(step)
-            raise StoppedOnFinding(finding.severity, finding.code, at, self.monitor.stop_on)
+            raise StoppedOnFinding(severity, code, at, self.stop_on)
+
+    def _stopped_on(self) -> tuple[str, str, int]:
+        """(severity, code, step) of the finding the Monitor stopped on; under torchrun, rank 0's, on every rank."""
+        finding, at = self.monitor.stopped_on if self.monitor.stopped_on is not None else (None, 0)
+        mine = None if finding is None else (finding.severity, finding.code, at)
+        return mine if self.ranks is None else from_rank_0(mine)
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run folder: always, except on the ranks other than 0 under torchrun."""
+        return self.ranks is None or self.ranks.writes
 
     def save_checkpoint(self, step: int) -> None:
-        if self._tracked is None:
+        if self._tracked is None or not self.writes:
             return
         tracked = self._tracked
         save_checkpoint(self.run_dir / CHECKPOINT, {
@@ -165,16 +194,26 @@ def run_case(case: Case, out_root: str | Path | None = None, progress: ProgressF
     threads = case.file.run.threads or default_threads()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    started = start_process_group(torch.device("cpu"))
     try:
         return _run(case, recipe, threads, out_root, progress, resume_dir, stop_on, announce)
     finally:
         torch.set_num_threads(previous_threads)
+        if started:
+            end_process_group()
 
 
 def _run(case: Case, recipe: Recipe, threads: int, out_root: str | Path | None, progress: ProgressFn | None,
          resume_dir: Path | None, stop_on: str | None, announce: Announce | None) -> RunResult:
     device = torch.device("cpu")
-    if resume_dir is not None:
+    ranks = current_ranks()
+    if ranks is not None and resume_dir is not None:
+        raise ValueError(f"gendiag run --resume {resume_dir}: resuming is for one process; run it without torchrun")
+    if ranks is not None and not ranks.writes:
+        run_dir = share_run_dir(None, ranks)
+        resume = None
+        header = {"results": {}}
+    elif resume_dir is not None:
         run_dir = Path(resume_dir)
         resume = load_checkpoint(run_dir / CHECKPOINT)
         header = _read_header(run_dir)
@@ -190,12 +229,15 @@ def _run(case: Case, recipe: Recipe, threads: int, out_root: str | Path | None, 
             "started": datetime.now().isoformat(timespec="seconds"),
             "gendiag": __version__, "torch": torch.__version__, "python": platform.python_version(), "results": {},
         }
+        if ranks is not None:
+            header["ranks"], header["backend"] = ranks.world, ranks.backend
+            share_run_dir(run_dir, ranks)
     header["status"] = "running"
-    atomic_write_json(run_dir / "run.json", header)
-    torch.manual_seed(case.file.seed)
-    context = RunContext(run_dir=run_dir, seed=case.file.seed, case=case, device=device,
+    torch.manual_seed(case.file.seed)  # the same on every rank: the models start alike
+    context = RunContext(run_dir=run_dir, seed=rank_seed(case.file.seed, ranks), case=case, device=device,
                          on_progress=progress or (lambda step, info: None), resume=resume, stop_on=stop_on,
-                         announce=announce)
+                         announce=announce, ranks=ranks)
+    _write_header(context, header)
     start = time.perf_counter()
     with _signals_to(context):
         try:
@@ -224,7 +266,7 @@ def _run(case: Case, recipe: Recipe, threads: int, out_root: str | Path | None, 
         raise RuntimeError(f"recipe {recipe.name!r} never started its Monitor")
     header["results"] = {**results, "wall_seconds": round(seconds, 1)}
     header["status"] = "finished"
-    atomic_write_json(run_dir / "run.json", header)
+    _write_header(context, header)
     context.monitor.log_hparams(_flat_hparams(case, threads), _numeric(header["results"]))
     report = context.monitor.finish()
     return RunResult(run_dir=run_dir, report=report, results=header["results"], seconds=seconds)
@@ -235,7 +277,7 @@ def _finish_partial(context: RunContext, header: dict[str, Any], reason: str) ->
     header["status"] = reason
     if context.first_bad_step is not None:
         header["first_nonfinite_step"] = context.first_bad_step
-    atomic_write_json(context.run_dir / "run.json", header)
+    _write_header(context, header)
     return None if context.monitor is None else context.monitor.finish(partial=reason)
 
 
@@ -244,10 +286,18 @@ def _discard(context: RunContext) -> None:
     that is left empty), so that bad input leaves nothing half-written."""
     if context.monitor is not None:
         context.monitor.close()
+    if not context.writes:
+        return
     shutil.rmtree(context.run_dir)
     parent = context.run_dir.parent
     if not any(parent.iterdir()):
         parent.rmdir()
+
+
+def _write_header(context: RunContext, header: dict[str, Any]) -> None:
+    """run.json, written by the process that writes the run folder (rank 0 under torchrun)."""
+    if context.writes:
+        atomic_write_json(context.run_dir / "run.json", header)
 
 
 class _signals_to:

@@ -96,4 +96,10 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.loss:judge_trend", figure="gendiag.figures.loss:loss_figure"),
     CodeMap("gan-d-output-squashed", quantity="gendiag.quantities.gan_balance:output_reading",
             rule="gendiag.rules.gan_balance:squashed", figure="gendiag.figures.gan_balance:balance_figure"),
+
+    # --- issue 21: multi-process training ---
+    CodeMap("ddp-same-noise-across-ranks", quantity="gendiag.quantities.distributed:matching_share",
+            rule="gendiag.rules.distributed:same_draw_ranks", figure=None),
+    CodeMap("distributed-sampler-epoch-unset", quantity="gendiag.quantities.distributed:repeat_period",
+            rule="gendiag.rules.distributed:fixed_order_ranks", figure=None),
 )

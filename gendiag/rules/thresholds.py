@@ -419,6 +419,7 @@ CALIBRATION_ROWS: dict[str, tuple[str, ...]] = {
     "memorization.": ("memorization",),
     "sampling_calls.": ("sampler-state-frozen", "t-range-untrained"),
     "autoregressive.": ("causal-leak", "train-sample-input-mismatch", "ar-samples-identical"),
+    "distributed.": ("ddp-same-noise-across-ranks", "distributed-sampler-epoch-unset"),
     "flattened.": (),  # the flattened recipe's story, not a finding: no calibration row
 }
 
@@ -474,3 +475,22 @@ GAN_SQUASHED_MATCH = threshold(
 GAN_SQUASHED_MIN_STEPS = threshold(
     "gan-balance.squashed_min_steps", 20,
     "chosen by hand in issue 25, as gan-balance.min_stretch_steps: fewer reported steps are not judged")
+
+# --- issue 21: multi-process training ---
+
+DISTRIBUTED_MIN_COMPARED = threshold(
+    "distributed.min_compared", 8,
+    "chosen by hand in issue 21: two ranks are compared on at least this many tensors of a stream (times or noise) "
+    "before their draws are called the same; a chance match of one continuous draw is below 1e-12")
+DISTRIBUTED_SAME_SHARE = threshold(
+    "distributed.same_share", 0.5,
+    "chosen by hand in issue 21: at least half of the compared draws equal bit for bit; identical seeds give 1.0 "
+    "and ranks seeded apart give 0.0 (tests/test_distributed.py), so any value between separates them")
+DISTRIBUTED_REPEAT_SHARE = threshold(
+    "distributed.repeat_share", 0.9,
+    "chosen by hand in issue 21: of the data batches that could repeat one period back, this share did; a "
+    "DistributedSampler without set_epoch repeats every batch (1.0), a reshuffled or freshly drawn one none")
+DISTRIBUTED_MIN_REPEATS = threshold(
+    "distributed.min_repeats", 4,
+    "chosen by hand in issue 21: at least this many batches came back in the same place of a later epoch, and at "
+    "least one whole epoch of them, before the order is called fixed")

@@ -1,0 +1,296 @@
+"""Training on several processes (`torch.distributed`, torchrun): which rank this process is, where it writes, and
+how the probes' statistics from every rank are combined at the end.
+
+Every rank's Monitor gathers as in a single process. Only rank 0 writes the run folder, TensorBoard and the report;
+the other ranks write into a private scratch folder that `finish` removes. At `finish` every rank sends what the
+combinable probes gathered (`COMBINERS`, one collective: `all_gather_object`, which gloo and NCCL both carry) and rank
+0 folds it into its own probes before their rules decide, once, on the combined data. The runner (`gendiag run`
+under torchrun) uses the helpers at the bottom: start the process group from torchrun's environment, give each
+rank its own random streams, average the gradients before each optimizer step."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from torch.distributed import distributed_c10d
+
+from gendiag.context import ProbeContext
+from gendiag.probes.base import Probe
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in an initialised process group; for a Monitor, its number among the Monitors this
+    process made (the n-th Monitor of every rank has number n)."""
+
+    rank: int
+    world: int
+    backend: str
+    monitor: int = 0
+
+    @property
+    def writes(self) -> bool:
+        """Whether this rank writes the run folder (rank 0 only)."""
+        return self.rank == 0
+
+
+def current_ranks() -> Ranks | None:
+    """The initialised default process group as seen by this process, or None when there is none."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), backend=str(dist.get_backend()))
+
+
+_MONITORS = itertools.count(1)
+
+
+def enlist_monitor() -> Ranks | None:
+    """`current_ranks` for a new Monitor, counted in the process group's store, so that `finish` can tell whether
+    every rank made one (a loop that makes its Monitor on rank 0 alone must not wait for the others at `finish`)."""
+    ranks = current_ranks()
+    if ranks is None:
+        return None
+    number = next(_MONITORS)
+    _store().add(f"gendiag/monitor{number}/ranks", 1)
+    return Ranks(ranks.rank, ranks.world, ranks.backend, monitor=number)
+
+
+def ranks_with_monitor(ranks: Ranks) -> int:
+    """How many ranks made this Monitor, as the first rank to finish it counted: every rank gets the same answer,
+    without a collective (a rank with no Monitor takes part in none)."""
+    store, key = _store(), f"gendiag/monitor{ranks.monitor}"
+    seen = store.add(f"{key}/ranks", 0)
+    return int(store.compare_set(f"{key}/counted", "", str(seen)))
+
+
+def _store() -> dist.Store:
+    """The default process group's key-value store (torch names no public accessor for it)."""
+    return distributed_c10d._get_default_store()
+
+
+def unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    """The network inside a DistributedDataParallel wrapper, else `model`: the wrapper's calls reach it, and a probe
+    may run it on one rank alone (the wrapper's forward may start a collective the other ranks never join)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def scratch_dir(ranks: Ranks) -> Path:
+    """A private folder for a rank other than 0: its Monitor writes there, never into the shared run folder."""
+    return Path(tempfile.mkdtemp(prefix=f"gendiag-rank{ranks.rank}-"))
+
+
+def remove_scratch(folder: Path) -> None:
+    """Remove a rank's scratch folder (made by `scratch_dir`) once its Monitor has closed its sinks."""
+    shutil.rmtree(folder)
+
+
+def quiet(line: str) -> None:
+    """The announcement of a rank other than 0: nothing (rank 0 announces for the run)."""
+
+
+# -- combining the probes' statistics ---------------------------------------------------------------------------
+
+Extract = Callable[[Probe, ProbeContext], Any]
+Absorb = Callable[[Probe, ProbeContext, list[Any]], str | None]
+
+
+def _loss_by_t_extract(probe: Any, ctx: ProbeContext) -> dict[str, Any]:
+    """The per-time loss buffers of this rank (pending steps folded in first), on the CPU."""
+    bins = probe.bins
+    bins.flush(ctx.facts.get("schedule"))
+    return {"chunks": [chunk.cpu() for chunk in bins.chunks], "chunk_steps": list(bins.chunk_steps),
+            "current": bins.current.cpu(), "current_count": bins.current_count, "scale": bins.scale,
+            "has_target": bins.has_target, "added": bins.added}
+
+
+def _loss_by_t_absorb(probe: Any, ctx: ProbeContext, ranks: list[dict[str, Any]]) -> str | None:
+    """Add every other rank's per-time counts, sums and sums of squares into rank 0's, chunk by chunk; returns why
+    they could not be added (the ranks' chunks do not line up, or their time scales differ), or None."""
+    bins, mine = probe.bins, ranks[0]
+    for rank, other in enumerate(ranks[1:], start=1):
+        if other["chunk_steps"] != mine["chunk_steps"] or other["current_count"] != mine["current_count"]:
+            return (f"loss_by_t: rank {rank} reported steps {other['chunk_steps'][:1]}... in {len(other['chunks'])} "
+                    f"chunks against rank 0's {len(mine['chunks'])}; the per-time loss is rank 0's alone")
+        if other["scale"] != mine["scale"]:
+            return (f"loss_by_t: rank {rank} scaled t by {other['scale']} and rank 0 by {mine['scale']}; the "
+                    f"per-time loss is rank 0's alone")
+    for index in range(len(bins.chunks)):
+        bins.chunks[index] = sum((other["chunks"][index].to(bins.chunks[index]) for other in ranks[1:]),
+                                 bins.chunks[index])
+    bins.current = sum((other["current"].to(bins.current) for other in ranks[1:]), bins.current)
+    bins.has_target = any(other["has_target"] for other in ranks)
+    bins.added = sum(other["added"] for other in ranks)
+    return None
+
+
+def _data_repr_extract(probe: Any, ctx: ProbeContext) -> dict[str, Any]:
+    """The data and source batches this rank's data-representation probe kept (a few rows each, on the CPU)."""
+    return {role: {"batches": list(kept.batches), "offered": kept.offered} for role, kept in probe.kept.items()}
+
+
+def _data_repr_absorb(probe: Any, ctx: ProbeContext, ranks: list[dict[str, Any]]) -> str | None:
+    """Rank 0's kept batches become every rank's: each rank's thinned alike (every other batch dropped, so that
+    each still spans the run) until together they fit one rank's capacity, then interleaved in the order they were
+    offered; returns why not where the ranks' rows differ in shape."""
+    for role, kept in probe.kept.items():
+        shapes = {tuple(batch.shape[1:]) for other in ranks for batch in other[role]["batches"]}
+        if len(shapes) > 1:
+            return f"data_repr: the ranks' {role} rows differ in shape {sorted(shapes)}; its checks are rank 0's"
+    for role, kept in probe.kept.items():
+        lists = [other[role]["batches"] for other in ranks]
+        while sum(map(len, lists)) > kept.capacity and any(len(batches) > 1 for batches in lists):
+            lists = [batches[::2] for batches in lists]
+        merged = [batch for group in zip_longest(*lists) for batch in group if batch is not None]
+        kept.batches = merged[::-(-len(merged) // kept.capacity)] if merged else []
+        kept.offered = sum(other[role]["offered"] for other in ranks)
+    return None
+
+
+def _distributed_extract(probe: Any, ctx: ProbeContext) -> Any:
+    return probe.fingerprints()
+
+
+def _distributed_absorb(probe: Any, ctx: ProbeContext, ranks: list[Any]) -> None:
+    probe.everyone = ranks
+    return None
+
+
+COMBINERS: dict[str, tuple[Extract, Absorb]] = {
+    "loss_by_t": (_loss_by_t_extract, _loss_by_t_absorb),
+    "data_repr": (_data_repr_extract, _data_repr_absorb),
+    "distributed": (_distributed_extract, _distributed_absorb),
+}
+
+
+def combine(probes: list[Probe], ctx: ProbeContext, ranks: Ranks, complete: bool) -> tuple[list[str], list[str]]:
+    """Collective (every rank must call it once, at `finish`): every rank's combinable statistics to every rank,
+    folded into rank 0's probes, unless a rank's run is not `complete` (it stopped early: the ranks' statistics
+    need not line up). Returns (the probes combined across ranks, one line per probe that could not be) on rank 0,
+    ([], []) elsewhere."""
+    present = ranks_with_monitor(ranks)
+    if present < ranks.world:
+        missed = [f"only {present} of the {ranks.world} ranks made this Monitor, so none of them was asked for its "
+                  f"statistics; every probe judged what rank 0 saw"]
+        _note(probes, [], missed)
+        return [], missed
+    if any_rank(not complete)[0]:
+        return [], []
+    mine: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for probe in probes:
+        if probe.name in COMBINERS:
+            try:
+                mine[probe.name] = COMBINERS[probe.name][0](probe, ctx)
+            except Exception as error:  # one probe's state must not cost the others their combining
+                failed[probe.name] = f"{type(error).__name__}: {error}"
+    everyone: list[tuple[dict[str, Any], dict[str, str]] | None] = [None] * ranks.world
+    dist.all_gather_object(everyone, (mine, failed))
+    if not ranks.writes:
+        return [], []
+    combined, missed = [], []
+    for probe in probes:
+        if probe.name not in COMBINERS:
+            continue
+        lacking = [rank for rank, (states, _) in enumerate(everyone) if probe.name not in states]
+        if lacking:
+            errors = sorted({errors[probe.name] for _, errors in everyone if probe.name in errors})
+            why = f"raised {'; '.join(errors)}" if errors else "was switched off"
+            missed.append(f"{probe.name}: on ranks {lacking} it {why}; its results are rank 0's alone")
+            continue
+        try:
+            why = COMBINERS[probe.name][1](probe, ctx, [states[probe.name] for states, _ in everyone])
+        except Exception as error:  # as above: the report names the probe and the error
+            why = f"{probe.name}: combining raised {type(error).__name__}: {error}; its results are rank 0's alone"
+        if why is None:
+            combined.append(probe.name)
+        else:
+            missed.append(why)
+    _note(probes, combined, missed)
+    return combined, missed
+
+
+def _note(probes: list[Probe], combined: list[str], missed: list[str]) -> None:
+    """Tell the multi-process probe what was combined, for its section of the report."""
+    for probe in probes:
+        if probe.name == "distributed":
+            probe.combined, probe.missed = [name for name in combined if name != "distributed"], missed
+
+
+# -- the runner under torchrun ----------------------------------------------------------------------------------
+
+def launched_by_torchrun() -> bool:
+    """Whether torchrun (or `python -m torch.distributed.run`) started this process: it sets these variables."""
+    return all(name in os.environ for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
+
+
+def start_process_group(device: torch.device) -> bool:
+    """Start the default process group from torchrun's environment (gloo on the CPU, NCCL on CUDA) when torchrun
+    launched this process and no group exists yet; returns whether it started one (the caller then ends it)."""
+    if not launched_by_torchrun() or (dist.is_available() and dist.is_initialized()):
+        return False
+    if not dist.is_available():
+        raise RuntimeError("gendiag run: launched by torchrun, but this torch has no torch.distributed")
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def rank_seed(seed: int, ranks: Ranks | None) -> int:
+    """A seed of this rank's own, so that ranks draw different data and noise; `seed` itself in one process."""
+    return seed if ranks is None else seed * ranks.world + ranks.rank
+
+
+def share_run_dir(run_dir: Path | None, ranks: Ranks) -> Path:
+    """Rank 0's run folder, on every rank (rank 0 passes it, the others None)."""
+    return Path(from_rank_0(str(run_dir) if ranks.writes else None))
+
+
+def same_start(modules: dict[str, torch.nn.Module]) -> None:
+    """Give every rank rank 0's parameters and buffers, as DistributedDataParallel does when it wraps a model."""
+    for module in modules.values():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
+def average_gradients(optimizer: torch.optim.Optimizer, world: int) -> None:
+    """Before each step of `optimizer`, replace its parameters' gradients by their mean over the ranks (what
+    DistributedDataParallel does during backward), so that a recipe written for one process trains data-parallel."""
+
+    def hook(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for group in opt.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+                    param.grad.div_(world)
+
+    optimizer.register_step_pre_hook(hook)
+
+
+def end_process_group() -> None:
+    """End the process group `start_process_group` started."""
+    dist.destroy_process_group()
+
+
+def any_rank(*flags: bool) -> tuple[bool, ...]:
+    """Collective: for each flag, whether it holds on any rank (so that every rank takes the same branch)."""
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    values = torch.tensor([1.0 if flag else 0.0 for flag in flags], device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return tuple(bool(value) for value in values.tolist())
+
+
+def from_rank_0(value: Any) -> Any:
+    """Collective: rank 0's `value` (any picklable object), on every rank."""
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
