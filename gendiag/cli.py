@@ -147,7 +147,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           announce=announce)
     if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports the run; the others' findings are its
         return 0
-    console.print(f"run folder: {result.run_dir}")
+    console.print(f"run folder: {result.run_dir}", soft_wrap=True)  # a path the user can copy whole
     if result.report.partial:
         console.print(f"[bold red]partial run[/]: {result.report.partial}")
     _print_results(result.results)
@@ -220,7 +220,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     report = load_run(args.run_dir)
     check_complete(report)
     write_reports(report)
-    console.print(f"wrote {report.markdown_path} and {report.html_path}")
+    console.print(f"wrote {report.markdown_path} and {report.html_path}", soft_wrap=True)
     _print_findings(report.findings)
     _print_known(report)
     return 0
@@ -230,7 +230,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from gendiag.compare import compare_runs
 
     comparison = compare_runs(args.run_dirs, out_dir=args.out)
-    console.print(f"wrote {comparison.markdown_path} and {comparison.html_path}")
+    console.print(f"wrote {comparison.markdown_path} and {comparison.html_path}", soft_wrap=True)
     return 0
 
 

@@ -176,6 +176,7 @@ def train_levels(run_dir: Path, first: str = "A", sampler: str = "draw", steps: 
     return serious([f for f in findings if f["probe"] == "autoregressive"])
 
 
+@pytest.mark.slow  # three PixelCNNs on 256 levels; CI runs it with the slow set
 def test_256_level_pixelcnn_healthy_leaking_and_writing_means_back(tmp_path: Path) -> None:
     """The autoregressive probe's own findings only: 60 steps do not teach a 256-way model data-like samples, and
     samples_vs_data rightly says so."""

@@ -131,6 +131,7 @@ def test_stop_on_critical_stops_the_users_loop(tmp_path: Path) -> None:
     assert load_run(tmp_path / "run").steps == step
 
 
+@pytest.mark.slow  # two runs; stop_on="critical" is in the default set
 def test_stop_on_warning_also_stops_on_critical_and_none_never_stops(tmp_path: Path) -> None:
     mon = train(tmp_path / "warning", broken=True, stop_on="warning", check_every=10, check_seconds=0,
                 announce=lambda line: None)

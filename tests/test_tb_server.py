@@ -16,6 +16,7 @@ SERIES = ("loss/train", "loss/running_mean", "grad/global_norm", "grad/norm/velo
           "time/compute", "time/total", "grad/update_ratio", "loss_by_t/mean/t0.9-1.0", "samples/std_ratio")
 
 
+@pytest.mark.slow  # a real server over a trained run; the default set keeps test_tensorboard_server
 def test_tensorboard_serves_every_point_of_the_per_step_series(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     train_user_flow(run_dir)
