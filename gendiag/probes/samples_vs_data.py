@@ -117,7 +117,9 @@ class SamplesVsDataProbe(Probe):
                 f"{gap.space}, with {gap.n_compared} points a side over {gap.repeats} draws: W2 {gap.w2:.4g} against a "
                 f"floor of {gap.w2_floor:.4g} (data against data; {gap.w2_over_floor:.2f}x), "
                 f"{gap.w2_over_spread:.2f} data spreads ({gap.data_spread:.4g}); a Gaussian with the data's mean and "
-                f"covariance: W2 {gap.w2_gaussian:.4g}. Coverage {gap.coverage:.2f} (floor {gap.coverage_floor:.2f}).")
+                f"covariance: W2 {gap.w2_gaussian:.4g}. Energy distance {gap.energy:.4g} "
+                f"({gap.energy_over_spread:.3g} data spreads; data against data: {gap.energy_floor:.4g}), which a few "
+                f"far samples sway less than W2. Coverage {gap.coverage:.2f} (floor {gap.coverage_floor:.2f}).")
         if not self.judge_cover:
             text += (" The facts `modes`/`classifier` are given: which parts of the data the samples cover (and "
                      "samples narrower than the data) are the mode-collapse probe's to judge; here only samples too "
@@ -140,4 +142,5 @@ class SamplesVsDataProbe(Probe):
         gap = self.against.gap()
         if gap is None:
             return {"skipped": self.against.why_not()}
-        return {**gap.as_dict(), "w2_over_floor": gap.w2_over_floor, "w2_over_spread": gap.w2_over_spread}
+        return {**gap.as_dict(), "w2_over_floor": gap.w2_over_floor, "w2_over_spread": gap.w2_over_spread,
+                "energy_over_spread": gap.energy_over_spread}
