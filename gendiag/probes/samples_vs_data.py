@@ -48,7 +48,7 @@ from typing import Any
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures.samples_vs_data import image_shape, samples_figure, samples_snapshot
+from gendiag.figures.samples_vs_data import CAPTION, image_shape, samples_figure, samples_snapshot
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe
@@ -108,7 +108,7 @@ class SamplesVsDataProbe(Probe):
             return ProbeSection(title=title, text=f"Not measured: {skipped}.")
         data = against.data.rows
         gap = against.gap()
-        figure = ctx.save_figure(samples_figure(against.samples, data, gap, self.shape), FIGURE)
+        figure = ctx.save_figure(samples_figure(against.samples, data, gap, self.shape), FIGURE, caption=CAPTION)
         text = (f"{gap.n_samples} samples (step {against.samples_step}) against {gap.n_data} data rows kept of "
                 f"{against.data.seen} seen, {gap.dimension} values each. Overall std ratio {gap.std_ratio:.3g} "
                 f"(data subsets of {gap.n_compared} rows: within {gap.std_ratio_floor:.3g}x), per-dimension std "
