@@ -63,7 +63,6 @@ class VelocityProbe(Probe):
         self._cache: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._over_time: dict[int, dict[str, float]] = {}  # step -> the flow/* scalars measured there
 
-
     def on_data(self, ctx: Any, batch: torch.Tensor, role: str) -> None:
         if role == "data":
             if self._data is None:
