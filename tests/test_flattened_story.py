@@ -161,7 +161,7 @@ def test_one_number_per_fact_between_the_story_and_the_results() -> None:
     found = {f.code: f.evidence for f in findings}
     results = FACTS.results()
     assert set(results) == {"weight_distance_from_init", "loss_share_t_above_0.9_all_iterations"}
-    assert f"at most {found['params-stalled']['movement_over_run']:.2%} over the run" in story
+    assert f"about {found['params-stalled']['movement_over_run']:.2%} over the run" in story
     assert f"the weights sit {results['weight_distance_from_init']:.2%} of their size" in story
     assert f"carried {found['loss-t-imbalance']['worst_loss_share']:.1%} of the expected loss" in story
     assert f"carried {results['loss_share_t_above_0.9_all_iterations']:.1%} of the summed per-sample loss" in story

@@ -69,8 +69,8 @@ def _stalled(found: Found, facts: RunFacts) -> str:
         f"The learning rate decides this: with lr = {facts.lr:g}, Adam moves a weight by at most about lr per step, "
         f"{facts.lr * facts.iterations:.3g} over the {facts.iterations} iterations; the gradients probe measured a "
         f"median update of {evidence(found, 'params-stalled', 'update_ratio_median', '.2g')} of the weight matrices' "
-        f"size per step, at most {evidence(found, 'params-stalled', 'movement_over_run', '.2%')} over the run "
-        f"(`params-stalled`: that median step times the steps, a bound); measured at the end, the weights sit "
+        f"size per step, about {evidence(found, 'params-stalled', 'movement_over_run', '.2%')} over the run at that "
+        "rate (`params-stalled`: the median step times the steps); measured at the end, the weights sit "
         f"{number(facts.weight_distance, '.2%')} of their size from where they started (‖θ − θ0‖ / ‖θ0‖, "
         f"`{WEIGHT_KEY}` in the results). So the network stays near its random initialisation, whose "
         "output is close to zero.")
