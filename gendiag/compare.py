@@ -114,11 +114,15 @@ def results_table(runs: list[RunSummary]) -> pd.DataFrame:
 
 
 def sample_metrics(run: RunSummary) -> dict[str, float]:
-    """The numbers that say how close a run's samples are to its data, from probe_data.json, and its final loss."""
+    """The numbers that say how close a run's samples are to its data, from probe_data.json, and its final loss.
+    The energy distance stands beside W2: W2 squares distances, so a few far samples can outweigh a diffuse cloud
+    that the energy distance (and the eye) ranks worse; where the two favour different runs the report says so."""
     metrics: dict[str, float] = {}
     gap = run.samples or {}
     if gap:
         metrics["W2 / its floor"] = gap["w2"] / gap["w2_floor"] if gap.get("w2_floor") else math.inf
+        if gap.get("energy_over_spread") is not None:  # runs saved before the energy distance lack it
+            metrics["energy distance (data spreads)"] = gap["energy_over_spread"]
         metrics["coverage / its floor"] = (gap["coverage"] / gap["coverage_floor"] if gap.get("coverage_floor")
                                            else gap["coverage"])
         metrics["std ratio (samples / data)"] = gap["std_ratio"]

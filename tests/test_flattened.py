@@ -96,7 +96,8 @@ def test_recipe_runs_at_a_tiny_size(tmp_path: Path) -> None:
     case = load_case(CASES / "flattened_moons.yaml", overrides=[*TINY, "training.steps=3",
                                                                             "probes.set=[loss, loss_by_t, inputs]"])
     result = run_case(case, out_root=tmp_path)
-    for key in ("final_loss", "cos_target", "cos_source", "sampler_displacement", "loss_share_t_above_0.9"):
+    for key in ("final_loss", "cos_target", "cos_source", "sampler_displacement",
+                "loss_share_t_above_0.9_all_iterations", "weight_distance_from_init"):
         assert key in result.results
     report = (result.run_dir / "report.md").read_text()
     assert "## Why it collapses" in report and "1. " in report

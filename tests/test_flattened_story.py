@@ -27,7 +27,8 @@ FACTS = RunFacts(
     mode="binary", points_per_image=10_000, batch_size=16, dim=4096, last_width=256, displacement=0.0123,
     output_norm={0.0: 2.45, 0.5: 2.44}, gap=40.4, pair_gap=48.2, baseline_cos=0.348, baseline_iou=0.192,
     unreachable=0.94, losses=LossRange(first=7.5e3, last=2.7e5, median=1.1e5, min=7.5e3, max=1.9e9),
-    peak=Peak(iteration=5, peak_cos_target=0.25, peak_cos_source=0.99, last_cos_target=0.248, last_cos_source=0.99))
+    peak=Peak(iteration=5, peak_cos_target=0.25, peak_cos_source=0.99, last_cos_target=0.248, last_cos_source=0.99),
+    weight_distance=0.000153, loss_share_high_t=0.99962)
 
 
 def flagship_findings(without: tuple[str, ...] = ()) -> list[Finding]:
@@ -150,6 +151,24 @@ def test_a_users_loop_is_explained_from_its_own_findings(tmp_path: Path) -> None
     assert claims(story)[0].startswith("The target explodes")
 
 
+def test_one_number_per_fact_between_the_story_and_the_results() -> None:
+    """How far the weights moved and how much of the loss high t carries are each told twice, as two named
+    quantities: the probes' (a bound from the median step; the second half, by bin of t) and the recipe's results
+    (the distance from the initial weights; all iterations). The story quotes each from its one source, under the
+    name the results table gives it, and no result repeats a finding's evidence key."""
+    findings = flagship_findings()
+    story = explain(findings, FACTS)
+    found = {f.code: f.evidence for f in findings}
+    results = FACTS.results()
+    assert set(results) == {"weight_distance_from_init", "loss_share_t_above_0.9_all_iterations"}
+    assert f"about {found['params-stalled']['movement_over_run']:.2%} over the run" in story
+    assert f"the weights sit {results['weight_distance_from_init']:.2%} of their size" in story
+    assert f"carried {found['loss-t-imbalance']['worst_loss_share']:.1%} of the expected loss" in story
+    assert f"carried {results['loss_share_t_above_0.9_all_iterations']:.1%} of the summed per-sample loss" in story
+    assert all(f"`{key}` in the results" in story for key in results)
+    assert not results.keys() & {key for evidence in found.values() for key in evidence}
+
+
 @pytest.mark.slow
 def test_the_cases_story_quotes_its_findings_json(tmp_path: Path) -> None:
     tiny = ["data.image_size=16", "data.points_per_image=300", "training.batch_size=16", "model.hidden=[32, 16]",
@@ -161,6 +180,10 @@ def test_the_cases_story_quotes_its_findings_json(tmp_path: Path) -> None:
     assert {"target-explodes", "source-not-noise"} <= found.keys()
     assert f"(1 − t)^{found['target-explodes']['exponent']:.2f}" in story
     assert f"mean {found['source-not-noise']['mean']:.3g}" in story
+    results = json.loads((run_dir / "run.json").read_text())["results"]
+    assert "weight_change" not in results and "loss_share_t_above_0.9" not in results
+    if "loss-t-imbalance" in found:
+        assert f"carried {results['loss_share_t_above_0.9_all_iterations']:.1%} of the summed" in story
 
 
 def test_the_public_doors_the_recipe_uses(tmp_path: Path) -> None:

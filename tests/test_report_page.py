@@ -60,7 +60,7 @@ def test_page_order_verdict_contents_conclusion_findings_sections(tmp_path: Path
     assert marks == sorted(marks)
     verdict_part = page[marks[0]:marks[1]]
     assert "This run trains, with 2 warnings to check, from 1 root cause" in verdict_part
-    assert "weights moved by at most 0.34% over the run" in verdict_part
+    assert "weights move about 0.34% over the run at the median step" in verdict_part
     assert "Raise the learning rate (Adam: 1e-4 to 1e-3, e.g. 3e-4)." in verdict_part  # one sentence, e.g. kept
     assert "field-ignores-t" in verdict_part and "1 more note (info)" in verdict_part
     text = _visible_text(page)

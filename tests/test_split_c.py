@@ -216,7 +216,8 @@ def gap(**changes: float) -> SampleGap:
     healthy = dict(n_samples=500, n_data=2048, n_compared=500, repeats=3, dimension=2, space="data space",
                    explained_variance=1.0, std_ratio=1.0, std_ratio_floor=1.05, rms_ratio=1.0, dim_std_ratio_low=0.95,
                    dim_std_ratio_high=1.05, mean_offset=0.05, mean_offset_floor=0.05, data_spread=1.0, w2=0.1,
-                   w2_floor=0.05, w2_gaussian=0.3, coverage=0.9, coverage_floor=0.95)
+                   w2_floor=0.05, w2_gaussian=0.3, coverage=0.9, coverage_floor=0.95, energy=0.01,
+                   energy_floor=0.002)
     return SampleGap(**{**healthy, **changes})
 
 

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FLOOR = 1e-12  # changes of exactly 0 drawn on the log axis here
+LOSS_CAPTION = ("Mean loss at each position (nats), early and latest steps, against the entropy of the value alone "
+                "(the loss without context) and the data's entropy where given (the floor no causal model passes).")
+CAUSAL_CAPTION = ("How far the output predicting position p moves when the inputs from p on, or only those after p, "
+                  "change (a share of the output's spread, log scale); a causal network stays at 0 (drawn at 1e-12).")
 
 
 def loss_by_position(recent: np.ndarray, early: np.ndarray | None, marginal: np.ndarray | None,
@@ -33,7 +37,7 @@ def loss_by_position(recent: np.ndarray, early: np.ndarray | None, marginal: np.
         floor = np.broadcast_to(entropy, recent.shape)
         axis.plot(positions, floor, color="black", linestyle="--", linewidth=1, label="data entropy (floor)")
     axis.set_xlabel("position (raster order)")
-    axis.set_ylabel("loss (nats)")
+    axis.set_ylabel("loss (nats per position)")
     axis.set_title("loss by position", fontsize=9)
     legend(axis, fontsize=8)
     figure.tight_layout()
@@ -59,7 +63,7 @@ def causal_check(networks: list[NetworkCheck]) -> Figure:
     axis.axhline(AR_LEAK_TOLERANCE, color="black", linestyle="--", linewidth=1, label="tolerance")
     axis.set_yscale("log")
     axis.set_xlabel("input position p the output predicts")
-    axis.set_ylabel("output change / output spread")
+    axis.set_ylabel("output change / output spread (ratio)")
     axis.set_title("causal check (0 for a causal network, drawn at 1e-12)", fontsize=9)
     legend(axis, fontsize=7)
     figure.tight_layout()

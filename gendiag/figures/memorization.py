@@ -14,6 +14,9 @@ from gendiag.rules.memorization import closest_copies
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+CAPTION = ("Each sample's distance to its nearest training sample over that sample's own neighbour distance (a ratio, "
+           "log scale) for generated and held-out real samples, with the copy threshold; and the closest copies.")
+
 
 def copies_figure(copying: Copying, shape: tuple[int, ...] | None) -> Figure:
     """Histograms of the distance ratios (generated and held-out) with the copy threshold, and the closest
@@ -30,7 +33,7 @@ def copies_figure(copying: Copying, shape: tuple[int, ...] | None) -> Figure:
     axes[0].set_ylabel("share of samples")
     axes[0].axvline(result.copy_threshold, color="black", ls="--", lw=1, label="copy threshold")
     axes[0].set_xscale("log")
-    axes[0].set_xlabel("distance to nearest training sample / that sample's own neighbour distance")
+    axes[0].set_xlabel("distance to nearest training sample / its neighbour distance (ratio)")
     axes[0].set_title(f"Near-copies: {result.copy_share:.1%} of generated (z = {result.mann_whitney_z:.1f})")
     legend(axes[0], fontsize=8)
     closest = closest_copies(copying)
@@ -46,7 +49,7 @@ def copies_figure(copying: Copying, shape: tuple[int, ...] | None) -> Figure:
                 grid[top:top + height, left:left + width] = image
         axes[1].imshow(grid.squeeze(-1) if channels == 1 else grid, cmap="gray", vmin=0, vmax=1)
         axes[1].axis("off")
-        axes[1].set_title("Closest generated samples (top) and their nearest training samples (bottom)")
+        axes[1].set_title("Closest generated samples (top), nearest training ones (bottom)", fontsize=10)
     else:
         axes[1].scatter(train[:, 0], train[:, 1], s=2, color="tab:gray", alpha=0.4, label="training (kept)")
         copies = result.copies
@@ -54,6 +57,8 @@ def copies_figure(copying: Copying, shape: tuple[int, ...] | None) -> Figure:
                         label="generated")
         axes[1].scatter(generated[copies, 0], generated[copies, 1], s=6, color="tab:red", label="near-copies")
         axes[1].set_title("Generated samples over the training data (first two coordinates)")
+        axes[1].set_xlabel("x[0] (data units)")
+        axes[1].set_ylabel("x[1] (data units)")
         legend(axes[1], fontsize=8)
     figure.tight_layout()
     return figure

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 SAMPLES_PER_CLASS_SHOWN = 8
+CAPTION = ("Per known mode or class: how many are covered at each observation (count against the step), which ones "
+           "(green covered, red missing), and the last samples over the modes (data units) or as images by class.")
 
 
 def coverage_figure(modes: CoverageTimeline | None, classes: CoverageTimeline | None, samples: torch.Tensor,
@@ -44,7 +46,7 @@ def _timeline_axes(count_axis: Axes, map_axis: Axes, timeline: CoverageTimeline)
     count_axis.axhline(covered.shape[1], color="gray", ls="--", lw=1, label=f"all {covered.shape[1]} {plural}")
     count_axis.set_ylim(-0.5, covered.shape[1] + 0.5)
     count_axis.set_xlabel("step")
-    count_axis.set_ylabel(f"{plural} covered")
+    count_axis.set_ylabel(f"{plural} covered (count)")
     count_axis.set_title(f"{plural.capitalize()} covered over training")
     legend(count_axis, loc="lower right", fontsize=8)
     edges = np.arange(len(steps) + 1) - 0.5
@@ -53,7 +55,7 @@ def _timeline_axes(count_axis: Axes, map_axis: Axes, timeline: CoverageTimeline)
     ticks = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 8)).astype(int))
     map_axis.set_xticks(ticks, [str(steps[i]) for i in ticks])
     map_axis.set_xlabel("observation (step)")
-    map_axis.set_ylabel(timeline.unit)
+    map_axis.set_ylabel(f"{timeline.unit} (index)")
     map_axis.set_title(f"Which {plural} are covered (green) or missing (red)")
 
 
@@ -73,6 +75,8 @@ def _modes_scatter(axis: Axes, timeline: CoverageTimeline, samples: torch.Tensor
         axis.annotate(str(k), centers[k, :2], color="tab:red", fontsize=8, xytext=(3, 3),
                       textcoords="offset points")
     axis.set_aspect("equal", adjustable="datalim")
+    axis.set_xlabel("x[0] (data units)")
+    axis.set_ylabel("x[1] (data units)")
     axis.set_title(f"Samples at step {timeline.last.step} over the modes "
                    f"(circles: {HIGH_QUALITY_STDS:g} std)")
     legend(axis, loc="upper right", fontsize=7)

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 
 GRID = 6  # an image grid shows GRID x GRID rows
+CAPTION = ("The last samples beside the kept data rows (image grids, or a scatter on the data's own axes or principal "
+           "plane, in data units), and each row's distance to the data mean (data units) as a share of its set.")
 
 
 def image_shape(sample_shape: tuple[int, ...], fact: Any = None) -> tuple[int, int, int] | None:
@@ -72,11 +74,12 @@ def draw_side_by_side(axes: Any, samples: torch.Tensor, data: torch.Tensor, shap
     if data.shape[1] == 1:  # one value per row: the value against the row's position
         data_xy = torch.stack([data[:, 0], torch.arange(len(data)) / len(data)], 1).numpy()
         samples_xy = torch.stack([samples[:, 0], torch.arange(len(samples)) / len(samples)], 1).numpy()
-        xlabel, ylabel = "x[0]", "row (spread out)"
+        xlabel, ylabel = "x[0] (data units)", "row (spread out; no unit)"
     else:
         plane = principal_plane(data)
         data_xy, samples_xy = plane.project(data).numpy(), plane.project(samples).numpy()
-        xlabel, ylabel = plane.axis_labels()
+        xlabel, ylabel = (f"{label[:-1]}, data units)" if label.endswith(")") else f"{label} (data units)"
+                          for label in plane.axis_labels())
     axis.scatter(data_xy[:, 0], data_xy[:, 1], s=3, alpha=0.4, color="tab:gray", label="data (kept rows)")
     axis.scatter(samples_xy[:, 0], samples_xy[:, 1], s=3, alpha=0.5, color="tab:red", label="samples")
     axis.set_xlabel(xlabel)
@@ -111,8 +114,8 @@ def samples_figure(samples: torch.Tensor, data: torch.Tensor, gap: SampleGap,
     bins = np.linspace(0, max(data_norms.max(), sample_norms.max()) * 1.02 + 1e-12, 50)
     for values, label, color in ((data_norms, "data", "tab:gray"), (sample_norms, "samples", "tab:red")):
         axis.hist(values, bins=bins, alpha=0.55, color=color, label=label, weights=np.full(len(values), 1 / len(values)))
-    axis.set_xlabel("distance to the data mean")
-    axis.set_ylabel("share of rows")
+    axis.set_xlabel("distance to the data mean (data units)")
+    axis.set_ylabel("share of its rows")
     axis.set_title(f"Mean offset {gap.mean_offset:.2f} spreads; W2 {gap.w2:.3g} (floor "
                    f"{gap.w2_floor:.3g}), coverage {gap.coverage:.2f}", fontsize=9)
     axis.legend(fontsize=8)

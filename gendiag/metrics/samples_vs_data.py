@@ -10,6 +10,9 @@ size, so that a gap can be read against sampling noise. Measured:
 - W2 (exact, `gendiag.metrics.wasserstein`) in the data space when it has at most `LOW_DIM` dimensions, else in the
   space of the data's `PCA_DIM` leading principal components (fitted on the data rows), and, as a yardstick (one
   draw, not averaged: it enters no rule), W2 of as many draws from the Gaussian with the data's mean and covariance;
+- energy distance (`gendiag.metrics.energy`) in the same space and on the same subsets as W2, with its floor: a
+  second distance between the sets that weighs each point by its distance, not its squared distance, so a few far
+  points do not dominate it as they dominate W2, while a diffuse cloud (every sample a little off) raises it;
 - coverage (Naeem et al.'s PRDC coverage, k = 5): the share of data rows whose own k-NN ball holds a sample, in
   the same space as W2.
 """
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gendiag.metrics.energy import energy_distance
 from gendiag.metrics.prdc import prdc
 from gendiag.metrics.wasserstein import wasserstein2
 
@@ -62,6 +66,8 @@ class SampleGap:
     w2_gaussian: float
     coverage: float
     coverage_floor: float
+    energy: float
+    energy_floor: float
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +79,11 @@ class SampleGap:
     @property
     def w2_over_spread(self) -> float:
         return self.w2 / self.data_spread if self.data_spread > 0 else float("inf")
+
+    @property
+    def energy_over_spread(self) -> float:
+        """The energy distance in data spreads (it scales like a length; its floor is near 0, so no ratio to it)."""
+        return self.energy / self.data_spread if self.data_spread > 0 else float("inf")
 
 
 class Projection:
@@ -123,12 +134,15 @@ def compare_to_data(samples: Any, data: Any, generator: torch.Generator | None =
     low_spread = _spread(data_low, data_low.mean(0))
     gaussian = _gaussian_like(data_low, generator)
     w2, w2_floor, w2_gaussian, coverage, coverage_floor, scale_floor, offset_floor = [], [], [], [], [], [], []
+    energy, energy_floor = [], []
     for _ in range(repeats):
         order = torch.randperm(len(data), generator=generator).numpy()
         reference, other = order[:n], order[n:2 * n]
         picked = torch.randperm(len(samples), generator=generator)[:n].numpy()
         w2.append(wasserstein2(samples_low[picked], data_low[reference]))
         w2_floor.append(wasserstein2(data_low[other], data_low[reference]))
+        energy.append(energy_distance(torch.from_numpy(samples_low[picked]), torch.from_numpy(data_low[reference])))
+        energy_floor.append(energy_distance(torch.from_numpy(data_low[other]), torch.from_numpy(data_low[reference])))
         if not w2_gaussian:
             w2_gaussian.append(wasserstein2(gaussian[other], data_low[reference]))
         k = min(K_COVERAGE, n - 1)
@@ -149,6 +163,7 @@ def compare_to_data(samples: Any, data: Any, generator: torch.Generator | None =
         w2=float(np.mean(w2)), w2_floor=float(np.mean(w2_floor)),
         w2_gaussian=float(np.mean(w2_gaussian)),
         coverage=float(np.mean(coverage)), coverage_floor=float(np.mean(coverage_floor)),
+        energy=float(np.mean(energy)), energy_floor=float(np.mean(energy_floor)),
     )
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures.autoregressive import causal_check, loss_by_position, summary_text
+from gendiag.figures.autoregressive import CAUSAL_CAPTION, LOSS_CAPTION, causal_check, loss_by_position, summary_text
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import ForwardCall, Probe, ProbeSection, StepRecord, not_run
@@ -168,10 +168,12 @@ class AutoregressiveProbe(Probe):
         marginal = self._marginal(recent)
         if recent is not None:
             self.figures["loss"] = ctx.save_figure(
-                loss_by_position(recent, self.loss.early(), marginal, summary.entropy), FIGURES["loss"])
+                loss_by_position(recent, self.loss.early(), marginal, summary.entropy), FIGURES["loss"],
+                caption=LOSS_CAPTION)
             ctx.log_scalar("autoregressive/loss_per_position", float(np.mean(recent)))
         if any(check.checks for check in summary.networks):
-            self.figures["causal"] = ctx.save_figure(causal_check(summary.networks), FIGURES["causal"])
+            self.figures["causal"] = ctx.save_figure(causal_check(summary.networks), FIGURES["causal"],
+                                                     caption=CAUSAL_CAPTION)
         if recent is None and not summary.networks:
             return None
         return ProbeSection(title="Autoregressive", text=summary_text(summary.networks, self.loss.steps, recent,

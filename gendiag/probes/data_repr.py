@@ -2,8 +2,9 @@
 the noise the model is meant to start from?
 
 Per observed batch it keeps at most 64 rows of the first batch and of every k-th after it (eight batches per role
-at most; k doubles when full, so the sample spans the whole run). Everything else runs in `finish` on those rows,
-through the pure checks in `gendiag.quantities.representation` and `gendiag.quantities.source` (run by
+at most; k doubles when full, so the sample spans the whole run). Everything else runs on those rows whenever the
+rules are asked after new batches (each live check, and `finish`, which logs each measurement's data/* scalars at
+its step), through the pure checks in `gendiag.quantities.representation` and `gendiag.quantities.source` (run by
 `gendiag.quantities.data_repr.measure`; the rules are in `gendiag.rules.data_repr`). The fact
 `image_shape=(C, H, W)` says how a sample reads as an image; without it a square D is read as a square one-channel
 image.
@@ -69,6 +70,7 @@ class DataRepresentationProbe(Probe):
         self.starts = BatchSample()
         self._runs: dict[str, tuple[int, float | None]] = {}  # model -> (step, first time) of its sampling run
         self._cache: tuple[tuple[Any, ...], Representation | None] | None = None
+        self._over_time: dict[int, dict[str, float]] = {}  # step -> the data/* scalars measured there
 
     def setup(self, ctx: ProbeContext) -> None:
         self.wants_forward = ctx.task in SAMPLED_TASKS
@@ -106,6 +108,7 @@ class DataRepresentationProbe(Probe):
                 summary = measure(rows, self.batch_size, {role: len(self.kept[role].batches) for role in rows},
                                   self._other_sources(ctx) if "source" in rows else {},
                                   ctx.facts.get("image_shape"), ctx.task)
+                self._over_time[ctx.step] = scalars(summary)
             self._cache = (key, summary)
         return self._cache[1]
 
@@ -113,7 +116,9 @@ class DataRepresentationProbe(Probe):
         summary = self._measure(ctx)
         if summary is None:
             return None
-        self._log(ctx, summary)
+        for step, numbers in sorted(self._over_time.items()):
+            for tag, value in numbers.items():
+                ctx.log_scalar(tag, value, step)
         image_shape = ctx.facts.get("image_shape")
         drawn = [ctx.draw_figure(FIGURES["samples"], samples, summary, image_shape),
                  ctx.draw_figure(FIGURES["values"], values, summary)]
@@ -121,7 +126,8 @@ class DataRepresentationProbe(Probe):
             drawn.append(ctx.draw_figure(FIGURES["qq"], source_qq, summary.rows["source"]))
         if "source" in summary.rows and summary.matches:
             drawn.append(ctx.draw_figure(FIGURES["sources"], sources, summary.rows["source"], summary.others))
-        return ProbeSection(title="Data representation", text=_text(summary), figures=drawn, table=_table(summary))
+        text = _text(summary) + "\n" + over_time(sorted(self._over_time))
+        return ProbeSection(title="Data representation", text=text, figures=drawn, table=_table(summary))
 
     def findings(self, ctx: ProbeContext) -> list[Finding]:
         summary = self._measure(ctx)
@@ -155,18 +161,32 @@ class DataRepresentationProbe(Probe):
             others["declared"] = declared_rows(declared, max(16, min(256, DECLARED_VALUES // width)))
         return others
 
-    def _log(self, ctx: ProbeContext, summary: Representation) -> None:
-        for role, checks in summary.checks.items():
-            prefix = "data/" if role == "data" else "data/source_"
-            numbers = {"distinct_fraction": checks.render.duplicates.distinct_fraction,
-                       "spread_ratio": checks.spread.ratio, "rms": checks.values.rms}
-            if checks.noise is not None:
-                numbers.update(ks=checks.noise.ks_statistic, mean=checks.noise.mean, std=checks.noise.std)
-            for key, value in numbers.items():
-                if np.isfinite(value):
-                    ctx.log_scalar(f"{prefix}{key}", value)
-        if summary.scale is not None and np.isfinite(summary.scale.ratio):
-            ctx.log_scalar("data/scale_ratio", summary.scale.ratio)
+
+def scalars(summary: Representation) -> dict[str, float]:
+    """The data/* scalars of one measurement on the rows kept so far, by tag (finite values only)."""
+    values: dict[str, float] = {}
+    for role, checks in summary.checks.items():
+        prefix = "data/" if role == "data" else "data/source_"
+        numbers = {"distinct_fraction": checks.render.duplicates.distinct_fraction,
+                   "spread_ratio": checks.spread.ratio, "rms": checks.values.rms}
+        if checks.noise is not None:
+            numbers.update(ks=checks.noise.ks_statistic, mean=checks.noise.mean, std=checks.noise.std)
+        values.update({f"{prefix}{key}": float(value) for key, value in numbers.items() if np.isfinite(value)})
+    if summary.scale is not None and np.isfinite(summary.scale.ratio):
+        values["data/scale_ratio"] = float(summary.scale.ratio)
+    return values
+
+
+def over_time(steps: list[int]) -> str:
+    """Where TensorBoard's data/* points come from: the checks run on the rows kept so far whenever the rules are
+    asked after new batches came (each live check, and the end), one point per measurement."""
+    if len(steps) == 1:
+        return (f"- **in TensorBoard**: the data/* scalars hold one point, at step {steps[0]}: the checks ran once, at "
+                "the end, on the rows kept over the run (with live checks on, they also run at each check that "
+                "follows new batches, one point each).")
+    shown = ", ".join(map(str, steps[:12])) + (f", … ({len(steps)} in all)" if len(steps) > 12 else "")
+    return (f"- **in TensorBoard**: the data/* scalars hold one point per measurement on the rows kept so far, at "
+            f"the live checks that followed new batches and at the end: steps {shown}.")
 
 
 def _figure_paths(summary: Representation) -> dict[str, str]:

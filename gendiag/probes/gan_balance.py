@@ -64,14 +64,15 @@ class GanBalanceProbe(Probe):
     def finish(self, ctx: ProbeContext) -> ProbeSection | None:
         if not self.log.rows:
             return None
-        from gendiag.figures.gan_balance import balance_figure
+        from gendiag.figures.gan_balance import CAPTION, balance_figure
 
         frame = self.log.table()
         stretch = dominated_stretch(frame, self.log.d_output)
         squashing = self._squashed(ctx, frame, f"figures/{FIGURE}.png")
         floor = None if squashing is None else squashing.evidence["loss_d_floor_averaged" if squashing.evidence[
             "loss_d_averaged"] else "loss_d_floor_summed"]
-        figure = ctx.save_figure(balance_figure(frame, self.log.d_output or "prob", stretch, floor), FIGURE)
+        figure = ctx.save_figure(balance_figure(frame, self.log.d_output or "prob", stretch, floor), FIGURE,
+                                 caption=CAPTION)
         last = frame.tail(max(1, len(frame) // 10))
         text = (f"{len(frame)} steps recorded; discriminator output given as {self.log.d_output!r}. Over the last "
                 f"tenth of training: median D(real) {fmt(last['d_real'].median())}, D(fake) "

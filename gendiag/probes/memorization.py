@@ -64,10 +64,10 @@ class MemorizationProbe(Probe):
         missing = watch.missing()
         if missing:
             return ProbeSection(title="Memorization", text=f"Not measured: no {' and no '.join(missing)} were seen.")
-        from gendiag.figures.memorization import copies_figure
+        from gendiag.figures.memorization import CAPTION, copies_figure
 
         copying = watch.copying(MEM_COPY_QUANTILE)
-        figure = ctx.save_figure(copies_figure(copying, watch.train.shape), FIGURE)
+        figure = ctx.save_figure(copies_figure(copying, watch.train.shape), FIGURE, caption=CAPTION)
         result, duplicates = copying.result, copying.duplicates
         text = (f"Compared {len(copying.generated)} generated samples (step {watch.samples_step}) and "
                 f"{copying.n_heldout} held-out real samples with the {len(copying.train)} distinct training rows kept "

@@ -109,10 +109,10 @@ class ModeCollapseProbe(Probe):
     def finish(self, ctx: ProbeContext) -> ProbeSection | None:
         if not self._timelines():
             return None
-        from gendiag.figures.modes import coverage_figure
+        from gendiag.figures.modes import CAPTION, coverage_figure
 
         figure = ctx.save_figure(coverage_figure(self.modes, self.classes, self.last_samples, self.centers,
-                                                 self.stds, self.last_labels), FIGURE)
+                                                 self.stds, self.last_labels), FIGURE, caption=CAPTION)
         return ProbeSection(title="Mode collapse: modes and classes covered over training",
                             text="\n\n".join(map(_text, self._timelines())), figures=[figure])
 

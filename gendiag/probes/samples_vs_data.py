@@ -48,7 +48,7 @@ from typing import Any
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures.samples_vs_data import image_shape, samples_figure, samples_snapshot
+from gendiag.figures.samples_vs_data import CAPTION, image_shape, samples_figure, samples_snapshot
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe
@@ -108,7 +108,7 @@ class SamplesVsDataProbe(Probe):
             return ProbeSection(title=title, text=f"Not measured: {skipped}.")
         data = against.data.rows
         gap = against.gap()
-        figure = ctx.save_figure(samples_figure(against.samples, data, gap, self.shape), FIGURE)
+        figure = ctx.save_figure(samples_figure(against.samples, data, gap, self.shape), FIGURE, caption=CAPTION)
         text = (f"{gap.n_samples} samples (step {against.samples_step}) against {gap.n_data} data rows kept of "
                 f"{against.data.seen} seen, {gap.dimension} values each. Overall std ratio {gap.std_ratio:.3g} "
                 f"(data subsets of {gap.n_compared} rows: within {gap.std_ratio_floor:.3g}x), per-dimension std "
@@ -117,7 +117,9 @@ class SamplesVsDataProbe(Probe):
                 f"{gap.space}, with {gap.n_compared} points a side over {gap.repeats} draws: W2 {gap.w2:.4g} against a "
                 f"floor of {gap.w2_floor:.4g} (data against data; {gap.w2_over_floor:.2f}x), "
                 f"{gap.w2_over_spread:.2f} data spreads ({gap.data_spread:.4g}); a Gaussian with the data's mean and "
-                f"covariance: W2 {gap.w2_gaussian:.4g}. Coverage {gap.coverage:.2f} (floor {gap.coverage_floor:.2f}).")
+                f"covariance: W2 {gap.w2_gaussian:.4g}. Energy distance {gap.energy:.4g} "
+                f"({gap.energy_over_spread:.3g} data spreads; data against data: {gap.energy_floor:.4g}), which a few "
+                f"far samples sway less than W2. Coverage {gap.coverage:.2f} (floor {gap.coverage_floor:.2f}).")
         if not self.judge_cover:
             text += (" The facts `modes`/`classifier` are given: which parts of the data the samples cover (and "
                      "samples narrower than the data) are the mode-collapse probe's to judge; here only samples too "
@@ -140,4 +142,5 @@ class SamplesVsDataProbe(Probe):
         gap = self.against.gap()
         if gap is None:
             return {"skipped": self.against.why_not()}
-        return {**gap.as_dict(), "w2_over_floor": gap.w2_over_floor, "w2_over_spread": gap.w2_over_spread}
+        return {**gap.as_dict(), "w2_over_floor": gap.w2_over_floor, "w2_over_spread": gap.w2_over_spread,
+                "energy_over_spread": gap.energy_over_spread}

@@ -52,10 +52,10 @@ class VaeHealthProbe(Probe):
     def finish(self, ctx: ProbeContext) -> ProbeSection | None:
         if not len(self.timeline):
             return None
-        from gendiag.figures.vae_health import latent_figure
+        from gendiag.figures.vae_health import CAPTION, latent_figure
 
         final = self.timeline.last
-        figure = ctx.save_figure(latent_figure(self.timeline), FIGURE)
+        figure = ctx.save_figure(latent_figure(self.timeline), FIGURE, caption=CAPTION)
         latent = len(final.kl)
         text = (f"At step {final.step} ({final.samples} encoded samples): {final.active(VAE_ACTIVE_VARIANCE)} of "
                 f"{latent} latent units active (variance across the data of the posterior mean > "

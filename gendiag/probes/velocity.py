@@ -14,6 +14,9 @@ divided by the exact field's:
 
 Near 1 the network follows x (or t) as much as the exact field does; near 0 it ignores it: `field-ignores-x`,
 `field-ignores-t`.
+
+The comparison is made whenever the rules are asked (each live check, and the end); each one's numbers are kept
+by step and logged at that step by `finish`, so TensorBoard's flow/* curves have a point per comparison.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class VelocityProbe(Probe):
         self._source: Reservoir | None = None
         self._source_moments = torch.zeros(3, dtype=torch.float64)  # count, sum, sum of squares
         self._cache: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self._over_time: dict[int, dict[str, float]] = {}  # step -> the flow/* scalars measured there
 
     def on_data(self, ctx: Any, batch: torch.Tensor, role: str) -> None:
         if role == "data":
@@ -80,6 +84,8 @@ class VelocityProbe(Probe):
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         self._cache = (key, self._measure_now(ctx))
+        if "comparison" in self._cache[1]:
+            self._over_time[ctx.step] = scalars(self._cache[1]["comparison"])
         return self._cache[1]
 
     def _measure_now(self, ctx: Any) -> dict[str, Any]:
@@ -120,11 +126,9 @@ class VelocityProbe(Probe):
         plane = principal_plane(data)
         table = pd.DataFrame({"t": list(errors), "relative_error": list(errors.values()),
                               "sensitivity_x": [sensitivity_x.get(t, NOT_AT_T) for t in errors]}).set_index("t")
-        for t, error in errors.items():
-            ctx.log_scalar(f"flow/field_error/t={t:.2f}", error)
-        for t, value in sensitivity_x.items():
-            ctx.log_scalar(f"flow/sensitivity_x/t={t:.2f}", value)
-        ctx.log_scalar("flow/sensitivity_t", comparison.sensitivity_t)
+        for step, values in sorted(self._over_time.items()):
+            for tag, value in values.items():
+                ctx.log_scalar(tag, value, step)
         ctx.add_chart("flow", "field error by t (learned vs exact)", [r"flow/field_error/.*"])
         ctx.add_chart("flow", "sensitivity to x by t (learned / exact)", [r"flow/sensitivity_x/.*"])
         figures = [ctx.draw_figure(QUIVER_FIGURE, quivers, plane, data, measured["learned"], measured["exact"],
@@ -132,7 +136,8 @@ class VelocityProbe(Probe):
         figures.append(ctx.draw_figure(SENSITIVITY_FIGURE, sensitivity, errors, sensitivity_x,
                                        comparison.sensitivity_t, comparison.over_t_learned, comparison.over_t_exact,
                                        plane, caption=SENSITIVITY_CAPTION))
-        return ProbeSection(title=TITLE, text=_text(measured, plane), figures=figures, table=table)
+        return ProbeSection(title=TITLE, text=_text(measured, plane) + " " + over_time(sorted(self._over_time)),
+                            figures=figures, table=table)
 
     def findings(self, ctx: Any) -> list[Finding]:
         measured = self._measure(ctx)
@@ -165,6 +170,25 @@ class VelocityProbe(Probe):
         else:
             return None, ""
         return (None if noise_check(rows).is_noise else rows), origin
+
+
+def scalars(comparison: FieldComparison) -> dict[str, float]:
+    """The flow/* scalars of one comparison, by tag."""
+    values = {f"flow/field_error/t={t:.2f}": error for t, error in comparison.field_error.items()}
+    values.update({f"flow/sensitivity_x/t={t:.2f}": value for t, value in comparison.sensitivity_x.items()})
+    values["flow/sensitivity_t"] = comparison.sensitivity_t
+    return values
+
+
+def over_time(steps: list[int]) -> str:
+    """Where TensorBoard's flow/* points come from: the comparison runs the network and the exact field (too
+    dear for every step), so it is taken at each live check and at the end, one point per measurement."""
+    if len(steps) == 1:
+        return (f"In TensorBoard the flow/* scalars hold one point, at step {steps[0]}: the comparison was made once, "
+                "at the end (with live checks on, it is also made at each check, one point each).")
+    shown = ", ".join(map(str, steps[:12])) + (f", … ({len(steps)} in all)" if len(steps) > 12 else "")
+    return (f"In TensorBoard the flow/* scalars hold one point per comparison, at the live checks and the end: "
+            f"steps {shown}.")
 
 
 def _text(measured: dict[str, Any], plane: Plane) -> str:

@@ -25,7 +25,7 @@ DECISIVE: dict[str, str] = {
     "target-explodes": "the {quantity} grows like (1 − t)^{exponent:.2f}",
     "data-bottleneck": "data preparation takes {data_share:.0%} of the step time",
     "loss-nonfinite": "first NaN or infinite loss at step {first_nonfinite_step}",
-    "params-stalled": "weights moved by at most {movement_over_run:.2%} over the run",
+    "params-stalled": "weights move about {movement_over_run:.2%} over the run at the median step",
     "loss-diverging": "window median {last_median:.4g} at the end against a best of {best_median:.4g}",
     "loss-t-imbalance": "t in {worst_loss_bin} carries {worst_loss_share:.1%} of the loss",
     "field-ignores-t": "the field changes {sensitivity_t:.3g}× as much with t as the exact field",

@@ -117,7 +117,7 @@ def stalled_finding(name: str, network: dict[str, Any], figure: str | None) -> F
         code="params-stalled", severity="warning", title=f"The weights of {name} barely move",
         message=(f"A step changes the weight matrices of {name} by a median {network['update_ratio_median']:.2g} "
                  f"of their size{lr}, against about 1e-3 in healthy training (1e-4 to 1e-2). At that rate the "
-                 f"whole run moves them by at most {network['movement_over_run']:.2%} of their size."),
+                 f"whole run moves them by about {network['movement_over_run']:.2%} of their size."),
         evidence=evidence,
         suggestion="Raise the learning rate (Adam: 1e-4 to 1e-3 is a usual start) and check any scheduler's factor.",
         figure=figure,

@@ -10,12 +10,15 @@ from typing import Any
 import torch
 
 from gendiag.quantities.flattened import (LossRange, Peak, binary_iou, cosine, displacement_ratio, loss_range,
-                                          peak, unreachable_share)
+                                          loss_share_from, peak, relative_weight_change, unreachable_share)
 from gendiag.recipes.flattened.checkpoints import Checkpoint, Reference
 from gendiag.recipes.flattened.data import ImageStreams
 from gendiag.recipes.schemas.flattened import LossKind
 
 OUTPUT_TIMES = (0.0, 0.5)  # where the story quotes the size of the network's output at a start picture
+HIGH_T = 0.9  # the results' loss share is of the draws with t at or above this
+WEIGHT_KEY = "weight_distance_from_init"  # the results' names of the two, quoted by the story
+SHARE_KEY = f"loss_share_t_above_{HIGH_T:g}_all_iterations"
 
 
 @dataclass(frozen=True)
@@ -42,12 +45,21 @@ class RunFacts:
     unreachable: float  # share of the needed move's energy outside the last layer's span
     losses: LossRange
     peak: Peak
+    weight_distance: float  # ‖θ − θ0‖ / ‖θ0‖ at the end: where the weights ended, not the gradients probe's bound
+    loss_share_high_t: float  # share of the summed per-sample loss of all iterations carried by t >= HIGH_T
+
+    def results(self) -> dict[str, float]:
+        """The results-table entries these measurements give, under names that say what each one is (the story
+        quotes the same fields), so that no result repeats a probe's number under another name."""
+        return {WEIGHT_KEY: self.weight_distance, SHARE_KEY: self.loss_share_high_t}
 
 
 def measure(mon: Any, model: torch.nn.Module, streams: ImageStreams, reference: Reference, case: Any,
             checkpoints: list[Checkpoint], losses: list[float], samples: torch.Tensor, starts: torch.Tensor,
-            generator: torch.Generator, resumed_at: int) -> RunFacts:
-    """The recipe's own numbers, measured once at the end of the run (cheap, exact)."""
+            generator: torch.Generator, resumed_at: int, initial: list[torch.Tensor], times: torch.Tensor,
+            per_sample_loss: torch.Tensor) -> RunFacts:
+    """The recipe's own numbers, measured once at the end of the run (cheap, exact). `initial` holds the weights
+    as training started; `times` and `per_sample_loss` are every iteration's draws of t and their losses."""
     probe_data = streams.data(8, generator)
     probe_source = streams.source(8, generator)
     outputs = {t: mon.evaluate("model", probe_source, t) for t in OUTPUT_TIMES}
@@ -67,4 +79,6 @@ def measure(mon: Any, model: torch.nn.Module, streams: ImageStreams, reference: 
         losses=loss_range(losses),
         peak=peak([c.iteration for c in checkpoints], [c.cos_target for c in checkpoints],
                   [c.cos_source for c in checkpoints]),
+        weight_distance=relative_weight_change(list(model.parameters()), initial),
+        loss_share_high_t=loss_share_from(times, per_sample_loss, HIGH_T),
     )

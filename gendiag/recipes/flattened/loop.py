@@ -12,7 +12,6 @@ import torch
 from gendiag.config import Case
 from gendiag.findings import Finding
 from gendiag.report import ProbeSection
-from gendiag.quantities.flattened import loss_share_from, relative_weight_change
 from gendiag.recipes.flattened.checkpoints import Checkpoint, Reference, generate
 from gendiag.recipes.flattened.data import ImageStreams
 from gendiag.recipes.flattened.facts import measure
@@ -90,7 +89,8 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
         samples = euler_time_points(model, starts, sample_cfg.time_points, sample_cfg.frozen)
     mon.observe_samples(samples)
     facts = measure(mon, model, streams, reference, case, history.checkpoints, history.losses, samples, starts,
-                    final_gen, done)
+                    final_gen, done, initial, torch.cat(history.times) if history.times else torch.zeros(0),
+                    torch.cat(history.per_sample) if history.per_sample else torch.zeros(0))
     figures = [
         mon.save_figure(checkpoint_figure(history.checkpoints, reference), "flattened_checkpoints",
                         caption=CHECKPOINT_CAPTION),
@@ -107,13 +107,10 @@ def run(case: Case, ctx: RunContext) -> dict[str, Any]:
 
     mon.add_conclusion(conclusion)
     final = history.checkpoints[-1]
-    t_all = torch.cat(history.times) if history.times else torch.zeros(0)
-    loss_all = torch.cat(history.per_sample) if history.per_sample else torch.zeros(0)
     return {
         "final_loss": facts.losses.last, "loss_median": facts.losses.median, "loss_max": facts.losses.max,
         "cos_target": final.cos_target, "cos_source": final.cos_source,
         "iou_target": final.iou_target, "iou_source": final.iou_source,
         "baseline_cos_target_source": facts.baseline_cos, "sampler_displacement": facts.displacement,
-        "weight_change": relative_weight_change(list(model.parameters()), initial),
-        "loss_share_t_above_0.9": loss_share_from(t_all, loss_all, 0.9),
+        **facts.results(),
     }

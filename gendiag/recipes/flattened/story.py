@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from gendiag.findings import SEVERITY_RANK, Finding
 from gendiag.recipes.flattened.checkpoints import Checkpoint
-from gendiag.recipes.flattened.facts import RunFacts
+from gendiag.recipes.flattened.facts import HIGH_T, SHARE_KEY, WEIGHT_KEY, RunFacts
 from gendiag.rules.thresholds import STORY_RELAPSE, STORY_SAMPLER_STILL, STORY_UNREACHABLE
 
 Found = dict[str, Finding]  # the first finding of each code in the run
@@ -69,8 +69,11 @@ def _stalled(found: Found, facts: RunFacts) -> str:
         f"The learning rate decides this: with lr = {facts.lr:g}, Adam moves a weight by at most about lr per step, "
         f"{facts.lr * facts.iterations:.3g} over the {facts.iterations} iterations; the gradients probe measured a "
         f"median update of {evidence(found, 'params-stalled', 'update_ratio_median', '.2g')} of the weight matrices' "
-        f"size per step, at most {evidence(found, 'params-stalled', 'movement_over_run', '.2%')} over the run "
-        f"(`params-stalled`), so the network stays near its random initialisation, whose output is close to zero.")
+        f"size per step, about {evidence(found, 'params-stalled', 'movement_over_run', '.2%')} over the run at that "
+        "rate (`params-stalled`: the median step times the steps); measured at the end, the weights sit "
+        f"{number(facts.weight_distance, '.2%')} of their size from where they started (‖θ − θ0‖ / ‖θ0‖, "
+        f"`{WEIGHT_KEY}` in the results). So the network stays near its random initialisation, whose "
+        "output is close to zero.")
 
 
 def _off_path(found: Found, facts: RunFacts) -> str:
@@ -138,7 +141,9 @@ def _exploding(found: Found, facts: RunFacts) -> str:
             f"{bins} equal bins of t), so the batch loss (here "
             f"{facts.losses.min:.3g} to {facts.losses.max:.3g}, median {facts.losses.median:.3g}, last "
             f"{facts.losses.last:.3g}) measures which t the batch happened to draw, not progress, and its gradient is "
-            "steered by a handful of samples (`loss-t-imbalance`).")
+            f"steered by a handful of samples (`loss-t-imbalance`). Over all iterations the draws with t ≥ "
+            f"{HIGH_T:g} carried {number(facts.loss_share_high_t, '.1%')} of the summed per-sample loss "
+            f"(`{SHARE_KEY}` in the results).")
     return " ".join(parts)
 
 
