@@ -96,4 +96,14 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.loss:judge_trend", figure="gendiag.figures.loss:loss_figure"),
     CodeMap("gan-d-output-squashed", quantity="gendiag.quantities.gan_balance:output_reading",
             rule="gendiag.rules.gan_balance:squashed", figure="gendiag.figures.gan_balance:balance_figure"),
+    # --- issue 27: EMA copies, the optimizer, the generator's objective ---
+    CodeMap("ema-lagging", quantity="gendiag.quantities.ema:EmaTrack",
+            rule="gendiag.rules.ema:ema_lagging", figure=None),
+    CodeMap("lr-decayed-to-zero", quantity="gendiag.quantities.optimizer:lr_fall",
+            rule="gendiag.rules.optimizer:lr_decayed", figure=None),
+    CodeMap("weight-decay-dominates", quantity="gendiag.quantities.optimizer:weight_shrink",
+            rule="gendiag.rules.optimizer:weight_decay_dominates", figure=None),
+    CodeMap("gan-g-objective-inverted", quantity="gendiag.quantities.gan_balance:BalanceLog",
+            rule="gendiag.rules.gan_balance:g_objective_inverted",
+            figure="gendiag.figures.gan_balance:balance_figure"),
 )
