@@ -92,20 +92,23 @@ class WeightTrace:
 def weight_shrink(trace: WeightTrace) -> dict[str, Any] | None:
     """How far the weights' norm fell from its peak to the end (the median of the last tenth of the readings), and
     the loss at the peak against the loss at the end (medians of a tenth of the readings from the peak, and of the
-    last tenth). None with fewer than ten readings, or without finite losses at either end."""
-    if len(trace.norms) < 10:
+    last tenth). Readings whose norm is not finite (weights that overflowed) are left out. None with fewer than ten
+    finite readings, or without finite losses at either end."""
+    finite = np.isfinite(np.asarray(trace.norms, dtype=float))
+    if finite.sum() < 10:
         return None
-    norms, losses = np.asarray(trace.norms), np.asarray(trace.losses)
+    norms, losses = np.asarray(trace.norms)[finite], np.asarray(trace.losses)[finite]
+    steps = np.asarray(trace.steps)[finite]
     window = max(1, len(norms) // 10)
-    peak_at = int(np.nanargmax(norms))
-    end_norm = float(np.nanmedian(norms[-window:]))
-    at_peak = losses[peak_at:peak_at + window]
-    at_end = losses[-window:]
-    if not np.isfinite(at_peak).any() or not np.isfinite(at_end).any():
+    peak_at = int(np.argmax(norms))
+    end_norm = float(np.median(norms[-window:]))
+    at_peak, at_end = losses[peak_at:peak_at + window], losses[-window:]
+    at_peak, at_end = at_peak[np.isfinite(at_peak)], at_end[np.isfinite(at_end)]
+    if norms[peak_at] <= 0 or not len(at_peak) or not len(at_end):
         return None
-    loss_peak, loss_end = float(np.nanmedian(at_peak)), float(np.nanmedian(at_end))
-    return {"peak_norm": float(norms[peak_at]), "peak_step": int(trace.steps[peak_at]), "end_norm": end_norm,
-            "last_step": int(trace.steps[-1]), "shrink": 1.0 - end_norm / float(norms[peak_at]),
+    loss_peak, loss_end = float(np.median(at_peak)), float(np.median(at_end))
+    return {"peak_norm": float(norms[peak_at]), "peak_step": int(steps[peak_at]), "end_norm": end_norm,
+            "last_step": int(steps[-1]), "shrink": 1.0 - end_norm / float(norms[peak_at]),
             "loss_at_peak": loss_peak, "loss_at_end": loss_end,
             "loss_improvement": (loss_peak - loss_end) / max(abs(loss_peak), 1e-12),
-            "min_norm": float(np.nanmin(norms[peak_at:])), "readings": len(norms)}
+            "min_norm": float(np.min(norms[peak_at:])), "readings": len(norms)}

@@ -3,6 +3,8 @@ network's over the run: its decay averages over about as many steps as the run h
 
 from __future__ import annotations
 
+import math
+
 from gendiag.findings import Finding
 from gendiag.quantities.ema import EmaTrack
 from gendiag.rules.thresholds import EMA_LAG_CRITICAL, EMA_LAG_WARNING, EMA_MIN_MODEL_MOVE, EMA_MIN_STEPS
@@ -16,11 +18,13 @@ ADVICE = ("Lower the EMA decay so that it averages over a small part of the run:
 def ema_lagging(track: EmaTrack) -> list[Finding]:
     """`ema-lagging`: at the last reading, EMA_MIN_STEPS or more after the copy was watched and with the network
     moved at least EMA_MIN_MODEL_MOVE of its starting norm, the copy moved less than EMA_LAG_WARNING of the
-    network's distance (critical under EMA_LAG_CRITICAL)."""
+    network's distance (critical under EMA_LAG_CRITICAL). Distances that are not finite are not judged."""
     if not track.readings:
         return []
     last = track.readings[-1]
     steps = last.step - track.start_step
+    if not (math.isfinite(last.ema_moved) and math.isfinite(last.model_moved)):  # weights that overflowed
+        return []
     if steps < EMA_MIN_STEPS or last.model_moved < EMA_MIN_MODEL_MOVE * max(last.model_norm, 1e-12):
         return []
     ratio = last.ema_moved / last.model_moved

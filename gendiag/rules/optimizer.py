@@ -50,7 +50,7 @@ def weight_decay_dominates(shrink: dict[str, Any] | None, weight_decay: float | 
     norm fell by WD_SHRINK or more while the loss improved by less than WD_LOSS_FLAT of its value at the peak."""
     if shrink is None or shrink["last_step"] - shrink["peak_step"] < WD_MIN_STEPS:
         return []
-    if shrink["shrink"] < WD_SHRINK or shrink["loss_improvement"] >= WD_LOSS_FLAT:
+    if not (shrink["shrink"] >= WD_SHRINK and shrink["loss_improvement"] < WD_LOSS_FLAT):
         return []
     decay = "" if weight_decay is None else f" The watched optimizers' largest weight decay is {weight_decay:g}."
     loss = ("got worse" if shrink["loss_improvement"] < 0 else f"improved by only {shrink['loss_improvement']:.1%}")
