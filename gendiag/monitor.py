@@ -486,8 +486,8 @@ class Monitor:
                 if isinstance(output, torch.Tensor) and output.dim() > 0:
                     output_head = output.detach()[:HEAD_ROWS].float().cpu()
             x, t, out = _rows((x, times, output), self.record_rows, self._row_picker)
-            call = ForwardCall(model=watched.ema_of or name, mode=self._mode, step=self.ctx.step, x=x, t=t, output=out, head=head,
-                               output_head=output_head,
+            call = ForwardCall(model=watched.ema_of or name, mode=self._mode, step=self.ctx.step, x=x, t=t,
+                               output=out, head=head, output_head=output_head,
                                session=self._sampling_session if self._mode == "sampling" else 0,
                                via=name if watched.ema_of else None)
             self._dispatch("on_forward", call)

@@ -52,8 +52,8 @@ class EmaProbe(Probe):
         for track in self.tracks:
             last = track.read(ctx.step)
             lines.append(f"`{track.ema}` (EMA of `{track.follows}`), over steps {track.start_step}–{last.step}: the "
-                         f"network moved {last.model_moved:.4g} from its starting weights, the copy {last.ema_moved:.4g}, "
-                         f"and they end {last.gap:.4g} apart.")
+                         f"network moved {last.model_moved:.4g} from its starting weights, the copy "
+                         f"{last.ema_moved:.4g}, and they end {last.gap:.4g} apart.")
         return ProbeSection(title="EMA copies", text=" ".join(lines))
 
     def findings(self, ctx: ProbeContext) -> list[Finding]:
