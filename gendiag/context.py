@@ -29,7 +29,8 @@ Call = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], Any]
 @dataclass
 class WatchedModel:
     """A watched network and its call convention: where x and t sit in a call (`x_arg`, `t_arg`), or `inputs(args,
-    kwargs) -> (x, t)` for any other convention, and `call(module, x, t)` to run it on (x, t)."""
+    kwargs) -> (x, t)` for any other convention, and `call(module, x, t)` to run it on (x, t); `ema_of` names the
+    network it averages, for an EMA copy."""
 
     module: torch.nn.Module
     x_arg: int | str
@@ -37,6 +38,7 @@ class WatchedModel:
     inputs: Inputs | None = None
     call: Call | None = None
     time_form: tuple[tuple[int, ...], torch.dtype] | None = None  # per-row shape and dtype of t in training calls
+    ema_of: str | None = None  # the watched network this one is an exponential moving average of
 
     def note_time(self, t: Any, batch: int) -> None:
         """Remember the form of a per-row time the loop passes (a (B, 1) tensor, integer timesteps), once, so that

@@ -25,9 +25,10 @@ STAGES: dict[str, tuple[str, ...]] = {
                         "target-explodes", "t-range-untrained", "train-sample-input-mismatch", "data-bottleneck",
                         "causal-leak", "ddp-same-noise-across-ranks", "distributed-sampler-epoch-unset"),
     "optimisation": ("grad-accumulating", "gan-d-output-squashed", "loss-unbounded-below", "loss-nonfinite",
-                     "no-gradient-reaches", "params-stalled", "gradients-not-seen", "loss-diverging",
-                     "loss-t-imbalance", "gan-d-dominates", "gan-oscillation"),
-    "model": ("posterior-collapse", "field-ignores-x", "field-ignores-t"),
+                     "no-gradient-reaches", "lr-decayed-to-zero", "weight-decay-dominates", "params-stalled",
+                     "gradients-not-seen", "loss-diverging", "loss-t-imbalance", "gan-g-objective-inverted",
+                     "gan-d-dominates", "gan-oscillation"),
+    "model": ("posterior-collapse", "field-ignores-x", "field-ignores-t", "ema-lagging"),
     "samples": ("sampler-state-frozen", "samples-unlike-data", "mode-collapse", "memorization",
                 "ar-samples-identical"),
 }
@@ -118,6 +119,14 @@ CONSEQUENCES: dict[str, dict[str, str]] = {
     },
     "causal-leak": {
         "samples-unlike-data": "a network that learned to copy the value it predicts has nothing to copy when sampling",
+    },
+    "lr-decayed-to-zero": {
+        "params-stalled": "a learning rate of about 0 leaves the weights where they are",
+    },
+    "gan-g-objective-inverted": {
+        "gan-d-dominates": "a generator trained to make its samples easy to reject hands the discriminator its win",
+        "mode-collapse": "a generator minimising the wrong objective does not learn the data's modes",
+        "samples-unlike-data": "a generator minimising the wrong objective does not learn the data",
     },
     "train-sample-input-mismatch": {
         "ar-samples-identical": "a sampler that writes probabilities back instead of draws follows one deterministic "

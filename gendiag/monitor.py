@@ -161,7 +161,8 @@ class Monitor:
 
     def watch(self, model: torch.nn.Module, name: str = "model", x_arg: int | str = 0,
               t_arg: int | str | None = 1, *, inputs: Inputs | None = None, call: Call | None = None,
-              optimizer: torch.optim.Optimizer | None = None) -> torch.nn.Module:
+              optimizer: torch.optim.Optimizer | None = None,
+              ema_of: str | torch.nn.Module | None = None) -> torch.nn.Module:
         """Record what `model` is fed, in training and in sampling (a few rows per call, detached).
 
         By default x is the call's argument `x_arg` and t its argument `t_arg` (a position or a keyword; t_arg=None
@@ -175,7 +176,13 @@ class Monitor:
         watched through the network it wraps.
 
         With `optimizer` (the one that trains `model`) its gradients are read just before each optimizer step, right
-        under any loop order; see `watch_optimizer`."""
+        under any loop order; see `watch_optimizer`.
+
+        With `ema_of` (the name of a watched network, or that network) `model` is its exponential moving average:
+        its calls inside `with mon.sampling():` are compared with the training calls of the network it follows
+        (recorded under that network's name), its calls outside sampling are not training and are not recorded,
+        its weights are not read as a trained network's, and the `ema` probe compares how far it moved over the run
+        with how far the network moved (`ema-lagging`)."""
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Monitor.watch: model must be a torch.nn.Module, got {type(model).__name__}")
         if name in self.ctx.models:
@@ -184,13 +191,37 @@ class Monitor:
             if function is not None and not callable(function):
                 raise TypeError(f"Monitor.watch({name!r}): {what} must be callable, got {type(function).__name__}")
         module = unwrapped(model)  # DistributedDataParallel's network: its calls reach it, a probe may run it alone
-        self.ctx.models[name] = WatchedModel(module, x_arg, t_arg, inputs=inputs, call=call)
+        follows = None if ema_of is None else self._followed(name, module, ema_of)
+        self.ctx.models[name] = WatchedModel(module, x_arg, t_arg, inputs=inputs, call=call, ema_of=follows)
         if self._wants_forward:
             self._hooks.append(module.register_forward_hook(self._forward_hook(name), with_kwargs=True))
         self._dispatch("on_watch", name, module)
         if optimizer is not None:
             self.watch_optimizer(optimizer)
         return model
+
+    def _followed(self, name: str, model: torch.nn.Module, ema_of: str | torch.nn.Module) -> str:
+        """The watched name of the network an EMA copy follows; a ValueError when it is not watched or its
+        parameters do not match the copy's one for one."""
+        if isinstance(ema_of, torch.nn.Module):
+            found = [watched for watched, held in self.ctx.models.items() if held.module is ema_of]
+            if not found:
+                raise ValueError(f"Monitor.watch({name!r}): ema_of is a network that is not watched; watch the model "
+                                 "it averages first, then the EMA copy with ema_of=that name")
+            ema_of = found[0]
+        if ema_of not in self.ctx.models:
+            raise ValueError(f"Monitor.watch({name!r}): ema_of={ema_of!r} names no watched network (watched: "
+                             f"{sorted(self.ctx.models)}); watch the model it averages first")
+        if self.ctx.models[ema_of].ema_of is not None:
+            raise ValueError(f"Monitor.watch({name!r}): ema_of={ema_of!r} is itself an EMA copy; name the trained "
+                             "network")
+        ours = [tuple(p.shape) for p in model.parameters()]
+        theirs = [tuple(p.shape) for p in self.ctx.models[ema_of].module.parameters()]
+        if ours != theirs:
+            raise ValueError(f"Monitor.watch({name!r}): an EMA copy must have the parameters of the network it "
+                             f"follows, one for one; {name!r} has {len(ours)} tensors, {ema_of!r} {len(theirs)}, "
+                             "or their shapes differ")
+        return ema_of
 
     def watch_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
         """Read the watched networks' gradients where they exist: just before each `optimizer.step()` (after
@@ -461,7 +492,7 @@ class Monitor:
         watched = self.ctx.models[name]
 
         def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-            if self.ctx.recording_suspended:
+            if self.ctx.recording_suspended or (watched.ema_of is not None and self._mode != "sampling"):
                 return
             self._forward_calls[name] += 1
             if self._mode == "train" and (self._forward_calls[name] - 1) % self._record_every:
@@ -478,9 +509,10 @@ class Monitor:
                 if isinstance(output, torch.Tensor) and output.dim() > 0:
                     output_head = output.detach()[:HEAD_ROWS].float().cpu()
             x, t, out = _rows((x, times, output), self.record_rows, self._row_picker)
-            call = ForwardCall(model=name, mode=self._mode, step=self.ctx.step, x=x, t=t, output=out, head=head,
-                               output_head=output_head,
-                               session=self._sampling_session if self._mode == "sampling" else 0)
+            call = ForwardCall(model=watched.ema_of or name, mode=self._mode, step=self.ctx.step, x=x, t=t,
+                               output=out, head=head, output_head=output_head,
+                               session=self._sampling_session if self._mode == "sampling" else 0,
+                               via=name if watched.ema_of else None)
             self._dispatch("on_forward", call)
 
         return hook

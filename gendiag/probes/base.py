@@ -52,6 +52,7 @@ class ForwardCall:
     head: torch.Tensor | None = None  # sampling calls only: x's first HEAD_ROWS rows in order, to follow the state
     output_head: torch.Tensor | None = None  # sampling calls only: the output's same first rows
     session: int = 0  # which `with mon.sampling():` block the call came from (0 for training calls)
+    via: str | None = None  # the EMA copy that made this sampling call, recorded under the network it follows
 
 
 class Probe:

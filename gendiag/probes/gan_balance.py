@@ -12,6 +12,8 @@ Findings:
   Sigmoid under BCE-with-logits): D's loss has a floor and G's gradient vanishes.
 - `gan-oscillation`: the losses swing (after removing per-step noise and slow drift) with an amplitude that grows
   over the run, in both losses: the players chase each other instead of converging.
+- `gan-g-objective-inverted`: G's loss falls while D's accuracy on fakes rises, G's loss moving with D(fake) step
+  by step: G minimises the wrong objective.
 
 The table is `gendiag.quantities.gan_balance.BalanceLog`, the rules `gendiag.rules.gan_balance`, the figure
 `gendiag.figures.gan_balance`.
@@ -29,7 +31,8 @@ from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
 from gendiag.report.section import ProbeSection
 from gendiag.quantities.gan_balance import BalanceLog, ends_in_sigmoid
-from gendiag.rules.gan_balance import d_dominates, dominated_stretch, fmt, oscillation, plain, squashed
+from gendiag.rules.gan_balance import (d_dominates, dominated_stretch, fmt, g_objective_inverted, oscillation, plain,
+                                       squashed)
 
 FIGURE = "gan_balance"
 
@@ -88,7 +91,7 @@ class GanBalanceProbe(Probe):
             return []
         frame, figure = self.log.table(), f"figures/{FIGURE}.png"
         found = (self._squashed(ctx, frame, figure), d_dominates(frame, self.log.d_output, figure),
-                 oscillation(frame, figure))
+                 oscillation(frame, figure), g_objective_inverted(frame, self.log.d_output, figure))
         return [f for f in found if f is not None]
 
     def _squashed(self, ctx: ProbeContext, frame: Any, figure: str) -> Finding | None:

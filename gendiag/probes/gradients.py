@@ -81,6 +81,9 @@ class GradientsProbe(Probe):
         ctx.add_chart("grad", "gradient noise-to-signal", ["grad/noise_to_signal"])
 
     def on_watch(self, ctx: ProbeContext, name: str, module: torch.nn.Module) -> None:
+        watched = ctx.models.get(name)
+        if watched is not None and watched.ema_of is not None:  # an EMA copy is averaged, not trained
+            return
         for index, param in self.readings.watch(name, module):
             self.arrival_hooks[index] = param.register_post_accumulate_grad_hook(self._arrival(index))
 

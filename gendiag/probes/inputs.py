@@ -54,6 +54,7 @@ class InputsProbe(Probe):
         self._data: Reservoir | None = None
         self._source: Reservoir | None = None
         self._cache: tuple[tuple[Any, ...], InputsComparison | None] | None = None
+        self._through: dict[str, str] = {}  # network -> the EMA copy its sampling calls were made through
 
     def on_forward(self, ctx: Any, call: ForwardCall) -> None:
         """Keep a few rows of each training call (the Monitor already hands over only every `every`-th one, its rows
@@ -67,6 +68,8 @@ class InputsProbe(Probe):
             times = times.expand(rows)
         elif times.numel() < rows:
             return
+        if call.via is not None:
+            self._through[call.model] = call.via
         store = self._train if call.mode == "train" else self._sampling
         if call.model not in store:
             seed = (17 if call.mode == "train" else 29) + len(store)
@@ -110,6 +113,8 @@ class InputsProbe(Probe):
         text = [f"Network `{name}`: {len(train)} training input rows (of {train.seen} recorded) and {len(sampling)} "
                 f"sampling input rows, compared in {len(table)} bins of t by the energy distance (`p_value`: "
                 f"permutation test, {PERMUTATIONS} relabellings)."]
+        if name in self._through:
+            text.append(f"Its sampling calls were made to `{self._through[name]}`, its EMA copy.")
         if gap is not None:
             text.append(gap.describe() + " The bins of t below mix the two scales.")
         if not reference:
@@ -141,8 +146,15 @@ class InputsProbe(Probe):
         name = comparison.model
         gap = time_scale_gap(self._train[name].times, self._sampling[name].times, ctx.facts.get("schedule"))
         if gap is not None:  # every per-bin comparison would mix two scales of t: this is the finding instead
-            return [time_scale_finding(name, gap, ctx.task, figure)]
-        return inputs_findings(comparison, ctx.task, figure)
+            found = [time_scale_finding(name, gap, ctx.task, figure)]
+        else:
+            found = inputs_findings(comparison, ctx.task, figure)
+        via = self._through.get(name)
+        for finding in found if via is not None else []:
+            finding.message = (f"The sampling calls were made to `{via}`, the EMA copy of `{name}`, and are compared "
+                               f"with `{name}`'s training calls. " + finding.message)
+            finding.evidence["sampled_through"] = via
+        return found
 
     def state(self) -> dict[str, Any]:
         comparison = self._cache[1] if self._cache is not None else None

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 D_OUTPUTS = ("prob", "logit", "critic")
 SCALARS = ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g")
-COLUMNS = ["step", *SCALARS, "d_real", "d_fake", "d_accuracy", "d_min", "d_max", "loss_d_as_logits",
-           "loss_d_as_probs"]
+COLUMNS = ["step", *SCALARS, "d_real", "d_fake", "d_accuracy", "d_fake_accuracy", "d_min", "d_max",
+           "loss_d_as_logits", "loss_d_as_probs"]
 SEGMENTS = 5  # the run (after a 10% burn-in) is cut into this many segments for the swing
 
 
@@ -65,14 +65,17 @@ def _output(record: StepRecord, key: str) -> torch.Tensor | None:
 
 
 def discriminator_view(real: torch.Tensor, fake: torch.Tensor, d_output: str) -> dict[str, float]:
-    """Mean D(real), D(fake) as probabilities (critic values for a critic) and D's accuracy (NaN for a critic)."""
+    """Mean D(real), D(fake) as probabilities (critic values for a critic), D's accuracy and its accuracy on the
+    fakes alone (both NaN for a critic)."""
     if d_output == "logit":
         real, fake = torch.sigmoid(real), torch.sigmoid(fake)
     if d_output == "critic":
-        return {"d_real": float(real.mean()), "d_fake": float(fake.mean()), "d_accuracy": np.nan}
+        return {"d_real": float(real.mean()), "d_fake": float(fake.mean()), "d_accuracy": np.nan,
+                "d_fake_accuracy": np.nan}
     correct = (real > 0.5).sum() + (fake < 0.5).sum()
     return {"d_real": float(real.mean()), "d_fake": float(fake.mean()),
-            "d_accuracy": float(correct) / (real.numel() + fake.numel())}
+            "d_accuracy": float(correct) / (real.numel() + fake.numel()),
+            "d_fake_accuracy": float((fake < 0.5).sum()) / fake.numel()}
 
 
 def output_reading(real: torch.Tensor, fake: torch.Tensor, loss_d: float) -> dict[str, float]:

@@ -35,6 +35,7 @@ class InputsComparison:
     reference: float | None
     table: "pd.DataFrame"
     t_change: dict[str, Any] | None
+    crossed: dict[str, Any] | None = None  # see `crossed_ends`
 
 
 def compare_inputs(model: str, train: Reservoir, sampling: Reservoir, data: Reservoir | None,
@@ -45,7 +46,8 @@ def compare_inputs(model: str, train: Reservoir, sampling: Reservoir, data: Rese
     reference = reference_distance(data, source, train.rows.shape[1])
     table = per_bin(train, sampling, reference, data, source, generator)
     change = t_change(train, table, reference, generator) if reference else None
-    return InputsComparison(model, reference, table, change)
+    crossed = crossed_ends(train, sampling, table, reference) if reference else None
+    return InputsComparison(model, reference, table, change, crossed)
 
 
 def reference_distance(data: Reservoir | None, source: Reservoir | None, dim: int) -> float | None:
@@ -107,6 +109,30 @@ def t_change(train: Reservoir, table: "pd.DataFrame", reference: float,
             "low_bin": [float(first["t_low"]), float(first["t_high"])],
             "high_bin": [float(last["t_low"]), float(last["t_high"])],
             "progress_low": number(first["progress_train"]), "progress_high": number(last["progress_train"])}
+
+
+def crossed_ends(train: Reservoir, sampling: Reservoir, table: "pd.DataFrame",
+                 reference: float) -> dict[str, Any] | None:
+    """The sampling inputs of each end bin of t (the lowest and the highest where both sets have rows) against the
+    training inputs of the other end, over the data-source distance: small where the sampler runs t the other way
+    round from training (it starts from the source at the end where training holds the data). None with fewer than
+    two such bins."""
+    filled = table[(table["rows_train"] >= MIN_ROWS_PER_BIN) & (table["rows_sampling"] >= MIN_ROWS_PER_BIN)]
+    if len(filled) < 2:
+        return None
+    ends = (filled.iloc[0], filled.iloc[-1])
+
+    def rows(reservoir: Reservoir, row: Any) -> torch.Tensor:
+        inside = (reservoir.times >= row["t_low"]) & (reservoir.times <= row["t_high"])
+        return reservoir.rows[inside][:MAX_ROWS_PER_BIN]
+
+    crossed = {}
+    for name, here, there in (("low", ends[0], ends[1]), ("high", ends[1], ends[0])):
+        crossed[name] = {"bin": [float(here["t_low"]), float(here["t_high"])],
+                         "other_bin": [float(there["t_low"]), float(there["t_high"])],
+                         "ratio": float(here["ratio"]),
+                         "crossed_ratio": energy_distance(rows(sampling, here), rows(train, there)) / reference}
+    return crossed
 
 
 def progress_axis(data: Reservoir | None, source: Reservoir | None, dim: int) -> Any:

@@ -102,4 +102,14 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.distributed:same_draw_ranks", figure=None),
     CodeMap("distributed-sampler-epoch-unset", quantity="gendiag.quantities.distributed:repeat_period",
             rule="gendiag.rules.distributed:fixed_order_ranks", figure=None),
+    # --- issue 27: EMA copies, the optimizer, the generator's objective ---
+    CodeMap("ema-lagging", quantity="gendiag.quantities.ema:EmaTrack",
+            rule="gendiag.rules.ema:ema_lagging", figure=None),
+    CodeMap("lr-decayed-to-zero", quantity="gendiag.quantities.optimizer:lr_fall",
+            rule="gendiag.rules.optimizer:lr_decayed", figure=None),
+    CodeMap("weight-decay-dominates", quantity="gendiag.quantities.optimizer:weight_shrink",
+            rule="gendiag.rules.optimizer:weight_decay_dominates", figure=None),
+    CodeMap("gan-g-objective-inverted", quantity="gendiag.quantities.gan_balance:BalanceLog",
+            rule="gendiag.rules.gan_balance:g_objective_inverted",
+            figure="gendiag.figures.gan_balance:balance_figure"),
 )

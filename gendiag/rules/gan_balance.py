@@ -7,7 +7,10 @@
   (declared `d_output="logit"`, or `loss_d` equals BCE-with-logits of the reported outputs, not BCE of them as
   probabilities): D's loss has a floor of log 2 + log(1 + e^-1) and G's gradient vanishes.
 - `gan-oscillation`: the swing of both losses grows over the run (by `GAN_OSC_GROWTH`, steadily, and to at least
-  `GAN_OSC_MIN_AMPLITUDE`): the players chase each other instead of converging."""
+  `GAN_OSC_MIN_AMPLITUDE`): the players chase each other instead of converging.
+- `gan-g-objective-inverted`: step by step G's loss moves with D(fake) (rank correlation of their changes at least
+  `GAN_INVERTED_CORRELATION`) where every generator objective moves against it: G's loss falls as D's accuracy on
+  fakes rises, G minimises the wrong objective."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 from gendiag.findings import Finding
 from gendiag.quantities.gan_balance import LOGIT_FLOOR, SEGMENTS, Swing, longest_run, swing_growth
 from gendiag.rules.thresholds import (GAN_ACCURACY_NEAR_ONE, GAN_FAKE_NEAR_ZERO, GAN_GRAD_VANISHED,
-                                      GAN_MIN_STRETCH_SHARE, GAN_MIN_STRETCH_STEPS, GAN_OSC_GROWTH,
+                                      GAN_INVERTED_CORRELATION, GAN_INVERTED_MIN_STEPS, GAN_MIN_STRETCH_SHARE, GAN_MIN_STRETCH_STEPS, GAN_OSC_GROWTH,
                                       GAN_OSC_MIN_AMPLITUDE, GAN_OSC_MIN_STEPS, GAN_OSC_RANK_CORRELATION,
                                       GAN_SQUASHED_MIN_STEPS, GAN_SQUASHED_STEPS)
 
@@ -167,6 +170,57 @@ def oscillation(frame: pd.DataFrame, figure: str | None) -> Finding | None:
         suggestion=("Lower both learning rates (or β1 of Adam to 0.5 or 0), update the players alternately "
                     "rather than simultaneously, and regularize D (gradient penalty: WGAN-GP or R1, spectral "
                     "normalization); a two time-scale update (D faster than G) also damps the cycle."),
+    )
+
+
+def g_objective_inverted(frame: pd.DataFrame, d_output: str | None, figure: str | None) -> Finding | None:
+    """The `gan-g-objective-inverted` finding, or None: over at least GAN_INVERTED_MIN_STEPS consecutive steps
+    reporting both loss_g and D(fake), the rank correlation of their step-to-step changes is
+    GAN_INVERTED_CORRELATION or more. Every generator objective falls as D rates the fakes more real, so from one
+    step to the next G's loss and D(fake) move in opposite directions (changes, not levels: a term of G's loss
+    that falls over the run, such as a reconstruction term, does not move with D's rating step by step)."""
+    from scipy.stats import spearmanr
+
+    both = frame[np.isfinite(frame["loss_g"]) & np.isfinite(frame["d_fake"])]
+    if len(both) < GAN_INVERTED_MIN_STEPS:
+        return None
+    loss_change, fake_change = np.diff(both["loss_g"].to_numpy()), np.diff(both["d_fake"].to_numpy())
+    if np.ptp(loss_change) == 0 or np.ptp(fake_change) == 0:
+        return None
+    correlation = float(spearmanr(loss_change, fake_change).statistic)
+    if not correlation >= GAN_INVERTED_CORRELATION:
+        return None
+    quarter = max(1, len(both) // 4)
+    first, last = both.iloc[:quarter], both.iloc[-quarter:]
+    loss_first, loss_last = float(first["loss_g"].median()), float(last["loss_g"].median())
+    fake_first, fake_last = float(first["d_fake"].median()), float(last["d_fake"].median())
+    accuracy_first, accuracy_last = plain(first["d_fake_accuracy"].median()), plain(last["d_fake_accuracy"].median())
+    steps = (int(both["step"].iloc[0]), int(both["step"].iloc[-1]))
+    rating = "the critic's value on fakes" if d_output == "critic" else "D(fake)"
+    accuracy = ("" if accuracy_first is None or accuracy_last is None else
+                f"; D's accuracy on fakes went from {accuracy_first:.0%} to {accuracy_last:.0%}")
+    evidence: dict[str, Any] = {
+        "from_step": steps[0], "to_step": steps[1], "steps": len(both),
+        "rank_correlation_of_changes": round(correlation, 4),
+        "loss_g_first_quarter": round(loss_first, 6), "loss_g_last_quarter": round(loss_last, 6),
+        "d_fake_first_quarter": round(fake_first, 6), "d_fake_last_quarter": round(fake_last, 6),
+        "d_fake_accuracy_first_quarter": accuracy_first, "d_fake_accuracy_last_quarter": accuracy_last,
+        "d_output": d_output, "threshold_correlation": GAN_INVERTED_CORRELATION,
+    }
+    return Finding(
+        code="gan-g-objective-inverted", severity="critical",
+        title="The generator minimises the wrong objective: its loss falls whenever D rates its samples more fake",
+        message=(f"Over steps {steps[0]}–{steps[1]}, from one step to the next the generator's loss rises and "
+                 f"falls with {rating} (rank correlation of their changes {correlation:+.2f}), where every "
+                 "generator objective (non-saturating −log D(G(z)), minimax log(1 − D(G(z))), hinge or Wasserstein "
+                 "−D(G(z))) falls as D rates the fakes more real. G's loss went from "
+                 f"{loss_first:.4g} to {loss_last:.4g} (medians of the first and last quarter) and {rating} from "
+                 f"{fake_first:.3g} to {fake_last:.3g}{accuracy}: G is trained to make its samples easier to "
+                 "reject, helping D instead of fooling it."),
+        evidence=evidence, figure=figure,
+        suggestion=("Give G's loss the real label on its fakes: `bce(D(G(z)), ones)` (not zeros), "
+                    "`-D(G(z)).mean()` for a critic or hinge loss (not `+`), `-log D(G(z))` or `log(1 - D(G(z)))`; "
+                    "and step G's optimizer on that loss, not on D's."),
     )
 
 

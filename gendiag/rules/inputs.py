@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gendiag.findings import Finding, advice
 from gendiag.quantities.inputs import InputsComparison, number
 from gendiag.quantities.time_scale import TimeScaleGap
 from gendiag.rules.thresholds import (
-    INPUTS_CRITICAL_RATIO, INPUTS_MIN_COEFFICIENT, INPUTS_SIGNIFICANCE, INPUTS_STATIC_RATIO, INPUTS_TIME_SCALE_RATIO,
-    INPUTS_WARNING_RATIO,
+    INPUTS_CRITICAL_RATIO, INPUTS_MIN_COEFFICIENT, INPUTS_REVERSED_SHARE, INPUTS_SIGNIFICANCE, INPUTS_STATIC_RATIO,
+    INPUTS_TIME_SCALE_RATIO, INPUTS_WARNING_RATIO,
 )
 
 if TYPE_CHECKING:
@@ -73,6 +73,14 @@ def inputs_findings(comparison: InputsComparison, task: str, figure: str | None)
                 f"{worst['coefficient']:.3f} (below {INPUTS_MIN_COEFFICIENT}; 0 for equal distributions, 1 for disjoint "
                 "ones), and the ratio is large because the data lies close to the source. Worth a look only "
                 "if the samples are poor.")
+    reversed_end = reversed_direction(comparison.crossed)
+    if reversed_end is not None:
+        parts.append(
+            f"The sampler runs t the other way round from training: its inputs at t in [{reversed_end['bin'][0]:.2f}, "
+            f"{reversed_end['bin'][1]:.2f}] are {reversed_end['ratio']:.2f} of the data–source distance from "
+            f"training's there but only {reversed_end['crossed_ratio']:.2f} from training's at t in "
+            f"[{reversed_end['other_bin'][0]:.2f}, {reversed_end['other_bin'][1]:.2f}]. It integrates from the data "
+            "end: it starts from noise at the t where training holds the data.")
     parts.append("A network is only right on inputs like those it was trained on.")
     evidence = {
         "worst_t_range": [round(low, 4), round(high, 4)],
@@ -91,6 +99,10 @@ def inputs_findings(comparison: InputsComparison, task: str, figure: str | None)
         "threshold_warning": INPUTS_WARNING_RATIO, "threshold_critical": INPUTS_CRITICAL_RATIO,
         "threshold_train_change": INPUTS_STATIC_RATIO, "significance": INPUTS_SIGNIFICANCE,
         "threshold_coefficient": INPUTS_MIN_COEFFICIENT,
+        "sampler_reversed": reversed_end is not None,
+        "crossed_ratio_by_end": None if comparison.crossed is None else {
+            end: round(values["crossed_ratio"], 4) for end, values in comparison.crossed.items()},
+        "threshold_reversed": INPUTS_REVERSED_SHARE,
     }
     title = ("The network is trained on inputs that do not follow t" if static else
              f"The network meets different inputs in sampling than in training (t in [{low:.2f}, {high:.2f}])")
@@ -102,6 +114,17 @@ def inputs_findings(comparison: InputsComparison, task: str, figure: str | None)
         suggestion=advice(ADVICE, task),
         figure=figure,
     )]
+
+
+def reversed_direction(crossed: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The end of t where the sampler's inputs are far from training's (ratio at least INPUTS_WARNING_RATIO) and
+    close to training's at the other end (under INPUTS_REVERSED_SHARE of that ratio): a sampler that runs t the
+    other way round; None where neither end is."""
+    for values in (crossed or {}).values():
+        ratio, other = values["ratio"], values["crossed_ratio"]
+        if ratio == ratio and ratio >= INPUTS_WARNING_RATIO and other < INPUTS_REVERSED_SHARE * ratio:
+            return values
+    return None
 
 
 def ratios(table: "pd.DataFrame") -> list[float]:

@@ -413,13 +413,15 @@ CALIBRATION_ROWS: dict[str, tuple[str, ...]] = {
     "data_repr.": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
                    "source-not-noise", "source-sampler-mismatch", "source-chosen"),
     "mode-collapse.": ("mode-collapse",),
-    "gan-balance.": ("gan-d-dominates", "gan-oscillation", "gan-d-output-squashed"),
+    "gan-balance.": ("gan-d-dominates", "gan-oscillation", "gan-d-output-squashed", "gan-g-objective-inverted"),
     "vae-health.": ("posterior-collapse",),
     "samples_vs_data.": ("samples-unlike-data",),
     "memorization.": ("memorization",),
     "sampling_calls.": ("sampler-state-frozen", "t-range-untrained"),
     "autoregressive.": ("causal-leak", "train-sample-input-mismatch", "ar-samples-identical"),
     "distributed.": ("ddp-same-noise-across-ranks", "distributed-sampler-epoch-unset"),
+    "ema.": ("ema-lagging",),
+    "optimizer.": ("lr-decayed-to-zero", "weight-decay-dominates"),
     "flattened.": (),  # the flattened recipe's story, not a finding: no calibration row
 }
 
@@ -494,3 +496,66 @@ DISTRIBUTED_MIN_REPEATS = threshold(
     "distributed.min_repeats", 4,
     "chosen by hand in issue 21: at least this many batches came back in the same place of a later epoch, and at "
     "least one whole epoch of them, before the order is called fixed")
+# --- issue 27: EMA copies, the optimizer's schedule and weight decay, the generator's objective ---
+
+EMA_MIN_STEPS = threshold(
+    "ema.min_steps", 200,
+    "chosen by hand in issue 27: an EMA copy is judged once 200 steps passed since it was watched, so that a decay "
+    "of 0.99 (a horizon of 100 steps) has caught up with the network it follows (tests/test_ema.py)")
+EMA_MIN_MODEL_MOVE = threshold(
+    "ema.min_model_move", 0.01,
+    "chosen by hand in issue 27: the followed network must have moved at least 1% of its starting weights' norm, "
+    "or the two distances compare nothing but rounding")
+EMA_LAG_WARNING = threshold(
+    "ema.lag_warning", 0.5,
+    "chosen by hand in issue 27: the copy moved less than half as far as the network; decay 0.9999 over 600 steps "
+    "moves it about 0.06 of the way, decay 0.99 about 0.9 to 1 over three seeds (tests/test_ema.py)")
+EMA_LAG_CRITICAL = threshold(
+    "ema.lag_critical", 0.1,
+    "chosen by hand in issue 27: under a tenth of the network's distance the copy is close to its initial "
+    "weights; a copy whose update is never called moves 0")
+LR_ZERO_FRACTION = threshold(
+    "optimizer.lr_zero_fraction", 1e-3,
+    "chosen by hand in issue 27: a learning rate under a thousandth of its peak moves the weights about as "
+    "much as none; a cosine schedule to the end of the run crosses it in its last 2% of steps, a step schedule "
+    "dividing by 10 three times ends at exactly 1e-3 and is not counted (tests/test_optimizer_causes.py)")
+LR_ZERO_SHARE = threshold(
+    "optimizer.lr_zero_share", 0.25,
+    "chosen by hand in issue 27: a quarter of the run spent at a learning rate below optimizer.lr_zero_fraction "
+    "of its peak is a quarter of the compute spent without training; a schedule stepped per batch where it was "
+    "meant per epoch spends most of the run there (tests/test_optimizer_causes.py)")
+LR_ZERO_CRITICAL = threshold(
+    "optimizer.lr_zero_critical", 0.5,
+    "chosen by hand in issue 27: half of the run or more spent with a learning rate of about 0")
+LR_MIN_READINGS = threshold(
+    "optimizer.lr_min_readings", 50,
+    "chosen by hand in issue 27, as loss.min_points: fewer learning-rate readings are not judged")
+WD_SHRINK = threshold(
+    "optimizer.wd_shrink", 0.3,
+    "chosen by hand in issue 27: the watched weights' norm fell by 30% or more from its peak; AdamW with weight "
+    "decay 0.01 on the healthy test loops moves it by a few percent, a decay of 1 to 5 shrinks it by over half "
+    "(tests/test_optimizer_causes.py)")
+WD_LOSS_FLAT = threshold(
+    "optimizer.wd_loss_flat", 0.1,
+    "chosen by hand in issue 27: over the shrink the loss improved by less than 10% of its value at the weights' "
+    "peak (or got worse); a loop that trains lowers a 2-D noise-prediction loss by 30% or more over the same "
+    "stretch (tests/test_optimizer_causes.py)")
+WD_MIN_STEPS = threshold(
+    "optimizer.wd_min_steps", 100,
+    "chosen by hand in issue 27: weights read over at least 100 steps after their peak, so that a shrink is a "
+    "trend and not the first steps' adjustment")
+GAN_INVERTED_CORRELATION = threshold(
+    "gan-balance.inverted_correlation", 0.5,
+    "derived: every generator objective (non-saturating, minimax, hinge, Wasserstein) falls as D rates the fakes "
+    "more real, so the step-to-step changes of G's loss and D(fake) have a rank correlation near -1; G minimising "
+    "the wrong objective turns it positive (tests/test_optimizer_causes.py: +0.74 and above against -0.9 and "
+    "below)")
+GAN_INVERTED_MIN_STEPS = threshold(
+    "gan-balance.inverted_min_steps", 50,
+    "chosen by hand in issue 27, as loss.min_points: fewer steps reporting loss_g and D(fake) are not judged")
+INPUTS_REVERSED_SHARE = threshold(
+    "inputs.reversed_share", 0.25,
+    "chosen by hand in issue 27: the sampler's inputs at one end of t lie, against training's inputs at the other "
+    "end, under a quarter of their distance from training's at their own end; a flow sampler integrating from the "
+    "data end starts from the source where training holds the data, crossed ratio near 0 against a direct one "
+    "near 1 (tests/test_ema.py)")
