@@ -1,0 +1,161 @@
+"""Issue 27, "causes named, not symptoms": diffusion faults named by their cause, on a DDPM loop written as a user
+would write it (their own ring data helper, integer timesteps, `model(x, t)`, a hand-written ancestral or DDIM
+sampler; only the public Monitor API).
+
+- `forward-process-off-schedule`: x_t built without the square roots of ᾱ_t.
+- `loss-at-baseline`: the noise in the target is not the noise in x_t.
+- `sampler-parameterization-mismatch`: a noise predictor sampled as if it predicted x0, and the reverse.
+- `sampler-schedule-misindexed`: a DDIM sampler whose ᾱ_{t-1} wraps to ᾱ_{T-1} at its last step.
+
+Each fires on its bug and stays silent on the healthy loop over three seeds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import gendiag
+
+T = 100
+PROBES = ["forward_process", "regression", "diffusion_sampler"]
+
+
+def ring(n: int, gen: torch.Generator) -> torch.Tensor:
+    """Eight Gaussian blobs on the unit circle, the user's toy data."""
+    k = torch.randint(0, 8, (n,), generator=gen).float() * (2 * math.pi / 8)
+    return torch.stack([k.cos(), k.sin()], 1) + 0.08 * torch.randn(n, 2, generator=gen)
+
+
+class Denoiser(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, 128), nn.SiLU(), nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 2))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x, (t.float() / T)[:, None]], 1))
+
+
+BETAS = torch.linspace(1e-4, 0.1, T)
+ALPHAS = 1 - BETAS
+ABAR = torch.cumprod(ALPHAS, 0)
+
+
+def ancestral(model: nn.Module, n: int, gen: torch.Generator, predicts: str) -> torch.Tensor:
+    """DDPM ancestral sampling, reading the output as `predicts` ("eps" or "x0")."""
+    x = torch.randn(n, 2, generator=gen)
+    for i in reversed(range(T)):
+        out = model(x, torch.full((n,), i))
+        abar_prev = ABAR[i - 1] if i > 0 else torch.tensor(1.0)
+        if predicts == "eps":
+            x0 = (x - (1 - ABAR[i]).sqrt() * out) / ABAR[i].sqrt()
+        else:
+            x0 = out
+        mean = (abar_prev.sqrt() * BETAS[i] * x0 + ALPHAS[i].sqrt() * (1 - abar_prev) * x) / (1 - ABAR[i])
+        if i > 0:
+            var = BETAS[i] * (1 - abar_prev) / (1 - ABAR[i])
+            x = mean + var.sqrt() * torch.randn(n, 2, generator=gen)
+        else:
+            x = mean
+    return x
+
+
+def ddim(model: nn.Module, n: int, gen: torch.Generator, wraps: bool) -> torch.Tensor:
+    """DDIM (η = 0) on a noise predictor; `wraps`: ᾱ_{t-1} read as ABAR[i - 1] at i = 0 too (ABAR[-1])."""
+    x = torch.randn(n, 2, generator=gen)
+    for i in reversed(range(T)):
+        eps = model(x, torch.full((n,), i))
+        x0 = (x - (1 - ABAR[i]).sqrt() * eps) / ABAR[i].sqrt()
+        abar_prev = ABAR[i - 1] if (i > 0 or wraps) else torch.tensor(1.0)
+        x = abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * eps
+    return x
+
+
+def train_ddpm(run_dir, seed: int, *, bug: str = "", predicts: str = "eps", sampler: str = "ancestral",
+               steps: int = 600) -> list[gendiag.Finding]:
+    """`bug`: "" (healthy), "no-sqrt" (x_t without square roots), "other-noise" (a fresh noise in the target).
+    `predicts`: what the network is trained on ("eps" or "x0"); `sampler`: "ancestral" reading the output as the
+    network predicts, "ancestral-eps" / "ancestral-x0" reading it as that, "ddim" or "ddim-wraps"."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = Denoiser()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    with gendiag.Monitor(run_dir, task="diffusion", probes=PROBES, schedule=ABAR, check_every=None) as mon:
+        mon.watch(model, x_arg=0, t_arg=1)
+        for step in range(steps):
+            x0 = ring(256, gen)
+            mon.observe_data(x0)
+            t = torch.randint(0, T, (256,), generator=gen)
+            noise = torch.randn(x0.shape, generator=gen)
+            ab = ABAR[t][:, None]
+            if bug == "no-sqrt":
+                xt = ab * x0 + (1 - ab) * noise
+            else:
+                xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+            target = noise if predicts == "eps" else x0
+            if bug == "other-noise":
+                target = torch.randn(x0.shape, generator=gen)
+            loss = ((model(xt, t) - target) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(step, loss)
+        with torch.no_grad(), mon.sampling():
+            if sampler.startswith("ddim"):
+                samples = ddim(model, 512, gen, wraps=sampler == "ddim-wraps")
+            else:
+                reads = predicts if sampler == "ancestral" else sampler.split("-")[1]
+                samples = ancestral(model, 512, gen, reads)
+        mon.observe_samples(samples)
+    return mon.finish().findings
+
+
+def codes(findings: list[gendiag.Finding]) -> dict[str, gendiag.Finding]:
+    return {f.code: f for f in findings}
+
+
+CAUSES = {"forward-process-off-schedule", "loss-at-baseline", "sampler-parameterization-mismatch",
+          "sampler-schedule-misindexed"}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("predicts, sampler", [("eps", "ancestral"), ("x0", "ancestral"), ("eps", "ddim")])
+def test_healthy_ddpm_names_none_of_the_causes(tmp_path, seed, predicts, sampler) -> None:
+    found = codes(train_ddpm(tmp_path / "run", seed, predicts=predicts, sampler=sampler, steps=400))
+    assert not set(found) & CAUSES, found
+
+
+def test_missing_square_roots_are_named(tmp_path) -> None:
+    found = codes(train_ddpm(tmp_path / "run", 0, bug="no-sqrt", steps=200))
+    finding = found["forward-process-off-schedule"]
+    assert finding.severity == "critical" and finding.evidence["missing_square_root"]
+    assert finding.evidence["off"] > 0.3 and finding.evidence["off_root"] < 0.1
+    assert not set(found) & CAUSES - {"forward-process-off-schedule"}
+
+
+def test_a_target_noise_apart_from_the_input_noise_is_named(tmp_path) -> None:
+    found = codes(train_ddpm(tmp_path / "run", 0, bug="other-noise", steps=300))
+    finding = found["loss-at-baseline"]
+    assert finding.severity == "critical"
+    assert abs(finding.evidence["loss_per_element"] - 1) < 0.1
+    assert finding.evidence["spread_over_loss"] < 0.01
+    assert "forward-process-off-schedule" not in found
+
+
+@pytest.mark.parametrize("predicts, sampler", [("eps", "ancestral-x0"), ("x0", "ancestral-eps")])
+def test_a_sampler_reading_the_other_parameterization_is_named(tmp_path, predicts, sampler) -> None:
+    found = codes(train_ddpm(tmp_path / "run", 0, predicts=predicts, sampler=sampler, steps=400))
+    finding = found["sampler-parameterization-mismatch"]
+    assert finding.severity == "critical"
+    assert finding.evidence["trained_as"] == predicts and finding.evidence["sampled_as"] == sampler.split("-")[1]
+    assert "sampler-schedule-misindexed" not in found
+
+
+def test_a_ddim_whose_last_step_wraps_to_the_schedules_end_is_named(tmp_path) -> None:
+    found = codes(train_ddpm(tmp_path / "run", 0, sampler="ddim-wraps", steps=400))
+    finding = found["sampler-schedule-misindexed"]
+    assert finding.severity == "critical"
+    assert abs(finding.evidence["last_step"]["b"]) > 0.9 and finding.evidence["last_step"]["residual"] < 1e-3
+    assert "sampler-parameterization-mismatch" not in found
