@@ -23,7 +23,7 @@ from gendiag.quantities.diffusion_sampler import (EndRows, SamplingChain, chain_
 from gendiag.quantities.forward_process import ScheduleTimes
 from gendiag.report.section import ProbeSection
 from gendiag.rules.diffusion_sampler import sampler_findings
-from gendiag.rules.thresholds import SAMPLER_FIT, SAMPLER_OTHER, SAMPLER_TRAINED_FAR, SAMPLER_TRAINED_NEAR
+from gendiag.rules.thresholds import SAMPLER_FIT, SAMPLER_OTHER, SAMPLER_TRAINED_GAP, SAMPLER_TRAINED_NEAR
 
 
 @register
@@ -76,7 +76,7 @@ class DiffusionSamplerProbe(Probe):
             return None
         steps = step_readings(chain, self.times.alpha_bar, SAMPLER_FIT, SAMPLER_OTHER)
         return {"model": chain.model, "step": chain.step, "steps": steps, "reading": chain_reading(steps),
-                "trained": trained_reading(*self.ends, SAMPLER_TRAINED_NEAR, SAMPLER_TRAINED_FAR),
+                "trained": trained_reading(*self.ends, SAMPLER_TRAINED_NEAR, SAMPLER_TRAINED_GAP),
                 "last": last_step_fit(chain, self.times.alpha_bar)}
 
     def finish(self, ctx: Any) -> ProbeSection | None:

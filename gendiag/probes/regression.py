@@ -1,10 +1,12 @@
-"""Regression baseline: does a flow's or a diffusion model's network learn anything its input tells it?
+"""Regression baseline: does a noise-prediction network learn anything its input tells it?
 
 The output's variance across the rows of each recorded training call of the first watched network, against the
 loss reported to `mon.step`, over the last quarter of the run (`gendiag.quantities.regression`; rule
 `gendiag.rules.regression`).
 
-Finding: `loss-at-baseline` (critical)."""
+Finding: `loss-at-baseline` (critical). Diffusion only: there the target's variance is known (1 per element for
+N(0, I) noise); a flow's target variance is not, and a loss that stays high there has other causes (a target that
+explodes near t = 1)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ class RegressionProbe(Probe):
     """The output's spread across rows against the loss: a network that answers every input alike."""
 
     name = "regression"
-    tasks = ("flow", "diffusion")
+    tasks = ("diffusion",)
     wants_forward = True
 
     def __init__(self, every: int = 1) -> None:
@@ -49,7 +51,7 @@ class RegressionProbe(Probe):
         return ProbeSection(title="Regression baseline", text=text)
 
     def findings(self, ctx: Any) -> list[Finding]:
-        return loss_at_baseline(late_summary(self.spread), ctx.task)
+        return loss_at_baseline(late_summary(self.spread))
 
     def state(self) -> dict[str, Any]:
         return late_summary(self.spread) or {}

@@ -104,17 +104,17 @@ def _rms(x: torch.Tensor) -> float:
     return float(x.pow(2).mean().sqrt())
 
 
-def trained_reading(clean: EndRows, noisy: EndRows, near: float, far: float) -> dict[str, Any] | None:
+def trained_reading(clean: EndRows, noisy: EndRows, near: float, gap: float) -> dict[str, Any] | None:
     """What the network was trained to return, from where it returns about its input: an x0 predictor at the clean
-    end (distance below `near` there, above `far` at the noisy end where it has rows), a noise predictor at the noisy
-    end (the mirror). None without rows at either end; the reading None where neither holds."""
+    end (distance below `near` there, at least `gap` further at the noisy end), a noise predictor at the noisy end
+    (the mirror). None without rows at both ends; the reading None where neither holds."""
     at_clean, at_noisy = clean.distance(), noisy.distance()
-    if at_clean is None and at_noisy is None:
+    if at_clean is None or at_noisy is None:
         return None
     reading = None
-    if at_clean is not None and at_clean < near and (at_noisy is None or at_noisy > far):
+    if at_clean < near and at_noisy - at_clean >= gap:
         reading = "x0"
-    elif at_noisy is not None and at_noisy < near and (at_clean is None or at_clean > far):
+    elif at_noisy < near and at_clean - at_noisy >= gap:
         reading = "eps"
     return {"reading": reading, "distance_clean": at_clean, "distance_noisy": at_noisy,
             "rows_clean": clean.count, "rows_noisy": noisy.count}
