@@ -159,3 +159,43 @@ def test_a_ddim_whose_last_step_wraps_to_the_schedules_end_is_named(tmp_path) ->
     assert finding.severity == "critical"
     assert abs(finding.evidence["last_step"]["b"]) > 0.9 and finding.evidence["last_step"]["residual"] < 1e-3
     assert "sampler-parameterization-mismatch" not in found
+
+
+# -- the same causes in `gendiag check-sampler` (gendiag.testing), on samplers given the exact noise prediction ----
+
+
+def ddpm_reading_x0(eps_fn, x, betas, steps, generator):
+    """A user's ancestral DDPM that treats the network's output as the clean sample."""
+    abar = torch.cumprod(1 - betas, 0)
+    for t in reversed(range(len(betas))):
+        x0 = eps_fn(x, torch.full((x.shape[0],), float(t))).double()
+        a_prev = abar[t - 1] if t > 0 else torch.tensor(1.0, dtype=torch.float64)
+        mean = (a_prev.sqrt() * betas[t] * x0 + (1 - betas[t]).sqrt() * (1 - a_prev) * x) / (1 - abar[t])
+        x = mean.float()
+        if t > 0:
+            x = x + (betas[t] * (1 - a_prev) / (1 - abar[t])).sqrt().float() * torch.randn(x.shape, generator=generator)
+    return x
+
+
+def ddim_wrapping(eps_fn, x, betas, steps):
+    """DDIM whose ᾱ_{t-1} is abar[t - 1] at t = 0 too, i.e. abar[-1]."""
+    abar = torch.cumprod(1 - betas, 0)
+    for t in reversed(range(len(betas))):
+        eps = eps_fn(x, torch.full((x.shape[0],), float(t))).double()
+        x0 = (x - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()
+        x = (abar[t - 1].sqrt() * x0 + (1 - abar[t - 1]).sqrt() * eps).float()
+    return x
+
+
+def test_check_sampler_names_a_sampler_reading_noise_as_x0() -> None:
+    from gendiag.testing import check_sampler
+
+    [verdict] = check_sampler(ddpm_reading_x0, "ddpm", only=("samples follow the target",), examples=2)
+    assert not verdict.passed and "sampler-parameterization-mismatch" in verdict.message
+
+
+def test_check_sampler_names_a_last_step_wrapping_to_the_schedules_end() -> None:
+    from gendiag.testing import check_sampler
+
+    [verdict] = check_sampler(ddim_wrapping, "ddim", only=("samples follow the target",), examples=2)
+    assert not verdict.passed and "sampler-schedule-misindexed" in verdict.message

@@ -22,6 +22,7 @@ from gendiag.rules.forward_process import off_schedule
 from gendiag.rules.thresholds import FORWARD_MIN_ROWS
 
 FIGURE = "forward_process"
+DATA_VALUES = 200_000  # data values whose mean square stands for E[x0²]
 
 
 @register
@@ -44,7 +45,7 @@ class ForwardProcessProbe(Probe):
             self.times = ScheduleTimes(schedule)
 
     def on_data(self, ctx: Any, batch: torch.Tensor, role: str) -> None:
-        if self.times is not None and role == "data" and self.moments.data_count < 200_000:
+        if self.times is not None and role == "data" and self.moments.data_count < DATA_VALUES:
             self.moments.add_data(batch)
 
     def on_forward(self, ctx: Any, call: ForwardCall) -> None:

@@ -140,6 +140,8 @@ def step_readings(chain: SamplingChain, abar_of: Any, fit: float, other: float) 
     calls = list(chain.calls)
     steps = []
     for before, after in zip(calls, calls[1:]):
+        if after.x.shape != before.x.shape:
+            continue
         abar_i = float(abar_of(torch.tensor([before.t])))
         abar_j = float(abar_of(torch.tensor([after.t])))
         if not abar_j > abar_i or abar_i >= 1.0:
@@ -164,22 +166,27 @@ def chain_reading(steps: list[dict[str, Any]]) -> str | None:
 
 
 def last_step_fit(chain: SamplingChain, abar_of: Any) -> dict[str, Any] | None:
-    """The observed samples fitted as a·x0̂ + b·o from the chain's last call, o read as noise (least squares over
-    the kept rows, predictions clamped to [-1, 1] where the samples lie in it and reach it): a, b and the relative
-    residual. None without samples or with a last call at ᾱ = 1."""
+    """`fit_last_step` of the samples observed after the chain on its last call; None without samples."""
     if chain.samples is None or not chain.calls:
         return None
     last = chain.calls[-1]
-    abar = float(abar_of(torch.tensor([last.t])))
+    return fit_last_step(last.x, last.out, chain.samples, float(abar_of(torch.tensor([last.t]))), last.t)
+
+
+def fit_last_step(x: torch.Tensor, out: torch.Tensor, y: torch.Tensor, abar: float,
+                  t: float) -> dict[str, Any] | None:
+    """The sampler's result `y` fitted as a·x0̂ + b·o from its last call (state `x`, output `o` read as noise, at
+    time `t` where ᾱ = `abar`), by least squares over the rows given, the fit clamped to [-1, 1] where `y` lies in
+    it and reaches it: a, b and the relative residual. None at ᾱ = 1, where x0̂ is the state itself."""
     if abar >= 1.0:
         return None
-    x0 = (last.x - (1 - abar) ** 0.5 * last.out) / abar ** 0.5
-    y = chain.samples
-    design = torch.stack([x0.reshape(-1), last.out.reshape(-1)], 1)
+    x, out, y = x.double(), out.double(), y.double()
+    x0 = (x - (1 - abar) ** 0.5 * out) / abar ** 0.5
+    design = torch.stack([x0.reshape(-1), out.reshape(-1)], 1)
     solution = torch.linalg.lstsq(design, y.reshape(-1, 1)).solution.reshape(-1)
     fitted = design @ solution
-    if float(y.abs().max()) <= 1 + 1e-6 and float(y.abs().max()) >= 1 - 1e-6:
+    if 1 - 1e-6 <= float(y.abs().max()) <= 1 + 1e-6:
         fitted = fitted.clamp(-1, 1)
     residual = _rms(y.reshape(-1) - fitted) / (_rms(y) or 1.0)
-    return {"a": float(solution[0]), "b": float(solution[1]), "residual": residual, "t": last.t, "abar": abar,
-            "last_change": _rms(y - last.x) / (_rms(last.x) or 1.0)}
+    return {"a": float(solution[0]), "b": float(solution[1]), "residual": residual, "t": t, "abar": abar,
+            "last_change": _rms(y - x) / (_rms(x) or 1.0)}
