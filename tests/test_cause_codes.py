@@ -194,8 +194,23 @@ def test_check_sampler_names_a_sampler_reading_noise_as_x0() -> None:
     assert not verdict.passed and "sampler-parameterization-mismatch" in verdict.message
 
 
-def test_check_sampler_names_a_last_step_wrapping_to_the_schedules_end() -> None:
+def ddpm_wrapping(eps_fn, x, betas, steps, generator):
+    """Ancestral DDPM whose ᾱ_{t-1} is abar[t - 1] at t = 0 too: its posterior mean blows the last state up."""
+    abar = torch.cumprod(1 - betas, 0)
+    for t in reversed(range(len(betas))):
+        eps = eps_fn(x, torch.full((x.shape[0],), float(t))).double()
+        x0 = (x - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()
+        mean = (abar[t - 1].sqrt() * betas[t] * x0 + (1 - betas[t]).sqrt() * (1 - abar[t - 1]) * x) / (1 - abar[t])
+        x = mean.float()
+        if t > 0:
+            x = x + (betas[t] * (1 - abar[t - 1]) / (1 - abar[t])).sqrt().float() * torch.randn(x.shape, generator=generator)
+    return x
+
+
+@pytest.mark.parametrize("sampler, kind", [(ddim_wrapping, "ddim"), (ddpm_wrapping, "ddpm")])
+def test_check_sampler_names_a_last_step_wrapping_to_the_schedules_end(sampler, kind) -> None:
     from gendiag.testing import check_sampler
 
-    [verdict] = check_sampler(ddim_wrapping, "ddim", only=("samples follow the target",), examples=2)
+    [verdict] = check_sampler(sampler, kind, only=("samples follow the target",), examples=2)
     assert not verdict.passed and "sampler-schedule-misindexed" in verdict.message
+    assert "sampler-parameterization-mismatch" not in verdict.message

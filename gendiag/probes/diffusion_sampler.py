@@ -92,7 +92,7 @@ class DiffusionSamplerProbe(Probe):
                         f"trained as {trained['reading'] or 'not told'}.")
         if measured["last"] is not None:
             last = measured["last"]
-            text.append(f"The samples are {last['a']:.3g}·x0̂ + {last['b']:.3g}·ε̂ of the last call (residual "
+            text.append(f"The samples are {last['a']:.3g}·x0̂ {last['b']:+.3g}·ε̂ of the last call (residual "
                         f"{last['residual']:.2g}).")
         return ProbeSection(title="Diffusion sampler", text=" ".join(text))
 

@@ -30,7 +30,7 @@ def sampler_findings(measured: dict[str, Any] | None) -> list[Finding]:
     message = (f"In the sampling block at step {measured['step']} the steps before the last read the output of "
                f"`{model}` as noise and fit a DDPM/DDIM step (errors {_errors(steps, 'eps')}). The last step, from "
                f"t = {last['t']:g} (ᾱ = {last['abar']:.4g}) to the samples, should return the x0 estimate "
-               f"x0̂ = (x - sqrt(1 - ᾱ)·ε̂)/sqrt(ᾱ); the samples are instead {last['a']:.3g}·x0̂ + {last['b']:.3g}·ε̂ "
+               f"x0̂ = (x - sqrt(1 - ᾱ)·ε̂)/sqrt(ᾱ); the samples are instead {last['a']:.3g}·x0̂ {last['b']:+.3g}·ε̂ "
                f"(relative residual {last['residual']:.2g}), {last['last_change']:.3g} of the state's size away "
                "from the last input. A sampler that reads ᾱ_{t-1} at t = 0 as alphas_cumprod[t - 1] gets "
                "alphas_cumprod[-1], the schedule's noisiest end, and puts the noise estimate back into the samples.")

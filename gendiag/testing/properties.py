@@ -148,7 +148,7 @@ def _diffusion_cause(sampler: Sampler, example: Example, out: torch.Tensor, reco
         if last is not None and last["residual"] <= SAMPLER_FIT and (abs(last["a"] - 1) > SAMPLER_LAST_STEP
                                                                     or abs(last["b"]) > SAMPLER_LAST_STEP):
             return (f"; sampler-schedule-misindexed: its last step, from t = {last['t']:.4g}, returns "
-                    f"{last['a']:.3g}·x0̂ + {last['b']:.3g}·ε̂ instead of the x0 estimate x0̂ (ᾱ_prev must be 1 there)")
+                    f"{last['a']:.3g}·x0̂ {last['b']:+.3g}·ε̂ instead of the x0 estimate x0̂ (ᾱ_prev must be 1 there)")
     return ""
 
 
