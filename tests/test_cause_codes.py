@@ -35,7 +35,8 @@ class Denoiser(nn.Module):
         self.net = nn.Sequential(nn.Linear(3, 128), nn.SiLU(), nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 2))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([x, (t.float() / T)[:, None]], 1))
+        time = t.float() / T if not t.is_floating_point() else t  # integer steps, or already the fraction step / T
+        return self.net(torch.cat([x, time[:, None]], 1))
 
 
 BETAS = torch.linspace(1e-4, 0.1, T)
@@ -43,11 +44,16 @@ ALPHAS = 1 - BETAS
 ABAR = torch.cumprod(ALPHAS, 0)
 
 
-def ancestral(model: nn.Module, n: int, gen: torch.Generator, predicts: str) -> torch.Tensor:
+def at(i: int, n: int, time: str) -> torch.Tensor:
+    """The network's time for step i: the integer step, or the fraction i / T."""
+    return torch.full((n,), i) if time == "step" else torch.full((n,), i / T)
+
+
+def ancestral(model: nn.Module, n: int, gen: torch.Generator, predicts: str, time: str) -> torch.Tensor:
     """DDPM ancestral sampling, reading the output as `predicts` ("eps" or "x0")."""
     x = torch.randn(n, 2, generator=gen)
     for i in reversed(range(T)):
-        out = model(x, torch.full((n,), i))
+        out = model(x, at(i, n, time))
         abar_prev = ABAR[i - 1] if i > 0 else torch.tensor(1.0)
         if predicts == "eps":
             x0 = (x - (1 - ABAR[i]).sqrt() * out) / ABAR[i].sqrt()
@@ -62,11 +68,11 @@ def ancestral(model: nn.Module, n: int, gen: torch.Generator, predicts: str) -> 
     return x
 
 
-def ddim(model: nn.Module, n: int, gen: torch.Generator, wraps: bool) -> torch.Tensor:
+def ddim(model: nn.Module, n: int, gen: torch.Generator, wraps: bool, time: str) -> torch.Tensor:
     """DDIM (η = 0) on a noise predictor; `wraps`: ᾱ_{t-1} read as ABAR[i - 1] at i = 0 too (ABAR[-1])."""
     x = torch.randn(n, 2, generator=gen)
     for i in reversed(range(T)):
-        eps = model(x, torch.full((n,), i))
+        eps = model(x, at(i, n, time))
         x0 = (x - (1 - ABAR[i]).sqrt() * eps) / ABAR[i].sqrt()
         abar_prev = ABAR[i - 1] if (i > 0 or wraps) else torch.tensor(1.0)
         x = abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * eps
@@ -74,10 +80,11 @@ def ddim(model: nn.Module, n: int, gen: torch.Generator, wraps: bool) -> torch.T
 
 
 def train_ddpm(run_dir, seed: int, *, bug: str = "", predicts: str = "eps", sampler: str = "ancestral",
-               steps: int = 600) -> list[gendiag.Finding]:
+               steps: int = 600, time: str = "step") -> list[gendiag.Finding]:
     """`bug`: "" (healthy), "no-sqrt" (x_t without square roots), "other-noise" (a fresh noise in the target).
     `predicts`: what the network is trained on ("eps" or "x0"); `sampler`: "ancestral" reading the output as the
-    network predicts, "ancestral-eps" / "ancestral-x0" reading it as that, "ddim" or "ddim-wraps"."""
+    network predicts, "ancestral-eps" / "ancestral-x0" reading it as that, "ddim" or "ddim-wraps". `time`: the
+    network gets the integer step ("step") or the fraction step / T ("fraction"), in training and sampling."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = Denoiser()
@@ -97,17 +104,17 @@ def train_ddpm(run_dir, seed: int, *, bug: str = "", predicts: str = "eps", samp
             target = noise if predicts == "eps" else x0
             if bug == "other-noise":
                 target = torch.randn(x0.shape, generator=gen)
-            loss = ((model(xt, t) - target) ** 2).mean()
+            loss = ((model(xt, t if time == "step" else t / T) - target) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
             mon.step(step, loss)
         with torch.no_grad(), mon.sampling():
             if sampler.startswith("ddim"):
-                samples = ddim(model, 512, gen, wraps=sampler == "ddim-wraps")
+                samples = ddim(model, 512, gen, wraps=sampler == "ddim-wraps", time=time)
             else:
                 reads = predicts if sampler == "ancestral" else sampler.split("-")[1]
-                samples = ancestral(model, 512, gen, reads)
+                samples = ancestral(model, 512, gen, reads, time)
         mon.observe_samples(samples)
     return mon.finish().findings
 
@@ -121,14 +128,16 @@ CAUSES = {"forward-process-off-schedule", "loss-at-baseline", "sampler-parameter
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("predicts, sampler", [("eps", "ancestral"), ("x0", "ancestral"), ("eps", "ddim")])
-def test_healthy_ddpm_names_none_of_the_causes(tmp_path, seed, predicts, sampler) -> None:
-    found = codes(train_ddpm(tmp_path / "run", seed, predicts=predicts, sampler=sampler, steps=400))
+@pytest.mark.parametrize("predicts, sampler, time", [("eps", "ancestral", "step"), ("x0", "ancestral", "step"),
+                                                     ("eps", "ddim", "fraction")])
+def test_healthy_ddpm_names_none_of_the_causes(tmp_path, seed, predicts, sampler, time) -> None:
+    found = codes(train_ddpm(tmp_path / "run", seed, predicts=predicts, sampler=sampler, steps=400, time=time))
     assert not set(found) & CAUSES, found
 
 
-def test_missing_square_roots_are_named(tmp_path) -> None:
-    found = codes(train_ddpm(tmp_path / "run", 0, bug="no-sqrt", steps=200))
+@pytest.mark.parametrize("time", ["step", "fraction"])
+def test_missing_square_roots_are_named(tmp_path, time) -> None:
+    found = codes(train_ddpm(tmp_path / "run", 0, bug="no-sqrt", steps=200, time=time))
     finding = found["forward-process-off-schedule"]
     assert finding.severity == "critical" and finding.evidence["missing_square_root"]
     assert finding.evidence["off"] > 0.3 and finding.evidence["off_root"] < 0.1
@@ -153,8 +162,9 @@ def test_a_sampler_reading_the_other_parameterization_is_named(tmp_path, predict
     assert "sampler-schedule-misindexed" not in found
 
 
-def test_a_ddim_whose_last_step_wraps_to_the_schedules_end_is_named(tmp_path) -> None:
-    found = codes(train_ddpm(tmp_path / "run", 0, sampler="ddim-wraps", steps=400))
+@pytest.mark.parametrize("time", ["step", "fraction"])
+def test_a_ddim_whose_last_step_wraps_to_the_schedules_end_is_named(tmp_path, time) -> None:
+    found = codes(train_ddpm(tmp_path / "run", 0, sampler="ddim-wraps", steps=400, time=time))
     finding = found["sampler-schedule-misindexed"]
     assert finding.severity == "critical"
     assert abs(finding.evidence["last_step"]["b"]) > 0.9 and finding.evidence["last_step"]["residual"] < 1e-3
