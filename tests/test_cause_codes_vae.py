@@ -110,4 +110,4 @@ def test_bce_targets_outside_unit_range_are_named(tmp_path) -> None:
     finding = found["bce-target-out-of-range"]
     assert finding.severity == "critical"
     assert finding.evidence["data_low"] == -1.0 and finding.evidence["data_share_outside"] > 0.5
-    assert finding.evidence["lowest"]["recon"][0] < 0
+    assert finding.evidence["lowest"]["recon"][0] < 0 and finding.evidence["samples_range"][0] >= 0

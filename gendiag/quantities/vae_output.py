@@ -37,18 +37,17 @@ class Range:
 
 @dataclass
 class OutputRanges:
-    """Per source of decoder outputs ("samples", or a watched network's name) its range; the data's range and its
-    values outside [sigmoid(0), sigmoid(1)] and outside [0, 1]; the lowest loss (and reported `recon`) with its
-    step."""
+    """The range of the samples (the decoder's outputs on the prior); the data's range and its values outside
+    [sigmoid(0), sigmoid(1)] and outside [0, 1]; the lowest loss (and reported `recon`) with its step."""
 
-    outputs: dict[str, Range] = field(default_factory=dict)
+    samples: Range = field(default_factory=Range)
     data: Range = field(default_factory=Range)
     data_outside_squash: int = 0
     data_outside_unit: int = 0
     lowest: dict[str, tuple[float, int]] = field(default_factory=dict)
 
-    def add_output(self, source: str, batch: torch.Tensor) -> None:
-        self.outputs.setdefault(source, Range()).add(batch.detach().float())
+    def add_samples(self, batch: torch.Tensor) -> None:
+        self.samples.add(batch.detach().float())
 
     def add_data(self, batch: torch.Tensor) -> None:
         values = batch.detach().float()

@@ -521,8 +521,8 @@ SAMPLER_LAST_STEP = threshold(
     "this did not return the x0 estimate; a wrapped ᾱ index (ᾱ[-1] at t = 0) gives b near 1")
 VAE_SQUASH_MIN_VALUES = threshold(
     "vae_output.min_values", 512,
-    "chosen by hand in issue 27: decoder output values (samples or watched outputs) seen before their range is "
-    "judged")
+    "chosen by hand in issue 27: sample values (the decoder's outputs on the prior) seen before their range is "
+    "judged; one 8x8 sample batch of 8 rows")
 VAE_SQUASH_DATA_SHARE = threshold(
     "vae_output.data_share", 0.1,
     "chosen by hand in issue 27: the share of data values outside [sigmoid(0), sigmoid(1)] that a decoder confined "
