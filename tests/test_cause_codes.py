@@ -11,6 +11,7 @@ Each fires on its bug and stays silent on the healthy loop over three seeds."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -80,17 +81,21 @@ def ddim(model: nn.Module, n: int, gen: torch.Generator, wraps: bool, time: str)
 
 
 def train_ddpm(run_dir, seed: int, *, bug: str = "", predicts: str = "eps", sampler: str = "ancestral",
-               steps: int = 600, time: str = "step") -> list[gendiag.Finding]:
+               steps: int = 600, time: str = "step", ema: bool = False) -> list[gendiag.Finding]:
     """`bug`: "" (healthy), "no-sqrt" (x_t without square roots), "other-noise" (a fresh noise in the target).
     `predicts`: what the network is trained on ("eps" or "x0"); `sampler`: "ancestral" reading the output as the
     network predicts, "ancestral-eps" / "ancestral-x0" reading it as that, "ddim" or "ddim-wraps". `time`: the
-    network gets the integer step ("step") or the fraction step / T ("fraction"), in training and sampling."""
+    network gets the integer step ("step") or the fraction step / T ("fraction"), in training and sampling. `ema`:
+    sample from an EMA copy of the network, watched under its own name."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = Denoiser()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     with gendiag.Monitor(run_dir, task="diffusion", probes=PROBES, schedule=ABAR, check_every=None) as mon:
         mon.watch(model, x_arg=0, t_arg=1)
+        sampled = model
+        if ema:
+            sampled = mon.watch(copy.deepcopy(model).requires_grad_(False), name="ema")
         for step in range(steps):
             x0 = ring(256, gen)
             mon.observe_data(x0)
@@ -108,13 +113,17 @@ def train_ddpm(run_dir, seed: int, *, bug: str = "", predicts: str = "eps", samp
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if ema:
+                with torch.no_grad():
+                    for p_ema, p in zip(sampled.parameters(), model.parameters()):
+                        p_ema.lerp_(p, 0.05)
             mon.step(step, loss)
         with torch.no_grad(), mon.sampling():
             if sampler.startswith("ddim"):
-                samples = ddim(model, 512, gen, wraps=sampler == "ddim-wraps", time=time)
+                samples = ddim(sampled, 512, gen, wraps=sampler == "ddim-wraps", time=time)
             else:
                 reads = predicts if sampler == "ancestral" else sampler.split("-")[1]
-                samples = ancestral(model, 512, gen, reads, time)
+                samples = ancestral(sampled, 512, gen, reads, time)
         mon.observe_samples(samples)
     return mon.finish().findings
 
@@ -128,10 +137,12 @@ CAUSES = {"forward-process-off-schedule", "loss-at-baseline", "sampler-parameter
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("predicts, sampler, time", [("eps", "ancestral", "step"), ("x0", "ancestral", "step"),
-                                                     ("eps", "ddim", "fraction")])
-def test_healthy_ddpm_names_none_of_the_causes(tmp_path, seed, predicts, sampler, time) -> None:
-    found = codes(train_ddpm(tmp_path / "run", seed, predicts=predicts, sampler=sampler, steps=400, time=time))
+@pytest.mark.parametrize("predicts, sampler, time, ema", [("eps", "ancestral", "step", False),
+                                                          ("x0", "ancestral", "step", True),
+                                                          ("eps", "ddim", "fraction", False)])
+def test_healthy_ddpm_names_none_of_the_causes(tmp_path, seed, predicts, sampler, time, ema) -> None:
+    found = codes(train_ddpm(tmp_path / "run", seed, predicts=predicts, sampler=sampler, steps=400, time=time,
+                             ema=ema))
     assert not set(found) & CAUSES, found
 
 
@@ -153,9 +164,10 @@ def test_a_target_noise_apart_from_the_input_noise_is_named(tmp_path) -> None:
     assert "forward-process-off-schedule" not in found
 
 
-@pytest.mark.parametrize("predicts, sampler", [("eps", "ancestral-x0"), ("x0", "ancestral-eps")])
-def test_a_sampler_reading_the_other_parameterization_is_named(tmp_path, predicts, sampler) -> None:
-    found = codes(train_ddpm(tmp_path / "run", 0, predicts=predicts, sampler=sampler, steps=400))
+@pytest.mark.parametrize("predicts, sampler, ema", [("eps", "ancestral-x0", False), ("x0", "ancestral-eps", False),
+                                                    ("eps", "ancestral-x0", True)])
+def test_a_sampler_reading_the_other_parameterization_is_named(tmp_path, predicts, sampler, ema) -> None:
+    found = codes(train_ddpm(tmp_path / "run", 0, predicts=predicts, sampler=sampler, steps=400, ema=ema))
     finding = found["sampler-parameterization-mismatch"]
     assert finding.severity == "critical"
     assert finding.evidence["trained_as"] == predicts and finding.evidence["sampled_as"] == sampler.split("-")[1]

@@ -1,9 +1,10 @@
 """Diffusion sampler: does the sampler read the network's output as what it was trained to return, and does its last
 step return the x0 estimate?
 
-With the fact `schedule` (ᾱ_t), it keeps the training rows of the first watched network at ᾱ_t >= 0.98 and <= 0.02
-(an x0 predictor returns about its input at the first end, a noise predictor at the other) and, of each `with mon.sampling():` block, the last calls of
-that network and the first rows of the samples observed after it (`gendiag.quantities.diffusion_sampler`; rule
+With the fact `schedule` (ᾱ_t), it keeps the training rows of the first watched network trained at ᾱ_t >= 0.98 and
+<= 0.02 (an x0 predictor returns about its input at the first end, a noise predictor at the other) and, of the latest
+`with mon.sampling():` block, the last calls of a watched network (the trained one or a copy of it, an EMA's) and the
+first rows of the samples observed after it (`gendiag.quantities.diffusion_sampler`; rule
 `gendiag.rules.diffusion_sampler`). A block that ran several chains, or called the network twice at one time
 (guidance, a second-order solver), is not judged.
 
@@ -39,7 +40,7 @@ class DiffusionSamplerProbe(Probe):
         self.times: ScheduleTimes | None = None
         self.model: str | None = None
         self.ends = (EndRows(clean=True), EndRows(clean=False))
-        self.chain: SamplingChain | None = None
+        self.chains: dict[str, SamplingChain] = {}  # the latest sampling block's chain of each network
 
     def setup(self, ctx: Any) -> None:
         schedule = ctx.facts.get("schedule")
@@ -49,11 +50,10 @@ class DiffusionSamplerProbe(Probe):
     def on_forward(self, ctx: Any, call: ForwardCall) -> None:
         if self.times is None or call.t is None or call.t.numel() == 0:
             return
-        if self.model is None:
-            self.model = call.model
-        if call.model != self.model:
-            return
         if call.mode == "train":
+            self.model = self.model or call.model
+            if call.model != self.model:
+                return
             self.times.note(call.t)
             if call.x is not None and call.output is not None and call.output.shape[0] == call.x.shape[0]:
                 abar = self.times.alpha_bar(call.t)
@@ -62,18 +62,22 @@ class DiffusionSamplerProbe(Probe):
             return
         if call.head is None or call.output_head is None or call.output_head.shape != call.head.shape:
             return
-        if self.chain is None or self.chain.session != call.session:
-            self.chain = SamplingChain(call.model, call.session, call.step)
-        self.chain.add(float(call.t.reshape(-1).median()), call.head, call.output_head)
+        if any(chain.session != call.session for chain in self.chains.values()):
+            self.chains = {}
+        chain = self.chains.setdefault(call.model, SamplingChain(call.model, call.session, call.step))
+        chain.add(float(call.t.reshape(-1).median()), call.head, call.output_head)
 
     def on_samples(self, ctx: Any, samples: torch.Tensor, step: int) -> None:
-        if self.chain is not None:
-            self.chain.attach(samples.float().cpu())
+        for chain in self.chains.values():
+            chain.attach(samples.float().cpu())
 
     def _measure(self) -> dict[str, Any] | None:
-        chain = self.chain
-        if self.times is None or chain is None or chain.chains > 1 or chain.repeats or len(chain.calls) < 3:
+        """The first network of the latest sampling block whose calls make one chain, one call a time."""
+        judged = [chain for chain in self.chains.values()
+                  if chain.chains == 1 and not chain.repeats and len(chain.calls) >= 3]
+        if self.times is None or not judged:
             return None
+        chain = judged[0]
         steps = step_readings(chain, self.times.alpha_bar, SAMPLER_FIT, SAMPLER_OTHER)
         return {"model": chain.model, "step": chain.step, "steps": steps, "reading": chain_reading(steps),
                 "trained": trained_reading(*self.ends, SAMPLER_TRAINED_NEAR, SAMPLER_TRAINED_GAP),
