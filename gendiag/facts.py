@@ -167,7 +167,7 @@ def _path(value: Any, facts: Mapping[str, Any]) -> str | None:
 
 FACTS: dict[str, Fact] = {
     "schedule": Fact("a diffusion model's ᾱ_t (alphas_cumprod), one number per timestep, non-increasing in [0, 1]",
-                     ("schedule", "loss_by_t"), _schedule),
+                     ("schedule", "loss_by_t", "forward_process", "diffusion_sampler"), _schedule),
     "image_shape": Fact("(C, H, W) or (H, W): how one flattened sample reads as an image", ("data_repr",),
                         _image_shape),
     "likelihood": Fact("the model's likelihood, a string; 'bernoulli' says binary pixels are expected",

@@ -22,14 +22,16 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 STAGES: dict[str, tuple[str, ...]] = {
     "data and set-up": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
                         "source-not-noise", "source-sampler-mismatch", "source-chosen", "schedule-not-reaching-noise",
-                        "target-explodes", "t-range-untrained", "train-sample-input-mismatch", "data-bottleneck",
+                        "forward-process-off-schedule", "bce-target-out-of-range", "target-explodes",
+                        "loss-at-baseline", "t-range-untrained", "train-sample-input-mismatch", "data-bottleneck",
                         "causal-leak", "ddp-same-noise-across-ranks", "distributed-sampler-epoch-unset"),
     "optimisation": ("grad-accumulating", "gan-d-output-squashed", "loss-unbounded-below", "loss-nonfinite",
                      "no-gradient-reaches", "lr-decayed-to-zero", "weight-decay-dominates", "params-stalled",
                      "gradients-not-seen", "loss-diverging", "loss-t-imbalance", "gan-g-objective-inverted",
                      "gan-d-dominates", "gan-oscillation"),
-    "model": ("posterior-collapse", "field-ignores-x", "field-ignores-t", "ema-lagging"),
-    "samples": ("sampler-state-frozen", "samples-unlike-data", "mode-collapse", "memorization",
+    "model": ("vae-decoder-output-squashed", "posterior-collapse", "field-ignores-x", "field-ignores-t", "ema-lagging"),
+    "samples": ("sampler-state-frozen", "sampler-parameterization-mismatch", "sampler-schedule-misindexed",
+                "samples-unlike-data", "mode-collapse", "memorization",
                 "ar-samples-identical"),
 }
 _CODE_RANK = {code: (stage, place) for stage, codes in enumerate(STAGES.values()) for place, code in enumerate(codes)}
@@ -55,6 +57,32 @@ CONSEQUENCES: dict[str, dict[str, str]] = {
                          "that error",
         "samples-unlike-data": "sampling starts from noise the model never saw at the last step, and the samples "
                                "inherit that error",
+    },
+    "forward-process-off-schedule": {
+        "train-sample-input-mismatch": "training inputs follow another process than the one the sampler undoes",
+        "samples-unlike-data": "the sampler undoes a forward process the network was not trained on",
+        "mode-collapse": "the sampler undoes a forward process the network was not trained on",
+    },
+    "bce-target-out-of-range": {
+        "loss-unbounded-below": "a binary cross-entropy with targets outside [0, 1] has no floor",
+        "loss-nonfinite": "a binary cross-entropy with targets outside [0, 1] falls until it overflows",
+        "samples-unlike-data": "the decoder is pushed to 0 or 1 wherever a target lies outside [0, 1]",
+    },
+    "loss-at-baseline": {
+        "field-ignores-x": "a network whose target does not depend on its input learns the target's mean",
+        "samples-unlike-data": "a network whose target does not depend on its input learns only the target's mean",
+        "mode-collapse": "a network whose target does not depend on its input learns only the target's mean",
+    },
+    "vae-decoder-output-squashed": {
+        "samples-unlike-data": "a decoder confined to [0.5, 0.73] cannot produce the data's dark or bright values",
+    },
+    "sampler-parameterization-mismatch": {
+        "samples-unlike-data": "the sampler reads the network's output as another quantity than it learned",
+        "mode-collapse": "the sampler reads the network's output as another quantity than it learned",
+    },
+    "sampler-schedule-misindexed": {
+        "samples-unlike-data": "the sampler's last step puts noise back into the samples",
+        "mode-collapse": "the sampler's last step puts noise back into the samples",
     },
     "target-explodes": {
         "loss-nonfinite": "a target that grows without bound near one end of t overflows",

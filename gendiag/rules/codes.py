@@ -112,4 +112,18 @@ CODES: tuple[CodeMap, ...] = (
     CodeMap("gan-g-objective-inverted", quantity="gendiag.quantities.gan_balance:BalanceLog",
             rule="gendiag.rules.gan_balance:g_objective_inverted",
             figure="gendiag.figures.gan_balance:balance_figure"),
+    # --- issue 27: causes named, not symptoms ---
+    CodeMap("loss-at-baseline", quantity="gendiag.quantities.regression:OutputSpread",
+            rule="gendiag.rules.regression:loss_at_baseline", figure=None),
+    CodeMap("forward-process-off-schedule", quantity="gendiag.quantities.forward_process:forward_moments",
+            rule="gendiag.rules.forward_process:off_schedule",
+            figure="gendiag.figures.forward_process:forward_figure"),
+    CodeMap("sampler-parameterization-mismatch", quantity="gendiag.quantities.diffusion_sampler:step_readings",
+            rule="gendiag.rules.diffusion_sampler:sampler_findings", figure=None),
+    CodeMap("sampler-schedule-misindexed", quantity="gendiag.quantities.diffusion_sampler:last_step_fit",
+            rule="gendiag.rules.diffusion_sampler:sampler_findings", figure=None),
+    CodeMap("vae-decoder-output-squashed", quantity="gendiag.quantities.vae_output:OutputRanges",
+            rule="gendiag.rules.vae_output:squashed", figure=None),
+    CodeMap("bce-target-out-of-range", quantity="gendiag.quantities.vae_output:OutputRanges",
+            rule="gendiag.rules.vae_output:bce_target", figure=None),
 )

@@ -422,6 +422,10 @@ CALIBRATION_ROWS: dict[str, tuple[str, ...]] = {
     "distributed.": ("ddp-same-noise-across-ranks", "distributed-sampler-epoch-unset"),
     "ema.": ("ema-lagging",),
     "optimizer.": ("lr-decayed-to-zero", "weight-decay-dominates"),
+    "regression.": ("loss-at-baseline",),
+    "forward_process.": ("forward-process-off-schedule",),
+    "diffusion_sampler.": ("sampler-parameterization-mismatch", "sampler-schedule-misindexed"),
+    "vae_output.": ("vae-decoder-output-squashed", "bce-target-out-of-range"),
     "flattened.": (),  # the flattened recipe's story, not a finding: no calibration row
 }
 
@@ -559,3 +563,63 @@ INPUTS_REVERSED_SHARE = threshold(
     "end, under a quarter of their distance from training's at their own end; a flow sampler integrating from the "
     "data end starts from the source where training holds the data, crossed ratio near 0 against a direct one "
     "near 1 (tests/test_ema.py)")
+# --- issue 27: causes named, not symptoms ---
+
+BASELINE_MIN_STEPS = threshold(
+    "regression.baseline_min_steps", 100,
+    "chosen by hand in issue 27: a network needs some steps to leave its initial outputs; the check reads the "
+    "training calls of the last quarter of at least this many steps (tests/test_cause_codes.py)")
+BASELINE_SPREAD = threshold(
+    "regression.baseline_spread", 0.05,
+    "chosen by hand in issue 27: the output's variance across rows, per element, over the loss per element; a "
+    "network whose target does not depend on its input learns the target's mean (about 1e-4 on the noise-"
+    "prediction loop of tests/test_cause_codes.py), a trained noise predictor explains part of its target (> 1)")
+BASELINE_NOISE_BAND = threshold(
+    "regression.noise_band", 0.15,
+    "derived: a noise-prediction loss per element within this of 1, the variance of N(0, I) noise, is the loss of "
+    "predicting its mean 0; a trained 2-D DDPM reaches 0.3-0.6 (tests/test_cause_codes.py)")
+FORWARD_MIN_ROWS = threshold(
+    "forward_process.min_rows", 64,
+    "chosen by hand in issue 27: training rows per bin of ᾱ_t before its mean square is compared (relative "
+    "standard error about 0.1 for 2-D rows, less for wider ones)")
+FORWARD_OFF = threshold(
+    "forward_process.off", 0.2,
+    "chosen by hand in issue 27: the median over bins of |log(measured / expected)| mean square of x_t; a missing "
+    "square root (x_t = ᾱ·x0 + (1 - ᾱ)·ε) gives 0.3-0.7 on a schedule down to ᾱ_T < 0.1, the textbook forward "
+    "process below 0.05 (tests/test_cause_codes.py)")
+SAMPLER_FIT = threshold(
+    "diffusion_sampler.fit", 0.1,
+    "chosen by hand in issue 27: the relative error of a sampling step against the step its reading of the output "
+    "predicts; DDPM's added noise at the last steps and float rounding stay below 0.05, the other reading misses "
+    "by more than 0.3 on the loops of tests/test_cause_codes.py")
+SAMPLER_OTHER = threshold(
+    "diffusion_sampler.other", 3.0,
+    "chosen by hand in issue 27: the other reading must miss the step at least this many times worse before the "
+    "step counts as read one way (a network whose output is close to its input fits both)")
+SAMPLER_TRAINED_NEAR = threshold(
+    "diffusion_sampler.trained_near", 0.3,
+    "chosen by hand in issue 27: a network returns about its input (relative distance below this) where its target "
+    "is nearly its input: an x0 predictor at ᾱ_t >= 0.98 (0.09 on tests/test_cause_codes.py), a noise predictor at "
+    "ᾱ_t <= 0.02 (about 0.15)")
+SAMPLER_TRAINED_GAP = threshold(
+    "diffusion_sampler.trained_gap", 0.25,
+    "chosen by hand in issue 27: at the other end of the schedule the same network must lie at least this much "
+    "further from its input (a noise predictor at ᾱ_t >= 0.98: 0.45-0.6 after 400-600 steps against 0.12 at the "
+    "noisy end; an x0 predictor at ᾱ_t <= 0.02: about 1 against 0.09), else the parameterization is not told (an "
+    "untrained network, a v predictor)")
+SAMPLER_LAST_STEP = threshold(
+    "diffusion_sampler.last_step", 0.3,
+    "chosen by hand in issue 27: a last step whose output, fitted as a·x0_hat + b·output, has |a - 1| or |b| above "
+    "this did not return the x0 estimate; a wrapped ᾱ index (ᾱ[-1] at t = 0) gives b near 1")
+VAE_SQUASH_MIN_VALUES = threshold(
+    "vae_output.min_values", 512,
+    "chosen by hand in issue 27: sample values (the decoder's outputs on the prior) seen before their range is "
+    "judged; one 8x8 sample batch of 8 rows")
+VAE_SQUASH_DATA_SHARE = threshold(
+    "vae_output.data_share", 0.1,
+    "chosen by hand in issue 27: the share of data values outside [sigmoid(0), sigmoid(1)] that a decoder confined "
+    "there cannot reproduce; binary images put > 0.8 of their pixels there")
+BCE_OUT_OF_RANGE_SHARE = threshold(
+    "vae_output.target_share", 0.01,
+    "chosen by hand in issue 27: the share of data values outside [0, 1] (by more than 1e-3) that makes them "
+    "invalid Bernoulli targets; data scaled to [-1, 1] puts half or more there")

@@ -85,12 +85,25 @@ class NoiseField:
         times = read_times(t, x.shape[0], self.label, "eps_fn")
         self.record.states.append(x.detach().double().cpu().clone())
         self.record.times.append(times.clone())
+        return self.target.eps(x.detach().cpu(), self.alpha_bar(times)).to(dtype=x.dtype, device=x.device)
+
+    def alpha_bar(self, times: torch.Tensor) -> torch.Tensor:
+        """ᾱ at each time the sampler passed (B,), float64."""
         step = self.step_of(times).clamp(0, self.steps - 1)
         low = step.floor().long().clamp(max=self.steps - 2) if self.steps > 1 else step.floor().long()
         frac = step - low
         high = (low + 1).clamp(max=self.steps - 1)
-        abar = torch.exp((1 - frac) * self.log_abar[low] + frac * self.log_abar[high])
-        return self.target.eps(x.detach().cpu(), abar).to(dtype=x.dtype, device=x.device)
+        return torch.exp((1 - frac) * self.log_abar[low] + frac * self.log_abar[high])
+
+
+class CleanField(NoiseField):
+    """The same target's exact x0 prediction E[x0 | x_t] in place of the noise: what a sampler that reads its
+    network's output as x0 needs to follow the target."""
+
+    def __call__(self, x: torch.Tensor, t: Any) -> torch.Tensor:
+        eps = super().__call__(x, t).double()
+        abar = self.alpha_bar(self.record.times[-1]).reshape(-1, *([1] * (x.dim() - 1)))
+        return ((x.double() - (1 - abar).sqrt() * eps) / abar.sqrt()).to(dtype=x.dtype, device=x.device)
 
 
 def _check_state(x: Any, dim: int, label: str, what: str) -> None:

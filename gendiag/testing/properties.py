@@ -14,7 +14,9 @@ from typing import Callable, NoReturn
 import torch
 
 from gendiag.metrics.energy import energy_test
-from gendiag.testing.calls import FlowField, NoiseField, Record, Sampler
+from gendiag.quantities.diffusion_sampler import fit_last_step
+from gendiag.rules.thresholds import SAMPLER_FIT, SAMPLER_LAST_STEP
+from gendiag.testing.calls import CleanField, FlowField, NoiseField, Record, Sampler
 from gendiag.testing.targets import GaussianMixture, gaussian_ddim_map, gaussian_flow_map
 
 ALPHA = 0.002           # false-alarm rate of each two-sample test (one per example)
@@ -89,8 +91,9 @@ def _flow(sampler: Sampler, example: Example, steps: int, x0: torch.Tensor) -> t
 
 
 def _diffusion(sampler: Sampler, example: Example, steps: int, x_T: torch.Tensor,
-               generator: torch.Generator | None) -> tuple[torch.Tensor, Record, NoiseField]:
-    field = NoiseField(example.target, example.betas, sampler.time_scale, sampler.label)
+               generator: torch.Generator | None,
+               field_type: type[NoiseField] = NoiseField) -> tuple[torch.Tensor, Record, NoiseField]:
+    field = field_type(example.target, example.betas, sampler.time_scale, sampler.label)
     return sampler.diffusion(field, x_T, example.betas, steps, generator), field.record, field
 
 
@@ -109,10 +112,11 @@ def _run(sampler: Sampler, example: Example, x: torch.Tensor, steps: int | None 
 def follows_target(sampler: Sampler, example: Example) -> None:
     """With the exact field or noise prediction, the samples follow the target (energy two-sample test at ALPHA)."""
     steps = FLOW_STEPS if sampler.kind == "flow" else example.steps
-    out, _ = _run(sampler, example, example.noise(SAMPLES), steps)
-    if not bool(torch.isfinite(out).all()):
-        fail(sampler, "samples-unlike-data: the samples hold NaN or inf", example, f"{steps} steps")
+    out, record = _run(sampler, example, example.noise(SAMPLES), steps)
     reference = example.target.sample(SAMPLES, example.generator(1))
+    if not bool(torch.isfinite(out).all()):
+        cause = "" if sampler.kind == "flow" else _diffusion_cause(sampler, example, out, record, reference)
+        fail(sampler, f"samples-unlike-data: the samples hold NaN or inf{cause}", example, f"{steps} steps")
     energy, p = _two_sample(out, reference, example.seed)
     if p < ALPHA:
         spread = _rms(out - out.mean(0)) / (_rms(reference - reference.mean(0)) or 1.0)
@@ -120,9 +124,32 @@ def follows_target(sampler: Sampler, example: Example) -> None:
                 "noise predicted at the right t; an off-by-one in ᾱ indexing, such as ᾱ[t − 1] at t = 0 wrapping "
                 "to ᾱ[T − 1], leaves it)"
                 if sampler.kind != "flow" and spread > 1.5 else "")
+        cause = "" if sampler.kind == "flow" else _diffusion_cause(sampler, example, out, record, reference)
         fail(sampler, f"samples-unlike-data: with the exact {_field_name(sampler)} the samples do not follow the "
-             f"target{hint}", example, f"{steps} steps, energy distance {energy:.3g}, p = {p:.3g} < {ALPHA} "
+             f"target{hint}{cause}", example, f"{steps} steps, energy distance {energy:.3g}, p = {p:.3g} < {ALPHA} "
              f"(false-alarm rate {ALPHA} per example), spread ×{spread:.2f} the target's")
+
+
+def _diffusion_cause(sampler: Sampler, example: Example, out: torch.Tensor, record: Record,
+                     reference: torch.Tensor) -> str:
+    """Why a diffusion sampler's samples miss the target, where its own runs tell: it follows the target when handed
+    the exact x0 prediction in place of the noise (`sampler-parameterization-mismatch`), or its last step does not
+    return the x0 estimate (`sampler-schedule-misindexed`). Empty where neither holds."""
+    generator = example.generator(0) if sampler.kind == "ddpm" else None
+    clean, _, _ = _diffusion(sampler, example, example.steps, example.noise(SAMPLES), generator, CleanField)
+    if bool(torch.isfinite(clean).all()) and _two_sample(clean, reference, example.seed)[1] >= ALPHA:
+        return ("; sampler-parameterization-mismatch: handed the exact x0 prediction in place of the noise it "
+                "follows the target, so it reads eps_fn's output as x0")
+    if record.states:
+        field = NoiseField(example.target, example.betas, sampler.time_scale, sampler.label)
+        x, times = record.states[-1], record.times[-1]
+        last = fit_last_step(x, field(x.float(), times).double(), out, float(field.alpha_bar(times)[0]),
+                             float(times[0]))
+        if last is not None and last["residual"] <= SAMPLER_FIT and (abs(last["a"] - 1) > SAMPLER_LAST_STEP
+                                                                    or abs(last["b"]) > SAMPLER_LAST_STEP):
+            return (f"; sampler-schedule-misindexed: its last step, from t = {last['t']:.4g}, returns "
+                    f"{last['a']:.3g}·x0̂ {last['b']:+.3g}·ε̂ instead of the x0 estimate x0̂ (ᾱ_prev must be 1 there)")
+    return ""
 
 
 def state_moves(sampler: Sampler, example: Example) -> None:
