@@ -22,20 +22,22 @@ if TYPE_CHECKING:
     from gendiag.sinks.tensorboard import TensorBoardSink
 
 
-Inputs = Callable[[tuple, dict], tuple[Any, Any]]
+Inputs = Callable[[tuple, dict], tuple[Any, ...]]
 Call = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], Any]
 
 
 @dataclass
 class WatchedModel:
-    """A watched network and its call convention: where x and t sit in a call (`x_arg`, `t_arg`), or `inputs(args,
-    kwargs) -> (x, t)` for any other convention, and `call(module, x, t)` to run it on (x, t)."""
+    """A watched network and its call convention: where x, t and the condition sit in a call (`x_arg`, `t_arg`,
+    `cond_arg`), or `inputs(args, kwargs) -> (x, t)` or `(x, t, cond)` for any other convention, and `call(module,
+    x, t)` to run it on (x, t)."""
 
     module: torch.nn.Module
     x_arg: int | str
     t_arg: int | str | None
     inputs: Inputs | None = None
     call: Call | None = None
+    cond_arg: int | str | None = None  # where the condition (a class label, ...) sits in a call; None: not read
     time_form: tuple[tuple[int, ...], torch.dtype] | None = None  # per-row shape and dtype of t in training calls
 
     def note_time(self, t: Any, batch: int) -> None:

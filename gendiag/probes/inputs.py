@@ -32,6 +32,7 @@ from gendiag.report.section import ProbeSection
 from gendiag.quantities.inputs import (
     KEPT_INPUT_ROWS, PERMUTATIONS, ROWS_PER_TRAIN_CALL, InputsComparison, compare_inputs,
 )
+from gendiag.quantities.guidance import GuidanceWatch
 from gendiag.quantities.time_scale import time_scale_gap
 from gendiag.rules.inputs import bins, inputs_findings, ratios, time_scale_finding
 
@@ -54,11 +55,13 @@ class InputsProbe(Probe):
         self._data: Reservoir | None = None
         self._source: Reservoir | None = None
         self._cache: tuple[tuple[Any, ...], InputsComparison | None] | None = None
+        self._guidance = GuidanceWatch()
 
     def on_forward(self, ctx: Any, call: ForwardCall) -> None:
         """Keep a few rows of each training call (the Monitor already hands over only every `every`-th one, its rows
         in random order, so the first few are a uniform sample) and every row of the sampling calls, with their
-        times."""
+        times. Sampling calls are also followed for classifier-free guidance."""
+        self._guidance.add(call)
         if call.x is None or call.t is None or call.x.dim() < 2:
             return
         rows = call.x.shape[0] if call.mode == "sampling" else min(call.x.shape[0], ROWS_PER_TRAIN_CALL)
@@ -112,6 +115,10 @@ class InputsProbe(Probe):
                 f"permutation test, {PERMUTATIONS} relabellings)."]
         if gap is not None:
             text.append(gap.describe() + " The bins of t below mix the two scales.")
+        guided = self._guidance.guided(ctx.facts)
+        if guided is not None:
+            text.append(f"Sampling is guided (known from {guided}): a guided sampler moves its state away from the "
+                        "training inputs by design, so a gap between them is reported as info only.")
         if not reference:
             text.append("No data and source batches of the network's input size were observed "
                         "(`mon.observe_data(..., role=\"data\"/\"source\")`), so distances stay unscaled and no "
@@ -142,7 +149,7 @@ class InputsProbe(Probe):
         gap = time_scale_gap(self._train[name].times, self._sampling[name].times, ctx.facts.get("schedule"))
         if gap is not None:  # every per-bin comparison would mix two scales of t: this is the finding instead
             return [time_scale_finding(name, gap, ctx.task, figure)]
-        return inputs_findings(comparison, ctx.task, figure)
+        return inputs_findings(comparison, ctx.task, figure, guided=self._guidance.guided(ctx.facts))
 
     def state(self) -> dict[str, Any]:
         comparison = self._cache[1] if self._cache is not None else None

@@ -29,11 +29,14 @@ ADVICE = {  # `train-sample-input-mismatch`, by task: flow's x0 is the noise, di
 }
 
 
-def inputs_findings(comparison: InputsComparison, task: str, figure: str | None) -> list[Finding]:
+def inputs_findings(comparison: InputsComparison, task: str, figure: str | None,
+                    guided: str | None = None) -> list[Finding]:
     """`train-sample-input-mismatch`: critical when the training inputs do not follow t (their change over t below
     INPUTS_STATIC_RATIO) or a material bin's ratio reaches INPUTS_CRITICAL_RATIO; a warning for a material bin over
     INPUTS_WARNING_RATIO (significant, energy coefficient >= INPUTS_MIN_COEFFICIENT); info where the gap is large
-    only against a data set close to its source. Nothing without the data–source scale."""
+    only against a data set close to its source, or where sampling is guided (`guided`: how that is known), since
+    classifier-free guidance extrapolates the state away from the training inputs by design (the training inputs'
+    change over t, the t scale and the sampler's start are still judged). Nothing without the data–source scale."""
     if not comparison.reference:
         return []
     table = comparison.table
@@ -73,6 +76,10 @@ def inputs_findings(comparison: InputsComparison, task: str, figure: str | None)
                 f"{worst['coefficient']:.3f} (below {INPUTS_MIN_COEFFICIENT}; 0 for equal distributions, 1 for disjoint "
                 "ones), and the ratio is large because the data lies close to the source. Worth a look only "
                 "if the samples are poor.")
+    if guided is not None and not bad.empty and not static:
+        parts.append(f"Sampling is guided (known from {guided}): classifier-free guidance extrapolates from the "
+                     "conditional and the null-condition outputs, which moves the sampler's state away from the "
+                     "training inputs by design, more so the larger its scale; the gap is reported as info.")
     parts.append("A network is only right on inputs like those it was trained on.")
     evidence = {
         "worst_t_range": [round(low, 4), round(high, 4)],
@@ -90,14 +97,15 @@ def inputs_findings(comparison: InputsComparison, task: str, figure: str | None)
         "train_change_over_t": None if change is None else round(change["ratio"], 4),
         "threshold_warning": INPUTS_WARNING_RATIO, "threshold_critical": INPUTS_CRITICAL_RATIO,
         "threshold_train_change": INPUTS_STATIC_RATIO, "significance": INPUTS_SIGNIFICANCE,
-        "threshold_coefficient": INPUTS_MIN_COEFFICIENT,
+        "threshold_coefficient": INPUTS_MIN_COEFFICIENT, "guided": guided,
     }
     title = ("The network is trained on inputs that do not follow t" if static else
              f"The network meets different inputs in sampling than in training (t in [{low:.2f}, {high:.2f}])")
     return [Finding(
         code="train-sample-input-mismatch",
-        severity=("critical" if static or (not material.empty and worst["ratio"] >= INPUTS_CRITICAL_RATIO) else
-                  "warning" if not material.empty else "info"),
+        severity=("critical" if static or (guided is None and not material.empty
+                                           and worst["ratio"] >= INPUTS_CRITICAL_RATIO) else
+                  "warning" if guided is None and not material.empty else "info"),
         title=title, message=" ".join(parts), evidence=evidence,
         suggestion=advice(ADVICE, task),
         figure=figure,

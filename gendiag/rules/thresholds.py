@@ -151,6 +151,33 @@ INPUTS_STATIC_RATIO = threshold(
     "inputs.static_ratio", 0.25,
     "chosen by hand in round 1 (9ab7c0e); a path from source to data changes the inputs by about 1 (healthy "
     "> 0.5), the x0-fed flagship network by about 0 (tests/test_probes_inputs.py)")
+
+# --- issue 27: conditioning and classifier-free guidance ---
+CONDITIONING_WARNING_SCORE = threshold(
+    "conditioning.warning_score", 0.5,
+    "chosen by hand in issue 27: (agreement - chance) / (data's agreement - chance) of the samples with the class "
+    "asked for; healthy class-conditional flow, DDPM and GAN loops on a 2-D mixture reach >= 0.9, shuffled labels "
+    "about 0 (tests/test_conditioning.py); half-way between marks a model that follows its condition only in part")
+CONDITIONING_CRITICAL_SCORE = threshold(
+    "conditioning.critical_score", 0.2,
+    "chosen by hand in issue 27: at most a fifth of the data's margin over chance: the samples hardly depend on "
+    "their condition (shuffled labels), or follow another one (wrong labels given to D): below 0")
+CONDITIONING_MIN_SAMPLES = threshold(
+    "conditioning.min_samples", 40,
+    "derived: with 40 labelled samples the agreement rate's standard error is at most 0.08, well inside the "
+    "margin between the two scores above for any number of classes with a data agreement >= chance + 0.2")
+CONDITIONING_MIN_MARGIN = threshold(
+    "conditioning.min_margin", 0.2,
+    "chosen by hand in issue 27: the data's own agreement (each data row assigned from the others) must exceed "
+    "chance by this much, else the classes overlap too much in the space measured to tell a sample's class")
+NULL_TRAIN_SHARE = threshold(
+    "conditioning.null_train_share", 0.002,
+    "derived: label dropout as used for classifier-free guidance (p = 0.05 to 0.2) puts the null label on 5% to "
+    "20% of the training rows, 25 times this share or more; a loop that never drops labels puts it on none")
+NULL_MIN_TRAIN_ROWS = threshold(
+    "conditioning.null_min_train_rows", 500,
+    "derived: with 500 recorded training rows a label dropout of p >= 0.05 leaves the null label on none of them "
+    "with probability (1 - p)^500 < 1e-11")
 SAMPLER_FROZEN = threshold(
     "sampler.frozen", 1e-6,
     "chosen by hand in round 1 (9ab7c0e) as a bound on float rounding: a frozen sampler's state changes by 0, a "
@@ -419,6 +446,7 @@ CALIBRATION_ROWS: dict[str, tuple[str, ...]] = {
     "memorization.": ("memorization",),
     "sampling_calls.": ("sampler-state-frozen", "t-range-untrained"),
     "autoregressive.": ("causal-leak", "train-sample-input-mismatch", "ar-samples-identical"),
+    "conditioning.": ("conditioning-ignored", "null-label-untrained"),
     "flattened.": (),  # the flattened recipe's story, not a finding: no calibration row
 }
 
