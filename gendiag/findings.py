@@ -22,13 +22,14 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 STAGES: dict[str, tuple[str, ...]] = {
     "data and set-up": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
                         "source-not-noise", "source-sampler-mismatch", "source-chosen", "schedule-not-reaching-noise",
-                        "target-explodes", "t-range-untrained", "train-sample-input-mismatch", "data-bottleneck",
+                        "target-explodes", "t-range-untrained", "null-label-untrained", "train-sample-input-mismatch",
+                        "data-bottleneck",
                         "causal-leak"),
     "optimisation": ("grad-accumulating", "gan-d-output-squashed", "loss-unbounded-below", "loss-nonfinite",
                      "no-gradient-reaches", "params-stalled", "gradients-not-seen", "loss-diverging",
                      "loss-t-imbalance", "gan-d-dominates", "gan-oscillation"),
     "model": ("posterior-collapse", "field-ignores-x", "field-ignores-t"),
-    "samples": ("sampler-state-frozen", "samples-unlike-data", "mode-collapse", "memorization",
+    "samples": ("sampler-state-frozen", "samples-unlike-data", "conditioning-ignored", "mode-collapse", "memorization",
                 "ar-samples-identical"),
 }
 _CODE_RANK = {code: (stage, place) for stage, codes in enumerate(STAGES.values()) for place, code in enumerate(codes)}

@@ -127,6 +127,7 @@ class Agreement:
     data_rate: float
     chance: float
     per_class: dict[int, dict[str, Any]]  # asked class -> {"samples", "rate", "most_assigned"}
+    data_rows_per_class: int = 0  # the fewest data rows kept of any class
 
     @property
     def score(self) -> float | None:
@@ -138,17 +139,16 @@ class Agreement:
 
 def measure_agreement(store: ConditionedData,
                       classifier: Callable[[torch.Tensor], Any] | None = None) -> Agreement | None:
-    """The agreement of the kept samples with their labels (None without data of two classes or without samples of a
-    class that has data)."""
+    """The agreement of the kept samples with their labels and of the data with its own (None without data of two
+    classes; no samples counted where none of a class with data was observed)."""
     data = store.data()
-    if data is None or not store.samples:
+    if data is None:
         return None
     rows, labels = data
-    samples, asked = torch.cat(store.samples), torch.cat(store.sample_labels)
+    samples = torch.cat(store.samples) if store.samples else rows[:0]
+    asked = torch.cat(store.sample_labels) if store.samples else labels[:0]
     known = torch.isin(asked, labels.unique())
     samples, asked = samples[known], asked[known]
-    if len(samples) == 0:
-        return None
     if classifier is not None:
         method = "classifier"
         data_assigned, assigned = _classify(classifier, rows), _classify(classifier, samples)
@@ -157,16 +157,18 @@ def measure_agreement(store: ConditionedData,
         data_features, sample_features = _features(rows, samples)
         data_assigned = _knn_labels(data_features, labels, data_features, leave_one_out=True)
         assigned = _knn_labels(data_features, labels, sample_features, leave_one_out=False)
-    hits = assigned == asked
+    hits = (assigned == asked).float()
     per_class = {}
     for label in asked.unique().tolist():
         mine = asked == label
         most = Counter(assigned[mine].tolist()).most_common(1)[0][0]
-        per_class[int(label)] = {"samples": int(mine.sum()), "rate": round(float(hits[mine].float().mean()), 4),
+        per_class[int(label)] = {"samples": int(mine.sum()), "rate": round(float(hits[mine].mean()), 4),
                                  "most_assigned": int(most)}
     return Agreement(method=method, classes=int(labels.unique().numel()), samples=len(samples),
-                     sample_rate=float(hits.float().mean()), data_rate=float((data_assigned == labels).float().mean()),
-                     chance=1.0 / int(labels.unique().numel()), per_class=per_class)
+                     sample_rate=float(hits.mean()) if len(hits) else 0.0,
+                     data_rate=float((data_assigned == labels).float().mean()),
+                     chance=1.0 / int(labels.unique().numel()), per_class=per_class,
+                     data_rows_per_class=min(store.kept.values()))
 
 
 def _features(rows: torch.Tensor, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

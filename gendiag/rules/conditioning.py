@@ -8,7 +8,8 @@ from typing import Hashable
 from gendiag.findings import Finding
 from gendiag.quantities.conditioning import NONE, ZEROS, Agreement, LabelCounts
 from gendiag.rules.thresholds import (
-    CONDITIONING_CRITICAL_SCORE, CONDITIONING_MIN_MARGIN, CONDITIONING_MIN_SAMPLES, CONDITIONING_WARNING_SCORE,
+    CONDITIONING_CRITICAL_SCORE, CONDITIONING_LABELS_AT_CHANCE, CONDITIONING_MIN_MARGIN,
+    CONDITIONING_MIN_ROWS_PER_CLASS, CONDITIONING_MIN_SAMPLES, CONDITIONING_WARNING_SCORE,
     NULL_MIN_TRAIN_ROWS, NULL_TRAIN_SHARE,
 )
 
@@ -26,12 +27,17 @@ NULL_ADVICE = (
 
 
 def conditioning_ignored(agreement: Agreement | None) -> list[Finding]:
-    """`conditioning-ignored`: critical where the samples' score (see `Agreement.score`) is below
+    """`conditioning-ignored`: critical where the data's own labels are within CONDITIONING_LABELS_AT_CHANCE of
+    chance (over at least CONDITIONING_MIN_ROWS_PER_CLASS rows per class: labels shuffled apart from their rows);
+    else critical where the samples' score (see `Agreement.score`) is below
     CONDITIONING_CRITICAL_SCORE, a warning below CONDITIONING_WARNING_SCORE; judged on at least
     CONDITIONING_MIN_SAMPLES labelled samples, where the data's own agreement exceeds chance by CONDITIONING_MIN_MARGIN."""
-    if agreement is None or agreement.samples < CONDITIONING_MIN_SAMPLES:
+    if agreement is None:
         return []
-    if agreement.data_rate - agreement.chance < CONDITIONING_MIN_MARGIN:
+    if agreement.data_rate - agreement.chance < CONDITIONING_LABELS_AT_CHANCE and agreement.data_rows_per_class >= \
+            CONDITIONING_MIN_ROWS_PER_CLASS:
+        return [_labels_at_chance(agreement)]
+    if agreement.samples < CONDITIONING_MIN_SAMPLES or agreement.data_rate - agreement.chance < CONDITIONING_MIN_MARGIN:
         return []
     score = agreement.score
     if score is None or score >= CONDITIONING_WARNING_SCORE:
@@ -62,6 +68,27 @@ def conditioning_ignored(agreement: Agreement | None) -> list[Finding]:
                   "threshold_critical": CONDITIONING_CRITICAL_SCORE},
         suggestion=IGNORED_ADVICE,
     )]
+
+
+def _labels_at_chance(agreement: Agreement) -> Finding:
+    """The data's own labels do not tell its rows apart: nothing to condition on."""
+    samples = (f" The samples land in the class asked for {agreement.sample_rate:.0%} of the time."
+               if agreement.samples else "")
+    return Finding(
+        code="conditioning-ignored", severity="critical",
+        title=f"The labels given with the data do not tell its rows apart ({agreement.data_rate:.0%}, chance "
+              f"{agreement.chance:.0%})",
+        message=(f"Each data row, assigned the class of its nearest rows ({agreement.method}, at least "
+                 f"{agreement.data_rows_per_class} rows kept per class), lands in the class it was given "
+                 f"{agreement.data_rate:.0%} of the time, where chance over {agreement.classes} classes is "
+                 f"{agreement.chance:.0%}: the rows of every class look alike, so the labels carry nothing a model "
+                 f"could follow.{samples} Labels shuffled apart from their rows do this."),
+        evidence={"method": agreement.method, "samples": agreement.samples, "classes": agreement.classes,
+                  "agreement": round(agreement.sample_rate, 4), "data_agreement": round(agreement.data_rate, 4),
+                  "chance": round(agreement.chance, 4), "data_rows_per_class": agreement.data_rows_per_class,
+                  "threshold_labels_at_chance": CONDITIONING_LABELS_AT_CHANCE},
+        suggestion=IGNORED_ADVICE,
+    )
 
 
 def null_label_untrained(model: str, counts: LabelCounts, null: Hashable, how: str) -> list[Finding]:

@@ -170,6 +170,15 @@ CONDITIONING_MIN_MARGIN = threshold(
     "conditioning.min_margin", 0.2,
     "chosen by hand in issue 27: the data's own agreement (each data row assigned from the others) must exceed "
     "chance by this much, else the classes overlap too much in the space measured to tell a sample's class")
+CONDITIONING_LABELS_AT_CHANCE = threshold(
+    "conditioning.labels_at_chance", 0.05,
+    "chosen by hand in issue 27: the data's own agreement within 5 points of chance, over >= 50 rows per class "
+    "(standard error <= 0.07 per class, far less over all), means the labels do not separate the rows at all "
+    "(shuffled labels on the 2-D mixture of tests/test_conditioning.py); not yet measured on overlapping image "
+    "classes, where a 16-axis PCA with 10 neighbours is expected to stay well above chance")
+CONDITIONING_MIN_ROWS_PER_CLASS = threshold(
+    "conditioning.min_rows_per_class", 50,
+    "derived: the fewest data rows of a class before its labels are judged at chance; see labels_at_chance")
 NULL_TRAIN_SHARE = threshold(
     "conditioning.null_train_share", 0.002,
     "derived: label dropout as used for classifier-free guidance (p = 0.05 to 0.2) puts the null label on 5% to "
