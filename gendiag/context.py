@@ -161,6 +161,9 @@ class ProbeContext:
         if watched.inputs is not None and watched.call is None:
             return (f"network {name!r} was watched with inputs= but without call=, so it cannot be run on (x, t); "
                     f"pass call=lambda net, x, t: ... to mon.watch")
+        if watched.cond_arg is not None and watched.call is None:
+            return (f"network {name!r} was watched with cond_arg= but without call=, so it cannot be run on (x, t) "
+                    f"without a condition; pass call=lambda net, x, t: net(x, t, y) with a condition y to mon.watch")
         return None
 
     def evaluate(self, name: str, x: torch.Tensor, t: torch.Tensor | float | None = None) -> torch.Tensor:

@@ -174,7 +174,7 @@ def measure_agreement(store: ConditionedData,
 def _features(rows: torch.Tensor, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows and samples flattened, centred on the data mean, projected on the data's first COMPONENTS principal axes
     where wider."""
-    rows, samples = rows.reshape(len(rows), -1).double(), samples.reshape(len(samples), -1).double()
+    rows, samples = rows.flatten(1).double(), samples.flatten(1).double()
     if rows.shape[1] != samples.shape[1]:
         raise ValueError(f"conditioning: samples have {samples.shape[1]} values per row, the data {rows.shape[1]}")
     mean = rows.mean(0)

@@ -1,0 +1,117 @@
+"""Classifier-free guidance on a class-conditional DDPM written as a user would (a 2-D mixture of four Gaussians,
+labels = component, a null class K = 4, guided sampling as two calls per step): healthy, with label dropout, it
+raises neither `train-sample-input-mismatch` (guided sampling moves the state off the training inputs by design)
+nor `null-label-untrained`, over three seeds; without label dropout the null label is never trained and is named.
+The null condition is found without any fact: from the pairs of sampling calls on one state, or from a call that
+passes None."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import gendiag
+
+K, T = 4, 50
+CENTERS = torch.tensor([[2.0, 2.0], [-2.0, 2.0], [-2.0, -2.0], [2.0, -2.0]])
+BETAS = torch.linspace(1e-4, 0.3, T)
+ABAR = torch.cumprod(1 - BETAS, 0)
+
+
+def mixture(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = torch.randint(0, K, (n,), generator=generator)
+    return CENTERS[labels] + 0.3 * torch.randn(n, 2, generator=generator), labels
+
+
+class EpsNet(nn.Module):
+    """ε(x, t, y) with one embedding row per class and one for "no class" (index K, or y=None)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(K + 1, 8)
+        self.body = nn.Sequential(nn.Linear(2 + 1 + 8, 64), nn.SiLU(), nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 2))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        y = torch.full((len(x),), K, dtype=torch.long) if y is None else y
+        return self.body(torch.cat([x, t.float()[:, None] / T, self.embed(y)], dim=1))
+
+
+def train_ddpm(run_dir: Path, seed: int, dropout: float, null: str = "label", scale: float = 2.0,
+               steps: int = 500) -> list:
+    torch.manual_seed(seed)
+    data_rng = torch.Generator().manual_seed(100 + seed)
+    net = EpsNet()
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    with gendiag.Monitor(run_dir, task="diffusion", schedule=ABAR, check_every=None) as mon:
+        mon.watch(net, cond_arg=2, optimizer=opt)
+        for step in range(steps):
+            x0, y = mixture(128, data_rng)
+            mon.observe_data(x0, cond=y)
+            drop = torch.rand(len(y)) < dropout
+            t = torch.randint(0, T, (len(x0),))
+            eps = torch.randn_like(x0)
+            mon.observe_data(eps, role="source")
+            xt = ABAR[t].sqrt()[:, None] * x0 + (1 - ABAR[t]).sqrt()[:, None] * eps
+            if null == "none" and float(torch.rand(())) < dropout:  # the whole batch without its labels
+                pred = net(xt, t)
+            else:
+                pred = net(xt, t, torch.where(drop, torch.full_like(y, K), y))
+            loss = ((pred - eps) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(step, loss)
+        wanted = torch.arange(K).repeat_interleave(60)
+        with mon.sampling(), torch.no_grad():
+            x = torch.randn(len(wanted), 2)
+            for i in reversed(range(T)):
+                tt = torch.full((len(x),), i)
+                unconditional = net(x, tt) if null == "none" else net(x, tt, torch.full_like(wanted, K))
+                e = (1 + scale) * net(x, tt, wanted) - scale * unconditional
+                x = (x - BETAS[i] / (1 - ABAR[i]).sqrt() * e) / (1 - BETAS[i]).sqrt()
+                if i:
+                    x = x + BETAS[i].sqrt() * torch.randn_like(x)
+        mon.observe_samples(x, cond=wanted)
+    return mon.finish().findings
+
+
+def alarms(findings: list) -> dict[str, str]:
+    return {f.code: f.severity for f in findings if f.severity in ("warning", "critical")}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_healthy_guided_ddpm_is_silent(tmp_path: Path, seed: int) -> None:
+    findings = train_ddpm(tmp_path / "run", seed, dropout=0.1)
+    raised = alarms(findings)
+    for code in ("train-sample-input-mismatch", "null-label-untrained", "conditioning-ignored"):
+        assert code not in raised, (code, [f.message for f in findings if f.code == code])
+    report = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+    assert "Guided sampling, known from" in report
+
+
+def test_null_label_never_trained_is_named(tmp_path: Path) -> None:
+    findings = train_ddpm(tmp_path / "run", 0, dropout=0.0)
+    found = [f for f in findings if f.code == "null-label-untrained"]
+    assert found and found[0].severity == "critical"
+    evidence = found[0].evidence
+    assert evidence["null"] == str(K) and evidence["null_in_training"] == 0
+    assert evidence["null_in_sampling"] > 0 and evidence["training_rows"] >= 500
+    assert "guided pairs" in evidence["known_from"]
+    assert "label dropout" in found[0].suggestion
+
+
+def test_null_as_none_never_trained_is_named(tmp_path: Path) -> None:
+    findings = train_ddpm(tmp_path / "run", 0, dropout=0.0, null="none", steps=300)
+    found = [f for f in findings if f.code == "null-label-untrained"]
+    assert found and found[0].evidence["null"] == "none"
+    assert "no condition" in found[0].title
+
+
+def test_guidance_fact_is_checked() -> None:
+    with pytest.raises(ValueError, match="fact 'guidance' must be the classifier-free guidance scale"):
+        gendiag.Monitor("unused", task="diffusion", guidance="strong")
+    with pytest.raises(ValueError, match="fact 'null_cond' must be the integer label"):
+        gendiag.Monitor("unused", task="diffusion", null_cond=1.5)
