@@ -92,6 +92,17 @@ def test_healthy_guided_ddpm_is_silent(tmp_path: Path, seed: int) -> None:
     assert "Guided sampling, known from" in report
 
 
+def test_strong_guidance_moves_the_sampling_inputs_and_that_is_info(tmp_path: Path) -> None:
+    """At scale 5 the guided sampler's inputs lie far from training's (before guidance was known: critical, ratio
+    4.4, energy coefficient 0.18); seen from the paired calls alone, the gap is info."""
+    findings = train_ddpm(tmp_path / "run", 0, dropout=0.1, scale=5.0, steps=1500)
+    gap = [f for f in findings if f.code == "train-sample-input-mismatch"]
+    assert [f.severity for f in gap] == ["info"]
+    assert gap[0].evidence["worst_ratio"] > 0.7 and gap[0].evidence["worst_coefficient"] > 0.02
+    assert "pairs of sampling calls" in gap[0].evidence["guided"]
+    assert "null-label-untrained" not in {f.code for f in findings}
+
+
 def test_null_label_never_trained_is_named(tmp_path: Path) -> None:
     findings = train_ddpm(tmp_path / "run", 0, dropout=0.0)
     found = [f for f in findings if f.code == "null-label-untrained"]
