@@ -2,7 +2,8 @@
 of four Gaussians whose labels are the components, with the labels given to the Monitor through the public calls
 (`observe_data(x, cond=y)`, `observe_samples(x, cond=y)`). Healthy: silent over three seeds. Labels shuffled apart
 from their rows, in the loop (the samples then ignore their label) or in the dataset (the data's own labels then
-tell nothing): named."""
+tell nothing): named. A conditional GAN on the same data, G and D fed one-hot labels: healthy, silent; D shown
+the real rows with other rows' labels (so that G learns nothing from its label): named."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import gendiag
@@ -97,6 +99,55 @@ def test_labels_shuffled_in_the_dataset_are_named(tmp_path: Path) -> None:
     assert found and found[0].severity == "critical"
     assert abs(found[0].evidence["data_agreement"] - 0.25) < 0.05
     assert "do not tell its rows apart" in found[0].title
+
+
+def train_cgan(run_dir: Path, seed: int, wrong_labels_to_d: bool = False, steps: int = 1000) -> list:
+    torch.manual_seed(seed)
+    data_rng = torch.Generator().manual_seed(100 + seed)
+    G = nn.Sequential(nn.Linear(8 + 4, 64), nn.LeakyReLU(0.2), nn.Linear(64, 64), nn.LeakyReLU(0.2), nn.Linear(64, 2))
+    D = nn.Sequential(nn.Linear(2 + 4, 64), nn.LeakyReLU(0.2), nn.Linear(64, 64), nn.LeakyReLU(0.2), nn.Linear(64, 1))
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    with gendiag.Monitor(run_dir, task="gan", check_every=None) as mon:
+        mon.watch(G, name="G", t_arg=None, optimizer=opt_g)
+        mon.watch(D, name="D", t_arg=None, optimizer=opt_d)
+        for step in range(steps):
+            real, y = mixture(128, data_rng)
+            mon.observe_data(real, cond=y)
+            onehot = F.one_hot(y, 4).float()
+            fake = G(torch.cat([torch.randn(128, 8), onehot], 1))
+            real_labels = onehot[torch.randperm(128)] if wrong_labels_to_d else onehot  # the bug: other rows' labels
+            d_real = D(torch.cat([real, real_labels], 1))
+            d_fake = D(torch.cat([fake.detach(), onehot], 1))
+            loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                      + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            d_g = D(torch.cat([fake, onehot], 1))
+            loss_g = F.binary_cross_entropy_with_logits(d_g, torch.ones_like(d_g))
+            opt_g.zero_grad()
+            loss_g.backward()
+            opt_g.step()
+            mon.step(step, loss_g.item(), loss_d=loss_d.item(), loss_g=loss_g.item(), d_real=d_real.detach(),
+                     d_fake=d_fake.detach(),
+                     d_output="logit")
+        wanted = torch.arange(4).repeat(50)
+        with torch.no_grad():
+            samples = G(torch.cat([torch.randn(200, 8), F.one_hot(wanted, 4).float()], 1))
+        mon.observe_samples(samples, cond=F.one_hot(wanted, 4))
+    return mon.finish().findings
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_healthy_conditional_gan_is_silent(tmp_path: Path, seed: int) -> None:
+    assert "conditioning-ignored" not in {f.code for f in train_cgan(tmp_path / "run", seed)}
+
+
+def test_wrong_labels_given_to_d_are_named(tmp_path: Path) -> None:
+    found = [f for f in train_cgan(tmp_path / "run", 0, wrong_labels_to_d=True) if f.code == "conditioning-ignored"]
+    assert found and found[0].severity == "critical"
+    assert found[0].evidence["score"] < 0.2 and found[0].evidence["data_agreement"] > 0.95
 
 
 def test_conditions_must_match_the_batch(tmp_path: Path) -> None:
