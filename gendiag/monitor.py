@@ -467,17 +467,20 @@ class Monitor:
                 if self._mode == "train" and watched.inputs is None:
                     watched.note_time(t, x.shape[0])
             head = output_head = None
+            doubled = False
             if self._mode == "sampling" and isinstance(x, torch.Tensor) and x.dim() > 0:
                 head = x.detach()[:HEAD_ROWS].float().cpu()
                 if isinstance(output, torch.Tensor) and output.dim() > 0:
                     output_head = output.detach()[:HEAD_ROWS].float().cpu()
+                half = x.shape[0] // 2
+                doubled = half > 0 and x.shape[0] % 2 == 0 and torch.equal(x[:half], x[half:])
             conditioned = cond is not _UNREAD
             cond = _call_cond(name, cond, x) if conditioned else None
             x, t, out, cond = _rows((x, times, output, cond), self.record_rows, self._row_picker)
             call = ForwardCall(model=name, mode=self._mode, step=self.ctx.step, x=x, t=t, output=out, head=head,
                                output_head=output_head,
                                session=self._sampling_session if self._mode == "sampling" else 0,
-                               conditioned=conditioned, cond=cond)
+                               conditioned=conditioned, cond=cond, doubled=doubled)
             self._dispatch("on_forward", call)
 
         return hook

@@ -2,8 +2,8 @@
 labels = component, a null class K = 4, guided sampling as two calls per step): healthy, with label dropout, it
 raises neither `train-sample-input-mismatch` (guided sampling moves the state off the training inputs by design)
 nor `null-label-untrained`, over three seeds; without label dropout the null label is never trained and is named.
-The null condition is found without any fact: from the pairs of sampling calls on one state, or from a call that
-passes None."""
+The null condition is found without any fact: from the pairs of sampling calls on one state, from a call that
+passes None, or, for one call on cat([x, x]), as the one sampling label that is no class of the data."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class EpsNet(nn.Module):
 
 
 def train_ddpm(run_dir: Path, seed: int, dropout: float, null: str = "label", scale: float = 2.0,
-               steps: int = 500) -> list:
+               steps: int = 500, batched: bool = False) -> list:
     torch.manual_seed(seed)
     data_rng = torch.Generator().manual_seed(100 + seed)
     net = EpsNet()
@@ -69,8 +69,13 @@ def train_ddpm(run_dir: Path, seed: int, dropout: float, null: str = "label", sc
             x = torch.randn(len(wanted), 2)
             for i in reversed(range(T)):
                 tt = torch.full((len(x),), i)
-                unconditional = net(x, tt) if null == "none" else net(x, tt, torch.full_like(wanted, K))
-                e = (1 + scale) * net(x, tt, wanted) - scale * unconditional
+                if batched:  # one call on both halves: [conditional, null]
+                    conditional, unconditional = net(torch.cat([x, x]), torch.cat([tt, tt]),
+                                                     torch.cat([wanted, torch.full_like(wanted, K)])).chunk(2)
+                else:
+                    unconditional = net(x, tt) if null == "none" else net(x, tt, torch.full_like(wanted, K))
+                    conditional = net(x, tt, wanted)
+                e = (1 + scale) * conditional - scale * unconditional
                 x = (x - BETAS[i] / (1 - ABAR[i]).sqrt() * e) / (1 - BETAS[i]).sqrt()
                 if i:
                     x = x + BETAS[i].sqrt() * torch.randn_like(x)
@@ -119,6 +124,15 @@ def test_null_as_none_never_trained_is_named(tmp_path: Path) -> None:
     found = [f for f in findings if f.code == "null-label-untrained"]
     assert found and found[0].evidence["null"] == "none"
     assert "no condition" in found[0].title
+
+
+def test_batched_guidance_with_an_untrained_null_label_is_named(tmp_path: Path) -> None:
+    findings = train_ddpm(tmp_path / "run", 1, dropout=0.0, steps=300, batched=True)
+    found = [f for f in findings if f.code == "null-label-untrained"]
+    assert found and found[0].evidence["null"] == str(K)
+    assert "no class of the data" in found[0].evidence["known_from"]
+    report = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+    assert "sampling calls on one batch twice over" in report
 
 
 def test_guidance_fact_is_checked() -> None:

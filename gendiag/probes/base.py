@@ -54,6 +54,7 @@ class ForwardCall:
     session: int = 0  # which `with mon.sampling():` block the call came from (0 for training calls)
     conditioned: bool = False  # the watch reads a condition (cond_arg, or inputs returning (x, t, cond))
     cond: torch.Tensor | None = None  # the call's condition, the same rows as x; None in a call that passed none
+    doubled: bool = False  # sampling calls only: x is one batch twice over (cat([x, x]), a batched guided call)
 
 
 class Probe:

@@ -2,7 +2,8 @@
 
 A guided sampler calls the network twice on one state at one time, once with the condition asked for and once with
 the null condition, and extrapolates between the two outputs. Seen in the recorded sampling calls: two calls in a row
-of one sampling block at the same t on the same first rows of x (`ForwardCall.head`) are a guided pair, and the
+of one sampling block at the same t on the same first rows of x (`ForwardCall.head`) are a guided pair (one call on
+`cat([x, x])`, `ForwardCall.doubled`, is the batched form of the same), and the
 condition one of the two holds on every row, in (nearly) every pair, is the null one. A call that passes no condition
 while the watch reads one, or an all-zero one-hot row, is a null condition too. The `null_cond=` fact names it
 outright.
@@ -30,6 +31,7 @@ class GuidanceWatch:
     """Follows the sampling calls of the watched networks for guided pairs and null conditions."""
 
     pairs: int = 0
+    doubled: int = 0  # sampling calls on one batch twice over, cat([x, x]) (the two halves of a guided pair)
     votes: Counter = field(default_factory=Counter)
     sampling_keys: Counter = field(default_factory=Counter)
     _last: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor, list[Hashable] | None]] = field(
@@ -42,6 +44,7 @@ class GuidanceWatch:
         keys = label_keys(call.cond, len(call.x)) if call.conditioned and call.x is not None else None
         if keys is not None:
             self.sampling_keys.update(keys)
+        self.doubled += call.doubled
         times = torch.stack([call.t.min(), call.t.max()])
         where = (call.model, call.session)
         last = self._last.get(where)
@@ -84,6 +87,8 @@ class GuidanceWatch:
             return f"the guidance fact (scale {facts['guidance']:g})"
         if self.pairs >= MIN_PAIRS:
             return f"{self.pairs} pairs of sampling calls on the same state at the same t"
+        if self.doubled >= MIN_PAIRS:
+            return f"{self.doubled} sampling calls on one batch twice over (cat([x, x]))"
         found = self.null(facts)
         if found is not None and self.sampling_keys[found[0]]:
             return f"null-condition calls in sampling ({found[1]})"
