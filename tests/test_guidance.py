@@ -135,6 +135,48 @@ def test_batched_guidance_with_an_untrained_null_label_is_named(tmp_path: Path) 
     assert "sampling calls on one batch twice over" in report
 
 
+class CatNet(nn.Module):
+    """ε(cat([x, t / T]), y): the condition as a second argument, the time inside the first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(K + 1, 8)
+        self.body = nn.Sequential(nn.Linear(3 + 8, 64), nn.SiLU(), nn.Linear(64, 2))
+
+    def forward(self, xt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.cat([xt, self.embed(y)], dim=1))
+
+
+def test_condition_read_through_inputs_with_the_null_label_fact(tmp_path: Path) -> None:
+    """`inputs` returns (x, t, cond); the null label is declared with `null_cond=` and the guidance with
+    `guidance=`; no label dropout: named."""
+    torch.manual_seed(0)
+    data_rng = torch.Generator().manual_seed(5)
+    net = CatNet()
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    with gendiag.Monitor(tmp_path / "run", task="diffusion", guidance=3.0, null_cond=K, check_every=None) as mon:
+        mon.watch(net, inputs=lambda args, kwargs: (args[0][:, :2], args[0][:, 2] * T, args[1]), optimizer=opt)
+        for step in range(200):
+            x0, y = mixture(64, data_rng)
+            t = torch.randint(0, T, (64,))
+            eps = torch.randn_like(x0)
+            xt = ABAR[t].sqrt()[:, None] * x0 + (1 - ABAR[t]).sqrt()[:, None] * eps
+            loss = ((net(torch.cat([xt, t[:, None] / T], 1), y) - eps) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(step, loss)
+        with mon.sampling(), torch.no_grad():
+            x, wanted = torch.randn(64, 2), torch.arange(K).repeat(16)
+            for i in reversed(range(T)):
+                xt = torch.cat([x, torch.full((64, 1), i / T)], 1)
+                e = 4.0 * net(xt, wanted) - 3.0 * net(xt, torch.full_like(wanted, K))
+                x = (x - BETAS[i] / (1 - ABAR[i]).sqrt() * e) / (1 - BETAS[i]).sqrt()
+    found = [f for f in mon.finish().findings if f.code == "null-label-untrained"]
+    assert found and found[0].evidence["known_from"] == "the null_cond fact"
+    assert found[0].evidence["null_in_training"] == 0 and found[0].evidence["training_rows"] >= 500
+
+
 def test_guidance_fact_is_checked() -> None:
     with pytest.raises(ValueError, match="fact 'guidance' must be the classifier-free guidance scale"):
         gendiag.Monitor("unused", task="diffusion", guidance="strong")
