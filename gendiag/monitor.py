@@ -68,8 +68,9 @@ class Monitor:
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
             `reference=data`, `likelihood="bernoulli"`, `entropy=nats_per_position` (autoregressive),
-            `source=callable(n) -> batch` (or a batch) for the
-            distribution sampling starts from when it is not N(0, I), `sampler=callable(velocity_fn, x0, steps) -> x1`.
+            `guidance=scale` and `null_cond=label` (classifier-free guidance), `source=callable(n) -> batch` (or a
+            batch) for the distribution sampling starts from when it is not N(0, I),
+            `sampler=callable(velocity_fn, x0, steps) -> x1`.
             `gendiag.facts.FACTS` lists them with their rules; an unknown or malformed fact is a ValueError here,
             before training starts.
     """
