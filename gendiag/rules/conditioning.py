@@ -45,7 +45,7 @@ def conditioning_ignored(agreement: Agreement | None) -> list[Finding]:
     elsewhere = {asked: row["most_assigned"] for asked, row in agreement.per_class.items()
                  if row["most_assigned"] != asked}
     detail = ""
-    if score < 0 and elsewhere:
+    if score < -CONDITIONING_CRITICAL_SCORE and elsewhere:  # clearly below chance, not within its noise
         shown = ", ".join(f"{asked} → {other}" for asked, other in sorted(elsewhere.items())[:6])
         detail = (f" Below chance: the samples follow another condition than the one asked for (asked → most often "
                   f"given: {shown}), as when D is shown other labels than G was asked for.")

@@ -156,8 +156,9 @@ INPUTS_STATIC_RATIO = threshold(
 CONDITIONING_WARNING_SCORE = threshold(
     "conditioning.warning_score", 0.5,
     "chosen by hand in issue 27: (agreement - chance) / (data's agreement - chance) of the samples with the class "
-    "asked for; healthy class-conditional flow, DDPM and GAN loops on a 2-D mixture reach >= 0.9, shuffled labels "
-    "about 0 (tests/test_conditioning.py); half-way between marks a model that follows its condition only in part")
+    "asked for; measured on 2-D four-Gaussian loops: healthy conditional flow 1.00 (seeds 0-2) and cGAN 1.00, "
+    "guided DDPMs 0.89 to 1.00; rows shuffled apart from their labels -0.03, D shown other rows' labels 0.01 "
+    "(tests/test_conditioning.py, tests/test_guidance.py); half-way marks a model that follows its condition in part")
 CONDITIONING_CRITICAL_SCORE = threshold(
     "conditioning.critical_score", 0.2,
     "chosen by hand in issue 27: at most a fifth of the data's margin over chance: the samples hardly depend on "
