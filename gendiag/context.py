@@ -22,21 +22,22 @@ if TYPE_CHECKING:
     from gendiag.sinks.tensorboard import TensorBoardSink
 
 
-Inputs = Callable[[tuple, dict], tuple[Any, Any]]
+Inputs = Callable[[tuple, dict], tuple[Any, ...]]
 Call = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], Any]
 
 
 @dataclass
 class WatchedModel:
-    """A watched network and its call convention: where x and t sit in a call (`x_arg`, `t_arg`), or `inputs(args,
-    kwargs) -> (x, t)` for any other convention, and `call(module, x, t)` to run it on (x, t); `ema_of` names the
-    network it averages, for an EMA copy."""
+    """A watched network and its call convention: where x, t and the condition sit in a call (`x_arg`, `t_arg`,
+    `cond_arg`), or `inputs(args, kwargs) -> (x, t)` or `(x, t, cond)` for any other convention, and `call(module,
+    x, t)` to run it on (x, t); `ema_of` names the network it averages, for an EMA copy."""
 
     module: torch.nn.Module
     x_arg: int | str
     t_arg: int | str | None
     inputs: Inputs | None = None
     call: Call | None = None
+    cond_arg: int | str | None = None  # where the condition (a class label, ...) sits in a call; None: not read
     time_form: tuple[tuple[int, ...], torch.dtype] | None = None  # per-row shape and dtype of t in training calls
     ema_of: str | None = None  # the watched network this one is an exponential moving average of
 
@@ -161,6 +162,9 @@ class ProbeContext:
         if watched.inputs is not None and watched.call is None:
             return (f"network {name!r} was watched with inputs= but without call=, so it cannot be run on (x, t); "
                     f"pass call=lambda net, x, t: ... to mon.watch")
+        if watched.cond_arg is not None and watched.call is None:
+            return (f"network {name!r} was watched with cond_arg= but without call=, so it cannot be run on (x, t) "
+                    f"without a condition; pass call=lambda net, x, t: net(x, t, y) with a condition y to mon.watch")
         return None
 
     def evaluate(self, name: str, x: torch.Tensor, t: torch.Tensor | float | None = None) -> torch.Tensor:

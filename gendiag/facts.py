@@ -165,6 +165,19 @@ def _path(value: Any, facts: Mapping[str, Any]) -> str | None:
             f"(t) -> tensor, got {type(value).__name__}")
 
 
+def _guidance(value: Any, facts: Mapping[str, Any]) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0:
+        return f"fact 'guidance' must be the classifier-free guidance scale, a number > 0, got {value!r}"
+    return None
+
+
+def _null_cond(value: Any, facts: Mapping[str, Any]) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        return (f"fact 'null_cond' must be the integer label that stands for no condition (e.g. the extra class K), "
+                f"got {value!r}")
+    return None
+
+
 FACTS: dict[str, Fact] = {
     "schedule": Fact("a diffusion model's ᾱ_t (alphas_cumprod), one number per timestep, non-increasing in [0, 1]",
                      ("schedule", "loss_by_t", "forward_process", "diffusion_sampler"), _schedule),
@@ -186,6 +199,10 @@ FACTS: dict[str, Fact] = {
                    "a batch of them", ("sampler", "data_repr", "velocity"),
                    _source),
     "sampler": Fact("callable(velocity_fn, x0, steps) -> x1: the user's own sampler", ("sampler",), _sampler),
+    "guidance": Fact("the classifier-free guidance scale the sampler uses (a number > 0): sampling is guided",
+                     ("inputs", "conditioning"), _guidance),
+    "null_cond": Fact("the integer label that stands for no condition in guided sampling and label dropout",
+                      ("conditioning",), _null_cond),
     "path": Fact("a flow's probability path x_t = α_t·x1 + β_t·x0: 'linear' (the default), 'sqrt', or an object with "
                  "alpha, beta, d_alpha, d_beta (as reference_models.paths.AffinePath)", ("velocity",), _path),
 }

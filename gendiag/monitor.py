@@ -8,6 +8,7 @@ argument checks each public call owes its caller; the work behind those calls li
 from __future__ import annotations
 
 import contextlib
+import numbers
 import shutil
 import time
 import traceback
@@ -68,8 +69,9 @@ class Monitor:
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
             `reference=data`, `likelihood="bernoulli"`, `entropy=nats_per_position` (autoregressive),
-            `source=callable(n) -> batch` (or a batch) for the
-            distribution sampling starts from when it is not N(0, I), `sampler=callable(velocity_fn, x0, steps) -> x1`.
+            `guidance=scale` and `null_cond=label` (classifier-free guidance), `source=callable(n) -> batch` (or a
+            batch) for the distribution sampling starts from when it is not N(0, I),
+            `sampler=callable(velocity_fn, x0, steps) -> x1`.
             `gendiag.facts.FACTS` lists them with their rules; an unknown or malformed fact is a ValueError here,
             before training starts.
 
@@ -161,7 +163,7 @@ class Monitor:
 
     def watch(self, model: torch.nn.Module, name: str = "model", x_arg: int | str = 0,
               t_arg: int | str | None = 1, *, inputs: Inputs | None = None, call: Call | None = None,
-              optimizer: torch.optim.Optimizer | None = None,
+              optimizer: torch.optim.Optimizer | None = None, cond_arg: int | str | None = None,
               ema_of: str | torch.nn.Module | None = None) -> torch.nn.Module:
         """Record what `model` is fed, in training and in sampling (a few rows per call, detached).
 
@@ -174,6 +176,11 @@ class Monitor:
         (B,) tensor), for example `call=lambda net, x, t: net(torch.cat([x, t[:, None]], 1))`; with `inputs`
         and no `call` those probes say so in the report instead of running. A DistributedDataParallel model is
         watched through the network it wraps.
+
+        A conditional network: `cond_arg` is where its condition sits (`net(x, t, y)`: cond_arg=2; `net(x, t,
+        class_labels=y)`: cond_arg="class_labels"), or `inputs` returns (x, t, cond). Class labels (B,), one-hot rows
+        (B, K) or one label for the batch are counted per class; a call without it (None) or an all-zero one-hot row
+        counts as the null condition of classifier-free guidance.
 
         With `optimizer` (the one that trains `model`) its gradients are read just before each optimizer step, right
         under any loop order; see `watch_optimizer`.
@@ -192,7 +199,8 @@ class Monitor:
                 raise TypeError(f"Monitor.watch({name!r}): {what} must be callable, got {type(function).__name__}")
         module = unwrapped(model)  # DistributedDataParallel's network: its calls reach it, a probe may run it alone
         follows = None if ema_of is None else self._followed(name, module, ema_of)
-        self.ctx.models[name] = WatchedModel(module, x_arg, t_arg, inputs=inputs, call=call, ema_of=follows)
+        self.ctx.models[name] = WatchedModel(module, x_arg, t_arg, inputs=inputs, call=call, cond_arg=cond_arg,
+                                             ema_of=follows)
         if self._wants_forward:
             self._hooks.append(module.register_forward_hook(self._forward_hook(name), with_kwargs=True))
         self._dispatch("on_watch", name, module)
@@ -241,12 +249,19 @@ class Monitor:
         self._dispatch("on_optimizer", optimizer)
         return optimizer
 
-    def observe_data(self, batch: torch.Tensor, role: str = "data") -> None:
-        """A batch of training data (role "data") or of the noise/prior the model starts from ("source")."""
+    def observe_data(self, batch: torch.Tensor, role: str = "data", *, cond: Any = None) -> None:
+        """A batch of training data (role "data") or of the noise/prior the model starts from ("source").
+        `cond`: each data row's condition (class labels (B,), one-hot (B, K)), for the check that samples follow
+        theirs (`observe_samples(x, cond=y)`)."""
         if role not in ("data", "source"):
             raise ValueError(f"Monitor.observe_data: role must be 'data' or 'source', got {role!r}")
         batch = _check_batch(batch, f"observe_data(role={role!r})")
+        if cond is not None and role != "data":
+            raise ValueError(f"Monitor.observe_data: cond= belongs to data rows (role='data'), got role={role!r}")
+        cond = None if cond is None else _check_cond(cond, len(batch), "observe_data")
         self._dispatch("on_data", batch, role)
+        if cond is not None:
+            self._dispatch("on_conditions", batch, cond, "data")
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -317,10 +332,14 @@ class Monitor:
         finally:
             self._mode = before
 
-    def observe_samples(self, samples: torch.Tensor, step: int | None = None) -> None:
-        """Generated samples, for the quality and collapse probes."""
+    def observe_samples(self, samples: torch.Tensor, step: int | None = None, *, cond: Any = None) -> None:
+        """Generated samples, for the quality and collapse probes. `cond`: the condition each sample was asked for
+        (as given to `observe_data(x, cond=y)`), for `conditioning-ignored`."""
         samples = _check_batch(samples, "observe_samples")
+        cond = None if cond is None else _check_cond(cond, len(samples), "observe_samples")
         self._dispatch("on_samples", samples, self.ctx.step if step is None else int(step))
+        if cond is not None:
+            self._dispatch("on_conditions", samples, cond, "samples")
 
     def observe_latents(self, mu: torch.Tensor, logvar: torch.Tensor, step: int | None = None) -> None:
         """A VAE's posterior parameters on one batch, for the latent-health probes."""
@@ -497,22 +516,28 @@ class Monitor:
             self._forward_calls[name] += 1
             if self._mode == "train" and (self._forward_calls[name] - 1) % self._record_every:
                 return
-            x, t = _call_inputs(name, watched, args, kwargs)
+            x, t, cond = _call_inputs(name, watched, args, kwargs)
             times = None
             if isinstance(x, torch.Tensor) and x.dim() > 0:
                 times = batch_times(t, x.shape[0], f"Monitor.watch({name!r})", WATCH_HINT)
                 if self._mode == "train" and watched.inputs is None:
                     watched.note_time(t, x.shape[0])
             head = output_head = None
+            doubled = False
             if self._mode == "sampling" and isinstance(x, torch.Tensor) and x.dim() > 0:
                 head = x.detach()[:HEAD_ROWS].float().cpu()
                 if isinstance(output, torch.Tensor) and output.dim() > 0:
                     output_head = output.detach()[:HEAD_ROWS].float().cpu()
-            x, t, out = _rows((x, times, output), self.record_rows, self._row_picker)
+                half = x.shape[0] // 2
+                doubled = half > 0 and x.shape[0] % 2 == 0 and torch.equal(x[:half], x[half:])
+            conditioned = cond is not _UNREAD
+            cond = _call_cond(name, cond, x) if conditioned else None
+            x, t, out, cond = _rows((x, times, output, cond), self.record_rows, self._row_picker)
             call = ForwardCall(model=watched.ema_of or name, mode=self._mode, step=self.ctx.step, x=x, t=t,
                                output=out, head=head, output_head=output_head,
                                session=self._sampling_session if self._mode == "sampling" else 0,
-                               via=name if watched.ema_of else None)
+                               via=name if watched.ema_of else None,
+                               conditioned=conditioned, cond=cond, doubled=doubled)
             self._dispatch("on_forward", call)
 
         return hook
@@ -591,19 +616,43 @@ class Monitor:
         )
 
 
-def _call_inputs(name: str, watched: WatchedModel, args: tuple, kwargs: dict) -> tuple[Any, Any]:
-    """(x, t) of one forward call, through the watch's `inputs` where given, else x_arg and t_arg."""
+_UNREAD = object()  # the condition of a call whose watch does not read one
+
+
+def _call_inputs(name: str, watched: WatchedModel, args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
+    """(x, t, cond) of one forward call, through the watch's `inputs` where given, else x_arg, t_arg and cond_arg;
+    cond is `_UNREAD` where the watch reads no condition."""
     if watched.inputs is None:
-        return _argument(args, kwargs, watched.x_arg), _argument(args, kwargs, watched.t_arg)
+        cond = _UNREAD if watched.cond_arg is None else _argument(args, kwargs, watched.cond_arg)
+        return _argument(args, kwargs, watched.x_arg), _argument(args, kwargs, watched.t_arg), cond
     try:
         found = watched.inputs(args, kwargs)
     except Exception as error:  # the user's extractor: name the watch and the call it could not read
         raise ValueError(f"Monitor.watch({name!r}): inputs(args, kwargs) raised {type(error).__name__}: {error} on a "
                          f"call with {len(args)} positional arguments and keywords {sorted(kwargs)}") from error
-    if not isinstance(found, tuple) or len(found) != 2:
-        raise ValueError(f"Monitor.watch({name!r}): inputs(args, kwargs) must return (x, t), got "
-                         f"{type(found).__name__}")
-    return found
+    if not isinstance(found, tuple) or len(found) not in (2, 3):
+        raise ValueError(f"Monitor.watch({name!r}): inputs(args, kwargs) must return (x, t) or (x, t, cond), got "
+                         f"{type(found).__name__}" + (f" of {len(found)}" if isinstance(found, tuple) else ""))
+    return (*found, _UNREAD) if len(found) == 2 else found
+
+
+def _call_cond(name: str, cond: Any, x: Any) -> torch.Tensor | None:
+    """A watched call's condition as a (B, ...) tensor aligned with x (one label broadcast to the batch), or None
+    for a call that passed none."""
+    if cond is None or not isinstance(x, torch.Tensor) or x.dim() == 0:
+        return None
+    if isinstance(cond, numbers.Real) and not isinstance(cond, bool):
+        cond = torch.tensor(cond)
+    if not isinstance(cond, torch.Tensor):
+        raise ValueError(f"Monitor.watch({name!r}): the condition must be a tensor or a number, got "
+                         f"{type(cond).__name__}")
+    cond = cond.detach()
+    if cond.numel() == 1:
+        return cond.reshape(1).expand(x.shape[0])
+    if cond.dim() == 0 or cond.shape[0] != x.shape[0]:
+        raise ValueError(f"Monitor.watch({name!r}): the condition has shape {tuple(cond.shape)} for a batch of "
+                         f"{x.shape[0]}; expected one row per row of x")
+    return cond
 
 
 _RUN_FILES = ("report.md", "report.html", "findings.json", "sections.json", "metrics.csv", "probe_data.json",
@@ -665,6 +714,21 @@ def _check_batch(batch: Any, where: str) -> torch.Tensor:
         bad = int((~torch.isfinite(batch)).sum())
         raise ValueError(f"Monitor.{where}: the batch holds {bad} NaN or infinite values")
     return batch
+
+
+def _check_cond(cond: Any, rows: int, where: str) -> torch.Tensor:
+    """A batch's conditions as a detached tensor with one row per batch row (a number or list becomes a tensor)."""
+    if not isinstance(cond, torch.Tensor):
+        try:
+            cond = torch.as_tensor(cond)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(f"Monitor.{where}: cond must be a tensor of one condition per row, got "
+                            f"{type(cond).__name__}") from error
+    cond = cond.detach()
+    if cond.dim() == 0 or cond.shape[0] != rows:
+        raise ValueError(f"Monitor.{where}: cond has shape {tuple(cond.shape)} for a batch of {rows} rows; expected "
+                         f"({rows},) labels or ({rows}, K) rows")
+    return cond
 
 
 def _file_name(name: str) -> str:

@@ -53,6 +53,9 @@ class ForwardCall:
     output_head: torch.Tensor | None = None  # sampling calls only: the output's same first rows
     session: int = 0  # which `with mon.sampling():` block the call came from (0 for training calls)
     via: str | None = None  # the EMA copy that made this sampling call, recorded under the network it follows
+    conditioned: bool = False  # the watch reads a condition (cond_arg, or inputs returning (x, t, cond))
+    cond: torch.Tensor | None = None  # the call's condition, the same rows as x; None in a call that passed none
+    doubled: bool = False  # sampling calls only: x is one batch twice over (cat([x, x]), a batched guided call)
 
 
 class Probe:
@@ -99,6 +102,10 @@ class Probe:
 
     def on_samples(self, ctx: "ProbeContext", samples: torch.Tensor, step: int) -> None:
         """Generated samples."""
+
+    def on_conditions(self, ctx: "ProbeContext", batch: torch.Tensor, cond: torch.Tensor, kind: str) -> None:
+        """The condition of each row (`cond`, B rows) of a data batch (kind "data") or of generated samples (kind
+        "samples"), given as `observe_data(x, cond=y)` or `observe_samples(x, cond=y)`; after `on_data`/`on_samples`."""
 
     def on_latents(self, ctx: "ProbeContext", mu: torch.Tensor, logvar: torch.Tensor, step: int) -> None:
         """A VAE encoder's posterior parameters for one batch (mean and log-variance, shape (B, latent))."""

@@ -36,6 +36,10 @@ DECISIVE: dict[str, str] = {
     "mode-collapse": "{modes_covered} of {n_modes} modes covered (reverse KL {reverse_kl:.3g})",
     "gan-d-dominates": "median D(fake) {median_d_fake:.3f} over steps {from_step}–{to_step}",
     "sampler-state-frozen": "sampler state changes by at most {largest_state_change_max:.2g} (relative RMS)",
+    "conditioning-ignored": "{agreement:.0%} of samples in the class asked for (chance {chance:.0%}, the data's own "
+                            "rows {data_agreement:.0%})",
+    "null-label-untrained": "the null condition on {null_in_training} of {training_rows} training rows and "
+                            "{null_in_sampling} sampling rows",
 }
 
 _INLINE_CODE = re.compile(r"`([^`]+)`")

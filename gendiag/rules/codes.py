@@ -85,6 +85,11 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.autoregressive:sample_inputs", figure=None),
     CodeMap("ar-samples-identical", quantity="gendiag.quantities.autoregressive:distinct_rows",
             rule="gendiag.rules.autoregressive:samples_identical", figure=None),
+    # --- issue 27: conditioning and guidance ---
+    CodeMap("conditioning-ignored", quantity="gendiag.quantities.conditioning:measure_agreement",
+            rule="gendiag.rules.conditioning:conditioning_ignored", figure=None),
+    CodeMap("null-label-untrained", quantity="gendiag.quantities.guidance:GuidanceWatch",
+            rule="gendiag.rules.conditioning:null_label_untrained", figure=None),
     # --- issue 25: sampling calls ---
     CodeMap("t-range-untrained", quantity="gendiag.quantities.sampling_calls:coverage_table",
             rule="gendiag.rules.sampling_calls:t_range_untrained",

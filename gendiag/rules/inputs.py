@@ -29,11 +29,14 @@ ADVICE = {  # `train-sample-input-mismatch`, by task: flow's x0 is the noise, di
 }
 
 
-def inputs_findings(comparison: InputsComparison, task: str, figure: str | None) -> list[Finding]:
+def inputs_findings(comparison: InputsComparison, task: str, figure: str | None,
+                    guided: str | None = None) -> list[Finding]:
     """`train-sample-input-mismatch`: critical when the training inputs do not follow t (their change over t below
     INPUTS_STATIC_RATIO) or a material bin's ratio reaches INPUTS_CRITICAL_RATIO; a warning for a material bin over
     INPUTS_WARNING_RATIO (significant, energy coefficient >= INPUTS_MIN_COEFFICIENT); info where the gap is large
-    only against a data set close to its source. Nothing without the data–source scale."""
+    only against a data set close to its source, or where sampling is guided (`guided`: how that is known), since
+    classifier-free guidance extrapolates the state away from the training inputs by design (the training inputs'
+    change over t, the t scale and the sampler's start are still judged). Nothing without the data–source scale."""
     if not comparison.reference:
         return []
     table = comparison.table
@@ -81,6 +84,11 @@ def inputs_findings(comparison: InputsComparison, task: str, figure: str | None)
             f"training's there but only {reversed_end['crossed_ratio']:.2f} from training's at t in "
             f"[{reversed_end['other_bin'][0]:.2f}, {reversed_end['other_bin'][1]:.2f}]. It integrates from the data "
             "end: it starts from noise at the t where training holds the data.")
+    excused = guided is not None and reversed_end is None  # guidance explains a gap, not a sampler run backwards
+    if excused and not bad.empty and not static:
+        parts.append(f"Sampling is guided (known from {guided}): classifier-free guidance extrapolates from the "
+                     "conditional and the null-condition outputs, which moves the sampler's state away from the "
+                     "training inputs by design, more so the larger its scale; the gap is reported as info.")
     parts.append("A network is only right on inputs like those it was trained on.")
     evidence = {
         "worst_t_range": [round(low, 4), round(high, 4)],
@@ -98,7 +106,7 @@ def inputs_findings(comparison: InputsComparison, task: str, figure: str | None)
         "train_change_over_t": None if change is None else round(change["ratio"], 4),
         "threshold_warning": INPUTS_WARNING_RATIO, "threshold_critical": INPUTS_CRITICAL_RATIO,
         "threshold_train_change": INPUTS_STATIC_RATIO, "significance": INPUTS_SIGNIFICANCE,
-        "threshold_coefficient": INPUTS_MIN_COEFFICIENT,
+        "threshold_coefficient": INPUTS_MIN_COEFFICIENT, "guided": guided,
         "sampler_reversed": reversed_end is not None,
         "crossed_ratio_by_end": None if comparison.crossed is None else {
             end: round(values["crossed_ratio"], 4) for end, values in comparison.crossed.items()},
@@ -108,8 +116,9 @@ def inputs_findings(comparison: InputsComparison, task: str, figure: str | None)
              f"The network meets different inputs in sampling than in training (t in [{low:.2f}, {high:.2f}])")
     return [Finding(
         code="train-sample-input-mismatch",
-        severity=("critical" if static or (not material.empty and worst["ratio"] >= INPUTS_CRITICAL_RATIO) else
-                  "warning" if not material.empty else "info"),
+        severity=("critical" if static or (not excused and not material.empty
+                                           and worst["ratio"] >= INPUTS_CRITICAL_RATIO) else
+                  "warning" if not excused and not material.empty else "info"),
         title=title, message=" ".join(parts), evidence=evidence,
         suggestion=advice(ADVICE, task),
         figure=figure,

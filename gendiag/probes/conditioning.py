@@ -1,0 +1,120 @@
+"""Conditioning: do samples follow the condition they were asked for, and was guidance's null condition trained?
+
+Reads the conditions the loop gives (`observe_data(x, cond=y)`, `observe_samples(x, cond=y)`) and those of the
+watched network's calls (`watch(net, cond_arg=2)` or `inputs` returning (x, t, cond)):
+- `conditioning-ignored`: samples land in the class asked for hardly more often than chance, against how often the
+  data's own rows land in theirs (nearest neighbours among the data kept per class, or the `classifier` fact).
+- `null-label-untrained`: guided sampling (`guidance=` fact, pairs of calls on one state, or null-condition calls)
+  calls the network with a null condition (`null_cond=` fact, None, an all-zero one-hot row, or the condition
+  constant in every guided pair) that no recorded training row carried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gendiag.findings import Finding
+from gendiag.probes import register
+from gendiag.probes.base import TASKS, ForwardCall, Probe
+from gendiag.quantities.conditioning import Agreement, ConditionedData, LabelCounts, class_labels, label_keys, \
+    measure_agreement
+from gendiag.quantities.guidance import GuidanceWatch
+from gendiag.report.section import ProbeSection
+from gendiag.rules.conditioning import conditioning_ignored, null_label_untrained
+
+TITLE = "Conditioning"
+
+
+@register
+class ConditioningProbe(Probe):
+    """Agreement of samples with their conditions; the null condition of guided sampling in training."""
+
+    name = "conditioning"
+    tasks = TASKS
+
+    def __init__(self, every: int = 1) -> None:
+        super().__init__(every)
+        self._store = ConditionedData()
+        self._counts: dict[str, LabelCounts] = {}
+        self._guidance = GuidanceWatch()
+        self._cache: tuple[int, Agreement | None] | None = None
+
+    def setup(self, ctx: Any) -> None:
+        self.wants_forward = ctx.task in ("flow", "diffusion")  # the tasks guided sampling belongs to
+
+    def on_forward(self, ctx: Any, call: ForwardCall) -> None:
+        if not call.conditioned or call.x is None or call.x.dim() == 0:
+            return
+        self._counts.setdefault(call.model, LabelCounts()).add(call.mode, label_keys(call.cond, len(call.x)))
+        self._guidance.add(call)
+
+    def on_conditions(self, ctx: Any, batch: torch.Tensor, cond: torch.Tensor, kind: str) -> None:
+        labels = class_labels(cond)
+        if labels is None:
+            self._store.unreadable += 1
+        elif kind == "data":
+            self._store.add_data(batch, labels)
+        else:
+            self._store.add_samples(batch, labels, ctx.step)
+
+    def _agreement(self, ctx: Any) -> Agreement | None:
+        if self._cache is None or self._cache[0] != self._store.seen:
+            self._cache = (self._store.seen, measure_agreement(self._store, ctx.facts.get("classifier")))
+        return self._cache[1]
+
+    def _nulls(self, ctx: Any) -> list[tuple[str, Any, str]]:
+        """(network, null condition, how it is known) for each network with conditioned sampling calls."""
+        found = self._guidance.null(ctx.facts, set(self._store.rows) or None)
+        if found is None:
+            return []
+        return [(model, *found) for model, counts in self._counts.items() if counts.sampling]
+
+    def finish(self, ctx: Any) -> ProbeSection | None:
+        agreement = self._agreement(ctx)
+        text = []
+        if agreement is None:
+            text.append("No agreement measured: it needs data and samples with their class labels "
+                        "(`observe_data(x, cond=y)`, `observe_samples(x, cond=y)`), two classes or more.")
+        else:
+            score = agreement.score
+            text.append(f"{agreement.samples} samples over {agreement.classes} classes ({agreement.method}): "
+                        f"{agreement.sample_rate:.1%} land in the class asked for; the data's own rows "
+                        f"{agreement.data_rate:.1%}; chance {agreement.chance:.1%}"
+                        + ("." if score is None else f"; score {score:.2f} (1: as the data, 0: chance)."))
+            ctx.log_scalar("conditioning/agreement", agreement.sample_rate)
+        if self._store.unreadable:
+            text.append(f"{self._store.unreadable} batch(es) had conditions that are not class labels (B,) or one-hot "
+                        "rows (B, K): not measured.")
+        guided = self._guidance.guided(ctx.facts)
+        if guided is not None:
+            text.append(f"Guided sampling, known from {guided}.")
+        for model, null, how in self._nulls(ctx):
+            counts = self._counts[model]
+            text.append(f"`{model}`: null condition {null} (from {how}) on {counts.train[null]} of "
+                        f"{sum(counts.train.values())} recorded training rows and {counts.sampling[null]} of "
+                        f"{sum(counts.sampling.values())} sampling rows.")
+        if agreement is None and not self._counts:
+            return None
+        table = None
+        if agreement is not None:
+            import pandas as pd
+
+            table = pd.DataFrame([{"class": k, **v} for k, v in sorted(agreement.per_class.items())]).set_index("class")
+        return ProbeSection(title=TITLE, text=" ".join(text), table=table)
+
+    def findings(self, ctx: Any) -> list[Finding]:
+        found = conditioning_ignored(self._agreement(ctx))
+        for model, null, how in self._nulls(ctx):
+            found += null_label_untrained(model, self._counts[model], null, how)
+        return found
+
+    def state(self) -> dict[str, Any]:
+        agreement = self._cache[1] if self._cache is not None else None
+        state: dict[str, Any] = {}
+        if agreement is not None:
+            state.update(agreement=agreement.sample_rate, data_agreement=agreement.data_rate, chance=agreement.chance,
+                         score=agreement.score)
+        state["null_pairs"] = self._guidance.pairs
+        return state
