@@ -511,6 +511,8 @@ class Monitor:
         watched = self.ctx.models[name]
 
         def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+            if module is not watched.module:  # a copy.deepcopy of the watched network carries this hook along
+                return
             if self.ctx.recording_suspended or (watched.ema_of is not None and self._mode != "sampling"):
                 return
             self._forward_calls[name] += 1
