@@ -23,6 +23,7 @@ from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.live import (CHECK_EVERY, CHECK_SECONDS, JOURNAL, Announce, LiveChecks, check_schedule, check_stop_on,
                           stops)
+from gendiag.pending import FLUSH_EVERY, BadBatch, PendingSteps
 from gendiag.probes import select_probes
 from gendiag.probes.base import HEAD_ROWS, TASKS, ForwardCall, Probe, StepRecord
 from gendiag.report import ProbeSection, Report, render_run
@@ -64,6 +65,13 @@ class Monitor:
             a run that stops early); default: the last step reached.
         announce: where the announcement lines go (`announce(line)`); default: stderr, through `tqdm.write` when
             the loop uses tqdm, so that a progress bar stays whole.
+        flush_every: steps between two flushes. Between flushes `step`, `observe_data` and the forward hooks leave
+            everything they gather on the tensors' device (nothing that makes the host wait for a GPU); at a flush
+            (every `flush_every` steps, the first step, a due live check, and `finish`) it reaches the host in one
+            copy, the probes read it, the scalars go to TensorBoard, and a non-finite loss or data batch is found,
+            named by the step it appeared in. Flushes come at the first step and at the multiples of `flush_every`
+            (the first step past each, for a loop that skips step numbers). 1: every step (the host waits each
+            step).
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
             `reference=data`, `likelihood="bernoulli"`, `entropy=nats_per_position` (autoregressive),
@@ -90,6 +98,7 @@ class Monitor:
         stop_on: str | None = None,
         total_steps: int | None = None,
         announce: Announce | None = None,
+        flush_every: int = FLUSH_EVERY,
         **facts: Any,
     ) -> None:
         if task not in TASKS:
@@ -97,7 +106,10 @@ class Monitor:
         if record_rows < 1:
             raise ValueError(f"Monitor: record_rows must be >= 1, got {record_rows}")
         check_facts(facts, keywords=("task", "probes", "every", "strict", "record_rows", "overwrite", "resume",
-                                     "sinks", "check_every", "check_seconds", "stop_on", "total_steps", "announce"))
+                                     "sinks", "check_every", "check_seconds", "stop_on", "total_steps", "announce",
+                                     "flush_every"))
+        if isinstance(flush_every, bool) or not isinstance(flush_every, int) or flush_every < 1:
+            raise ValueError(f"Monitor: flush_every must be an integer >= 1, got {flush_every!r}")
         self.stop_on = check_stop_on(stop_on)
         check_schedule(check_every, check_seconds)
         if total_steps is not None and (isinstance(total_steps, bool) or not isinstance(total_steps, int)
@@ -141,6 +153,10 @@ class Monitor:
                                                                  check_seconds)
         self._stopped_on: tuple[Finding, int] | None = None
         self.total_steps = total_steps
+        self.flush_every = flush_every
+        self._pending = PendingSteps()
+        self._flushes = 0
+        self._flushed_block = 0  # flushes happen at the first step whose step // flush_every passes this
         self._dispatch("setup")
         self._wants_forward = any(p.wants_forward for p in self.probes)  # after setup: a probe may decide by task
 
@@ -196,10 +212,18 @@ class Monitor:
         return optimizer
 
     def observe_data(self, batch: torch.Tensor, role: str = "data") -> None:
-        """A batch of training data (role "data") or of the noise/prior the model starts from ("source")."""
+        """A batch of training data (role "data") or of the noise/prior the model starts from ("source").
+
+        Its NaN and infinite values are counted on its device and read at the next flush, which raises a ValueError
+        naming the step; before the first step the batch is checked at once (nothing is queued yet)."""
         if role not in ("data", "source"):
             raise ValueError(f"Monitor.observe_data: role must be 'data' or 'source', got {role!r}")
-        batch = _check_batch(batch, f"observe_data(role={role!r})")
+        where = f"observe_data(role={role!r})"
+        if self._last_step is None:
+            batch = _check_batch(batch, where)
+        else:
+            batch = _check_batch(batch, where, finite=False)
+            self._pending.add_batch(batch, role, self._last_step + 1)
         self._dispatch("on_data", batch, role)
 
     @contextlib.contextmanager
@@ -235,19 +259,19 @@ class Monitor:
             elif isinstance(value, bool) or value is None:
                 continue
             else:
-                record.scalars[key] = float(value)
+                record.scalars[key] = _scalar(value)
         self._last_step = record.step
         self.ctx.step = record.step
-        if record.loss is not None:
-            self.ctx.log_scalar("loss/train", record.loss, record.step)
-        for key, value in record.scalars.items():
-            self.ctx.log_scalar(key if "/" in key else f"train/{key}", value, record.step)
         if self._phase_seconds:
             for phase_name, seconds in self._phase_seconds.items():
                 self.ctx.log_scalar(f"time/{phase_name}", seconds, record.step)
             self._phase_seconds.clear()
-        self._dispatch("on_step", record)
-        if self._live is not None and self._live.due(record.step):
+        self._dispatch("at_step", record)
+        self._pending.add(record)
+        live_due = self._live is not None and self._live.due(record.step)
+        if live_due or self._flushes == 0 or record.step // self.flush_every > self._flushed_block:
+            self._flush()
+        if live_due:
             self._check_live(record.step)
 
     @property
@@ -337,6 +361,7 @@ class Monitor:
         if self._finished is not None:
             return self._finished
         start = time.perf_counter()
+        self._flush()
         for handle in self._hooks:
             handle.remove()
         sections: list[ProbeSection] = list(self._user_sections)
@@ -407,6 +432,23 @@ class Monitor:
         if last is not None and step <= last:
             raise ValueError(f"Monitor.step: steps must increase, got {step} after {last}")
         return step
+
+    def _flush(self) -> None:
+        """Bring what the steps since the last flush gathered to the host (one copy per device): log their loss and
+        scalars, hand each step's record to the probes, let the probes read their own device buffers; then raise
+        on a data batch that held NaN or infinite values."""
+        self._flushes += 1
+        self._flushed_block = (self._last_step or 0) // self.flush_every
+        records, bad = self._pending.read()
+        for record in records:
+            if record.loss is not None:
+                self.ctx.log_scalar("loss/train", record.loss, record.step)
+            for key, value in record.scalars.items():
+                self.ctx.log_scalar(key if "/" in key else f"train/{key}", value, record.step)
+            self._dispatch("on_step", record)
+        self._dispatch("on_flush")
+        if bad:
+            raise ValueError(_bad_batch_message(bad[0], len(bad)))
 
     def _check_live(self, step: int) -> None:
         """Ask every probe's rules now (a probe that raises is switched off as anywhere else), record what they
@@ -583,21 +625,37 @@ def _argument(args: tuple, kwargs: dict, where: int | str | None) -> Any:
 
 
 def _rows(values: tuple[Any, ...], rows: int, picker: RowPicker) -> list[torch.Tensor | None]:
-    """At most `rows` rows of each tensor, chosen at random and aligned across the tensors, as float on the CPU."""
-    return [None if value is None else value.float().cpu() for value in aligned_rows(values, rows, picker)]
+    """At most `rows` rows of each tensor, chosen at random and aligned across the tensors, as float on their
+    device (a copy: the loop may overwrite its tensors)."""
+    return [None if value is None else value.to(torch.float32, copy=True)
+            for value in aligned_rows(values, rows, picker)]
 
 
-def _scalar(value: float | torch.Tensor | None) -> float | None:
+def _scalar(value: float | torch.Tensor | None) -> float | torch.Tensor | None:
+    """A number as a float; a tensor detached, left on its device until the flush reads it."""
     if value is None:
         return None
-    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"Monitor.step: a loss or scalar tensor must hold one value, got shape "
+                             f"{tuple(value.shape)}")
+        return value.detach()
+    return float(value)
+
+
+def _bad_batch_message(first: BadBatch, batches: int) -> str:
+    more = f" ({batches} such batches since the last flush)" if batches > 1 else ""
+    return (f"Monitor.observe_data(role={first.role!r}): the batch given at step {first.step} holds {first.count} "
+            f"NaN or infinite values{more}")
 
 
 def _detach(value: torch.Tensor | None) -> torch.Tensor | None:
     return None if value is None else torch.as_tensor(value).detach()
 
 
-def _check_batch(batch: Any, where: str) -> torch.Tensor:
+def _check_batch(batch: Any, where: str, finite: bool = True) -> torch.Tensor:
+    """The batch detached, after checks of its type and shape; with `finite`, also that it holds no NaN or
+    infinite value (that check makes the host wait for the batch's device)."""
     if not isinstance(batch, torch.Tensor):
         raise TypeError(f"Monitor.{where}: expected a torch.Tensor, got {type(batch).__name__}")
     if batch.dim() < 2:
@@ -606,7 +664,7 @@ def _check_batch(batch: Any, where: str) -> torch.Tensor:
     if batch.shape[0] == 0:
         raise ValueError(f"Monitor.{where}: the batch is empty (shape {tuple(batch.shape)})")
     batch = batch.detach()
-    if batch.is_floating_point() and not bool(torch.isfinite(batch).all()):
+    if finite and batch.is_floating_point() and not bool(torch.isfinite(batch).all()):
         bad = int((~torch.isfinite(batch)).sum())
         raise ValueError(f"Monitor.{where}: the batch holds {bad} NaN or infinite values")
     return batch

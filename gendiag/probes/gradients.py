@@ -93,13 +93,23 @@ class GradientsProbe(Probe):
     def after_optimizer_step(self, ctx: ProbeContext, optimizer: torch.optim.Optimizer) -> None:
         self.readings.after_optimizer_step(optimizer)
 
-    def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
+    def at_step(self, ctx: ProbeContext, record: StepRecord) -> None:
         if not self.readings.params:
             return
         self._drop_arrival_hooks()
-        full, updates = self.readings.at_step(record.step, self.due(record.step), record.scalars.get("lr"))
-        if full:
-            self._flush(ctx)
+        self.readings.at_step(record.step, self.due(record.step))
+
+    def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
+        if record.scalars.get("lr") is not None:
+            self.readings.lr = record.scalars["lr"]
+
+    def on_flush(self, ctx: ProbeContext) -> None:
+        """The norms, updates and histograms gathered on the device since the last flush, to the history and
+        TensorBoard."""
+        if not self.readings.params:
+            return
+        updates = self.readings.settle()
+        self._flush(ctx)
         for update in updates:
             self._log_update(ctx, update.step, update.ratio, update.mask, update.noise_to_signal)
         self._write_histograms(ctx)
