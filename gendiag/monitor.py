@@ -164,7 +164,8 @@ class Monitor:
 
     def watch(self, model: torch.nn.Module, name: str = "model", x_arg: int | str = 0,
               t_arg: int | str | None = 1, *, inputs: Inputs | None = None, call: Call | None = None,
-              optimizer: torch.optim.Optimizer | None = None) -> torch.nn.Module:
+              optimizer: torch.optim.Optimizer | None = None,
+              scaler: torch.amp.GradScaler | None = None) -> torch.nn.Module:
         """Record what `model` is fed, in training and in sampling (a few rows per call, detached).
 
         By default x is the call's argument `x_arg` and t its argument `t_arg` (a position or a keyword; t_arg=None
@@ -177,7 +178,11 @@ class Monitor:
         and no `call` those probes say so in the report instead of running.
 
         With `optimizer` (the one that trains `model`) its gradients are read just before each optimizer step, right
-        under any loop order; see `watch_optimizer`."""
+        under any loop order; see `watch_optimizer`. With `scaler` (the loop's `torch.amp.GradScaler`) the steps it
+        skips on an overflow are counted (see `watch_optimizer`).
+
+        A compiled model (`torch.compile(model)`) is watched through the module it wraps (`_orig_mod`): the hooks
+        then see every call of the compiled model, and the probes that run the network call the original one."""
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Monitor.watch: model must be a torch.nn.Module, got {type(model).__name__}")
         if name in self.ctx.models:
@@ -185,22 +190,30 @@ class Monitor:
         for what, function in (("inputs", inputs), ("call", call)):
             if function is not None and not callable(function):
                 raise TypeError(f"Monitor.watch({name!r}): {what} must be callable, got {type(function).__name__}")
+        self._note_scaler(scaler, f"Monitor.watch({name!r})")
         self.ctx.models[name] = WatchedModel(model, x_arg, t_arg, inputs=inputs, call=call)
         if self._wants_forward:
             self._hooks.append(model.register_forward_hook(self._forward_hook(name), with_kwargs=True))
         self._dispatch("on_watch", name, model)
         if optimizer is not None:
-            self.watch_optimizer(optimizer)
+            self.watch_optimizer(optimizer, scaler)
         return model
 
-    def watch_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    def watch_optimizer(self, optimizer: torch.optim.Optimizer,
+                        scaler: torch.amp.GradScaler | None = None) -> torch.optim.Optimizer:
         """Read the watched networks' gradients where they exist: just before each `optimizer.step()` (after
         GradScaler's unscaling), whatever the loop's order of zero_grad, step and `Monitor.step`, once per optimizer
         step under gradient accumulation. Call it once per optimizer (a GAN: one for G, one for D), before or after
-        `watch`; watching the same optimizer again does nothing. Its hooks only read and are removed by `finish`."""
+        `watch`; watching the same optimizer again does nothing. Its hooks only read and are removed by `finish`.
+
+        Mixed precision: under `torch.amp.GradScaler` the gradients read here are the unscaled ones (`scaler.step`
+        unscales before it steps). Give `scaler=` too and the steps the scaler skips on an overflow (its scale
+        lowered, the optimizer step not taken) are counted in the report, and their unchanged weights are not
+        taken for stalled parameters; the scale is read on its device, at the flush."""
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"Monitor.watch_optimizer: optimizer must be a torch.optim.Optimizer, got "
                             f"{type(optimizer).__name__}")
+        self._note_scaler(scaler, "Monitor.watch_optimizer")
         if any(watched is optimizer for watched in self._optimizers):
             return optimizer
         self._optimizers.append(optimizer)
@@ -210,6 +223,16 @@ class Monitor:
             lambda opt, args, kwargs: self._dispatch("after_optimizer_step", opt)))
         self._dispatch("on_optimizer", optimizer)
         return optimizer
+
+    def _note_scaler(self, scaler: Any, where: str) -> None:
+        """Keep the loop's GradScaler (one per run) for the gradients probe."""
+        if scaler is None:
+            return
+        if not isinstance(scaler, torch.amp.GradScaler):
+            raise TypeError(f"{where}: scaler must be a torch.amp.GradScaler, got {type(scaler).__name__}")
+        if self.ctx.scaler is not None and self.ctx.scaler is not scaler:
+            raise ValueError(f"{where}: a different GradScaler was given before; a run has one scaler")
+        self.ctx.scaler = scaler
 
     def observe_data(self, batch: torch.Tensor, role: str = "data") -> None:
         """A batch of training data (role "data") or of the noise/prior the model starts from ("source").

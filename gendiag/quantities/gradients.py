@@ -200,13 +200,15 @@ class GradientReadings:
                 self.histogram_stride *= 2
             self.next_histogram = (step // self.histogram_stride + 1) * self.histogram_stride
 
-    def settle(self) -> list[UpdateRecord]:
+    def settle(self, skipped: frozenset[int] | set[int] = frozenset()) -> list[UpdateRecord]:
         """Read the updates and gradient-noise pairs measured since the last call (one copy to the host) and add
-        them, in the order of their steps; returns the updates."""
+        them, in the order of their steps; returns the updates. An update measured at a step in `skipped` (a step
+        GradScaler skipped: the weights could not move) is left out."""
+        self.changes += 1
+        self.resets.settle()
         events, self.unread = self.unread, []
         if not events:
             return []
-        self.changes += 1
         device = events[0][2][0].device
         values = torch.cat([measured[0].to(device=device, dtype=torch.float64) for _, _, measured in events])
         values = values.cpu().numpy()
@@ -214,6 +216,8 @@ class GradientReadings:
         for kind, step, (norms, *shape) in events:
             found, offset = values[offset: offset + len(norms)], offset + len(norms)
             if kind == "ratio":
+                if step in skipped:
+                    continue
                 columns, gap = shape
                 ratio, mask = np.full(len(self.params), np.nan), np.zeros(len(self.params), dtype=bool)
                 ratio[columns] = found[:len(columns)] / gap / np.maximum(found[len(columns):], 1e-30)
