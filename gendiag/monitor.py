@@ -181,8 +181,10 @@ class Monitor:
         under any loop order; see `watch_optimizer`. With `scaler` (the loop's `torch.amp.GradScaler`) the steps it
         skips on an overflow are counted (see `watch_optimizer`).
 
-        A compiled model (`torch.compile(model)`) is watched through the module it wraps (`_orig_mod`): the hooks
-        then see every call of the compiled model, and the probes that run the network call the original one."""
+        A compiled model (`torch.compile(model)`) can be watched as it is: the recording hook sits on the compiled
+        wrapper, outside the compiled graph (no graph break, no recompilation), and sees every call; the gradients
+        are read on the module it wraps (`_orig_mod`, under its own parameter names), which the probes that run the
+        network call too, so their evaluation calls (no_grad, eval mode) do not recompile the loop's graph."""
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Monitor.watch: model must be a torch.nn.Module, got {type(model).__name__}")
         if name in self.ctx.models:
@@ -191,10 +193,11 @@ class Monitor:
             if function is not None and not callable(function):
                 raise TypeError(f"Monitor.watch({name!r}): {what} must be callable, got {type(function).__name__}")
         self._note_scaler(scaler, f"Monitor.watch({name!r})")
-        self.ctx.models[name] = WatchedModel(model, x_arg, t_arg, inputs=inputs, call=call)
+        module = _compiled_module(model)
+        self.ctx.models[name] = WatchedModel(module, x_arg, t_arg, inputs=inputs, call=call)
         if self._wants_forward:
             self._hooks.append(model.register_forward_hook(self._forward_hook(name), with_kwargs=True))
-        self._dispatch("on_watch", name, model)
+        self._dispatch("on_watch", name, module)
         if optimizer is not None:
             self.watch_optimizer(optimizer, scaler)
         return model
@@ -599,6 +602,12 @@ class Monitor:
             suggestion="Check the inputs this probe needs (see the traceback file); report a bug if they are right.",
             probe=name, first_step=self.ctx.step,
         )
+
+
+def _compiled_module(model: torch.nn.Module) -> torch.nn.Module:
+    """The module a `torch.compile` wrapper runs (its `_orig_mod`); any other module itself."""
+    inner = getattr(model, "_orig_mod", None)
+    return inner if isinstance(inner, torch.nn.Module) else model
 
 
 def _call_inputs(name: str, watched: WatchedModel, args: tuple, kwargs: dict) -> tuple[Any, Any]:
