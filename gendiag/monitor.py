@@ -296,7 +296,7 @@ class Monitor:
         self._pending.add(record)
         live_due = self._live is not None and self._live.due(record.step)
         if live_due or self._flushes == 0 or record.step // self.flush_every > self._flushed_block:
-            self._flush()
+            self.flush()
         if live_due:
             self._check_live(record.step)
 
@@ -387,7 +387,7 @@ class Monitor:
         if self._finished is not None:
             return self._finished
         start = time.perf_counter()
-        self._flush()
+        self.flush()
         for handle in self._hooks:
             handle.remove()
         sections: list[ProbeSection] = list(self._user_sections)
@@ -459,10 +459,11 @@ class Monitor:
             raise ValueError(f"Monitor.step: steps must increase, got {step} after {last}")
         return step
 
-    def _flush(self) -> None:
-        """Bring what the steps since the last flush gathered to the host (one copy per device): log their loss and
-        scalars, hand each step's record to the probes, let the probes read their own device buffers; then raise
-        on a data batch that held NaN or infinite values."""
+    def flush(self) -> None:
+        """Bring what the steps since the last flush gathered to the host now (one copy per device): log their loss
+        and scalars, hand each step's record to the probes, let the probes read their own device buffers; then
+        raise on a data batch that held NaN or infinite values. The Monitor flushes by itself (see `flush_every`);
+        call it where the loop waits for the device anyway and wants everything logged, before a checkpoint."""
         self._flushes += 1
         self._flushed_block = (self._last_step or 0) // self.flush_every
         records, bad = self._pending.read()

@@ -6,7 +6,8 @@ rows are all skipped costs a comparison, not a copy. Every row offered has the s
 sits in its batch and whichever call brought it. The rows are read back in random order, so any prefix of `rows` is
 itself a uniform sample: a batch whose rows come in order (two moons along the arc) does not come back as one blob
 at the front. The rows are kept on the device of the first batch offered (adding never makes the host wait for a
-GPU) and come back to the CPU when read. The draws come from the reservoir's own seeded generators, never the user's nor torch's global one."""
+GPU) and come back to the CPU when read. The draws come from the reservoir's own seeded generators, never the
+user's nor torch's global one."""
 
 from __future__ import annotations
 
