@@ -265,7 +265,9 @@ class Monitor:
              per_sample_loss: torch.Tensor | None = None, *, epoch: int | None = None, **scalars: Any) -> None:
         """Once per training step, after the optimizer step. Extra scalars are logged as given; tensors
         (for example a GAN's `d_real`, `d_fake`, an autoregressive model's `per_position_loss` of shape (B, ...) in
-        nats) and strings (`d_output="prob"`) are handed to the probes.
+        nats) and strings (`d_output="prob"`) are handed to the probes. A loss or scalar given as a one-element tensor
+        stays on its device until the next flush (see `flush_every`), where it is logged and checked: pass the tensor,
+        not `loss.item()`, and the step never waits for the GPU.
 
         `step` is the global step and must increase. Two other ways to count:
         - `step=None`: the Monitor counts itself, one more than the last step (1 for the first call).
