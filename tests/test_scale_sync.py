@@ -186,3 +186,36 @@ def test_flush_every_is_checked(tmp_path: Path) -> None:
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="flush_every must be an integer >= 1"):
             gendiag.Monitor(tmp_path / f"run{bad}", task="flow", flush_every=bad)
+
+
+def test_no_synchronising_call_in_a_ddpm_loop_without_a_watched_optimizer(tmp_path: Path) -> None:
+    """Another user's shape: epsilon-prediction DDPM with integer timesteps, the network called on cat([x, t / T]),
+    gradients read at `mon.step` (no optimizer given) and zeroed in place (`set_to_none=False`, so the reset
+    checks run), tensor scalars beside the loss."""
+    steps_total = 200
+    alphas = torch.cumprod(1 - torch.linspace(1e-4, 0.05, steps_total), 0)
+    generator = torch.Generator().manual_seed(2)
+    net = nn.Sequential(nn.Linear(3, 64), nn.SiLU(), nn.Linear(64, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.9)
+    mon = gendiag.Monitor(tmp_path / "run", task="diffusion", schedule=alphas, flush_every=50)
+    mon.watch(net, inputs=lambda args, kwargs: (args[0][:, :2], args[0][:, 2]))
+    with counted_syncs() as found:
+        for step in range(1, 151):
+            if step == 2:
+                found.clear()
+            x0 = two_moons(128, generator)
+            t = torch.randint(0, steps_total, (128,), generator=generator)
+            noise = torch.randn(x0.shape, generator=generator)
+            a = alphas[t][:, None]
+            mon.observe_data(x0)
+            per_sample = (net(torch.cat([a.sqrt() * x0 + (1 - a).sqrt() * noise, t[:, None] / steps_total], 1))
+                          - noise).square().mean(1)
+            loss = per_sample.mean()
+            loss.backward()
+            mon.step(step, loss, t=t, per_sample_loss=per_sample.detach(), worst=per_sample.max().detach())
+            opt.step()
+            opt.zero_grad(set_to_none=False)
+    assert found == [], f"{len(found)} synchronising calls outside flushes, first: {sorted(set(found))[:5]}"
+    mon.finish()
+    worst = mon.table.series("train/worst")
+    assert list(worst.index) == list(range(1, 151)) and (worst > 0).all()  # tensor scalars, read at the flushes
