@@ -12,7 +12,12 @@ over repetitions and the min-max spread are reported.
 The probe-set rows run without live checks (`check_every=None`), as before live checks existed. Two rows add live
 checks to the default probes: every `CHECK_EVERY` steps with no wall-time floor (what one round of every probe's
 rules costs, at the rate a fast loop would ask), and on the Monitor's default schedule (also `CHECK_SECONDS`
-apart), which the issue-20 goal is set on."""
+apart), which the issue-20 goal is set on.
+
+Issue 21: a flush-interval sweep (`FLUSH_SWEEP`: the default probes at interval 1 with `flush_every` = 1, 10, 50,
+200, on the 2-D loop), and a CUDA row (`cuda_rows`: an image diffusion step, batch 64, bare and monitored, with
+`torch.cuda.set_sync_debug_mode("error")` over the monitored loop's steps between flushes). Where no GPU is lent
+(`torch.cuda.is_available()` false) the CUDA row says "no GPU measured" instead of a figure."""
 
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import torch
 from benchmarks import median_row
 from gendiag import Monitor
 from gendiag.live import CHECK_EVERY, CHECK_SECONDS
+from gendiag.pending import FLUSH_EVERY
 from gendiag.probes import select_probes
 from reference_models.flow_matching import flow_matching_loss
 from reference_models.nets import VelocityMLP
@@ -45,6 +51,7 @@ NO_MONITOR = "none"  # a second loop without a Monitor: its ratio to the first i
 WARMUP = 5
 LIVE = "default+live"  # the default probes with live checks every CHECK_EVERY steps, no wall-time floor
 LIVE_DEFAULT = "default+live-defaults"  # the same with the Monitor's default schedule (CHECK_SECONDS apart too)
+FLUSH_SWEEP = {f"default, flush every {k}": k for k in (1, 10, 50, 200)}  # loop name -> the Monitor's flush_every
 
 
 class TrainingLoop:
@@ -63,8 +70,10 @@ class TrainingLoop:
         schedules = {LIVE: dict(check_every=CHECK_EVERY, check_seconds=0.0, announce=lambda line: None),
                      LIVE_DEFAULT: dict(announce=lambda line: None)}
         live = schedules.get(probes, dict(check_every=None))
-        self.mon = None if probes is None else Monitor(run_dir, task="flow", probes="default" if probes in schedules
-                                                       else probes, every=every, **live)
+        flush_every = FLUSH_SWEEP.get(probes, FLUSH_EVERY)
+        named = probes in schedules or probes in FLUSH_SWEEP
+        self.mon = None if probes is None else Monitor(run_dir, task="flow", probes="default" if named else probes,
+                                                       every=every, flush_every=flush_every, **live)
         if self.mon is not None:
             self.mon.watch(self.model)
         self.step = 0
@@ -151,6 +160,108 @@ def _same_set_note(probes: str, measured_as: str) -> str:
     return "" if probes == measured_as else "; every flow probe is in the default set, so this is the default row's run"
 
 
+def flush_rows(quick: bool) -> list[dict]:
+    """The default probes at interval 1 on the 2-D loop, per flush interval of `FLUSH_SWEEP`, side by side."""
+    repetitions, steps = (2, 40) if quick else (5, 200)
+    with tempfile.TemporaryDirectory() as tmp:
+        ratios = interleaved_ratios("2d", list(FLUSH_SWEEP), 1, steps, repetitions, Path(tmp))
+    return [median_row("probe overhead", f"2d, {name}, every 1", ratios[name], "× bare step",
+                       "reported (issue 21: flush interval sweep)", None,
+                       f"batch {SHAPES['2d']['batch']}; {repetitions} repetitions of {steps} steps a loop, the four "
+                       f"loops and the bare one taking turns every {BLOCK} steps; no live checks; CPU (on the CPU no "
+                       f"call waits for a device, so the flush interval changes little here); spread = max − min")
+            for name in FLUSH_SWEEP]
+
+
+class ImageDiffusionStep:
+    """A realistic CUDA step for the GPU row: epsilon-prediction DDPM on 3×32×32 images, batch 64, a small conv
+    net, data generated on the device (nothing in the loop itself waits for the GPU)."""
+
+    def __init__(self, monitored: bool, run_dir: Path | None, flush_every: int = FLUSH_EVERY) -> None:
+        torch.manual_seed(0)
+        device = torch.device("cuda")
+        self.device, self.batch, self.steps_total = device, 64, 1000
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(4, 128, 3, padding=1), torch.nn.SiLU(), torch.nn.Conv2d(128, 128, 3, padding=1),
+            torch.nn.SiLU(), torch.nn.Conv2d(128, 128, 3, padding=1), torch.nn.SiLU(),
+            torch.nn.Conv2d(128, 3, 3, padding=1)).to(device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=2e-4, fused=True)
+        self.alphas = torch.cumprod(1 - torch.linspace(1e-4, 0.02, self.steps_total, device=device), 0)
+        self.mon = None
+        if monitored:
+            self.mon = Monitor(run_dir, task="diffusion", check_every=None, flush_every=flush_every,
+                               schedule=self.alphas.cpu(), image_shape=(3, 32, 32))
+            self.mon.watch(self.net, t_arg=None, inputs=lambda args, kwargs: (args[0][:, :3], None),
+                           optimizer=self.optimizer)
+        self.flush_every, self.step = flush_every, 0
+
+    def advance(self, steps: int, sync_check: bool = False) -> float:
+        """Run `steps` steps; the seconds they took (the queue drained at both ends). With `sync_check`, every
+        step that is not a flush runs under set_sync_debug_mode("error"): a synchronising call raises."""
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step += 1
+            flush = self.step == 1 or self.step % self.flush_every == 0
+            if sync_check:
+                torch.cuda.set_sync_debug_mode(0 if flush else "error")
+            x0 = torch.randn(self.batch, 3, 32, 32, device=self.device)
+            t = torch.randint(0, self.steps_total, (self.batch,), device=self.device)
+            noise = torch.randn_like(x0)
+            a = self.alphas[t].view(-1, 1, 1, 1)
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+            time_plane = (t.float() / self.steps_total).view(-1, 1, 1, 1).expand(-1, 1, 32, 32)
+            per_sample = (self.net(torch.cat([xt, time_plane], 1)) - noise).square().mean((1, 2, 3))
+            loss = per_sample.mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.mon is not None:
+                self.mon.observe_data(x0)
+                self.mon.step(self.step, loss, t=t, per_sample_loss=per_sample.detach())
+        torch.cuda.set_sync_debug_mode(0)
+        torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+
+def cuda_rows(quick: bool) -> list[dict]:
+    """The CUDA row: the monitored image diffusion step over the bare one (interleaved blocks), and whether
+    set_sync_debug_mode("error") passed over the monitored steps between flushes. "no GPU measured" without one."""
+    figure = "cuda, image diffusion 3×32×32 batch 64, default probes, every 1, flush every 50"
+    if not torch.cuda.is_available():
+        return [{"benchmark": "probe overhead", "figure": figure, "median": None, "spread": None,
+                 "unit": "× bare step", "goal": "reported (issue 21)", "met": None,
+                 "note": "no GPU measured: torch.cuda.is_available() is false on this machine"}]
+    repetitions, steps = (2, 100) if quick else (5, 300)
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for repetition in range(repetitions):
+            bare, monitored = ImageDiffusionStep(False, None), ImageDiffusionStep(True, Path(tmp) / str(repetition))
+            bare.advance(WARMUP)
+            monitored.advance(WARMUP)
+            seconds = [0.0, 0.0]
+            for block in range(steps // BLOCK):
+                for index in ((0, 1) if block % 2 == 0 else (1, 0)):
+                    seconds[index] += (bare, monitored)[index].advance(BLOCK)
+            ratios.append(seconds[1] / seconds[0])
+            monitored.mon.close()
+        checked = ImageDiffusionStep(True, Path(tmp) / "sync-check")
+        try:
+            checked.advance(2 * FLUSH_EVERY + 10, sync_check=True)
+            sync_note = "set_sync_debug_mode('error') passed over the monitored steps between flushes"
+            passed = True
+        except RuntimeError as error:
+            sync_note = f"set_sync_debug_mode('error') raised at step {checked.step}: {str(error).splitlines()[0]}"
+            passed = False
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        checked.mon.close()
+    return [median_row("probe overhead", figure, ratios, "× bare step",
+                       "reported; no synchronising call between flushes (issue 21)", passed,
+                       f"{torch.cuda.get_device_name()}; {repetitions} repetitions of {steps} steps a loop, taking "
+                       f"turns every {BLOCK} steps; {sync_note}; spread = max − min")]
+
+
 def run(quick: bool = False) -> list[dict]:
     rows: list[dict] = []
     repetitions = 3 if quick else 7
@@ -207,7 +318,7 @@ def run(quick: bool = False) -> list[dict]:
                         f"64 KiB"
                         + _same_set_note(probes, measured_as),
             })
-    return rows
+    return rows + flush_rows(quick) + cuda_rows(quick)
 
 
 if __name__ == "__main__":

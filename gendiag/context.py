@@ -83,6 +83,7 @@ class ProbeContext:
     layout: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     captions: dict[str, str] = field(default_factory=dict)  # figure path -> its one-line caption in the report
     drawer: Drawer = field(default_factory=Drawer)
+    scaler: Any = None  # the loop's torch.amp.GradScaler, when given to `Monitor.watch`/`watch_optimizer`
 
     def __post_init__(self) -> None:
         if self.sinks is None:

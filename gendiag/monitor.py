@@ -25,6 +25,7 @@ from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.live import (CHECK_EVERY, CHECK_SECONDS, JOURNAL, Announce, LiveChecks, check_schedule, check_stop_on,
                           stops)
+from gendiag.pending import FLUSH_EVERY, BadBatch, PendingSteps
 from gendiag.probes import select_probes
 from gendiag.probes.base import HEAD_ROWS, TASKS, ForwardCall, Probe, StepRecord
 from gendiag.report import ProbeSection, Report, render_run
@@ -66,6 +67,13 @@ class Monitor:
             a run that stops early); default: the last step reached.
         announce: where the announcement lines go (`announce(line)`); default: stderr, through `tqdm.write` when
             the loop uses tqdm, so that a progress bar stays whole.
+        flush_every: steps between two flushes. Between flushes `step`, `observe_data` and the forward hooks leave
+            everything they gather on the tensors' device (nothing that makes the host wait for a GPU); at a flush
+            (every `flush_every` steps, the first step, a due live check, and `finish`) it reaches the host in one
+            copy, the probes read it, the scalars go to TensorBoard, and a non-finite loss or data batch is found,
+            named by the step it appeared in. Flushes come at the first step and at the multiples of `flush_every`
+            (the first step past each, for a loop that skips step numbers). 1: every step (the host waits each
+            step).
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
             `reference=data`, `likelihood="bernoulli"`, `entropy=nats_per_position` (autoregressive),
@@ -97,6 +105,7 @@ class Monitor:
         stop_on: str | None = None,
         total_steps: int | None = None,
         announce: Announce | None = None,
+        flush_every: int = FLUSH_EVERY,
         **facts: Any,
     ) -> None:
         if task not in TASKS:
@@ -104,7 +113,10 @@ class Monitor:
         if record_rows < 1:
             raise ValueError(f"Monitor: record_rows must be >= 1, got {record_rows}")
         check_facts(facts, keywords=("task", "probes", "every", "strict", "record_rows", "overwrite", "resume",
-                                     "sinks", "check_every", "check_seconds", "stop_on", "total_steps", "announce"))
+                                     "sinks", "check_every", "check_seconds", "stop_on", "total_steps", "announce",
+                                     "flush_every"))
+        if isinstance(flush_every, bool) or not isinstance(flush_every, int) or flush_every < 1:
+            raise ValueError(f"Monitor: flush_every must be an integer >= 1, got {flush_every!r}")
         self.stop_on = check_stop_on(stop_on)
         check_schedule(check_every, check_seconds)
         if total_steps is not None and (isinstance(total_steps, bool) or not isinstance(total_steps, int)
@@ -156,6 +168,10 @@ class Monitor:
                                                                  check_seconds)
         self._stopped_on: tuple[Finding, int] | None = None
         self.total_steps = total_steps
+        self.flush_every = flush_every
+        self._pending = PendingSteps()
+        self._flushes = 0
+        self._flushed_block = 0  # flushes happen at the first step whose step // flush_every passes this
         self._dispatch("setup")
         self._wants_forward = any(p.wants_forward for p in self.probes)  # after setup: a probe may decide by task
 
@@ -163,8 +179,8 @@ class Monitor:
 
     def watch(self, model: torch.nn.Module, name: str = "model", x_arg: int | str = 0,
               t_arg: int | str | None = 1, *, inputs: Inputs | None = None, call: Call | None = None,
-              optimizer: torch.optim.Optimizer | None = None, cond_arg: int | str | None = None,
-              ema_of: str | torch.nn.Module | None = None) -> torch.nn.Module:
+              optimizer: torch.optim.Optimizer | None = None, scaler: torch.amp.GradScaler | None = None,
+              cond_arg: int | str | None = None, ema_of: str | torch.nn.Module | None = None) -> torch.nn.Module:
         """Record what `model` is fed, in training and in sampling (a few rows per call, detached).
 
         By default x is the call's argument `x_arg` and t its argument `t_arg` (a position or a keyword; t_arg=None
@@ -183,7 +199,13 @@ class Monitor:
         counts as the null condition of classifier-free guidance.
 
         With `optimizer` (the one that trains `model`) its gradients are read just before each optimizer step, right
-        under any loop order; see `watch_optimizer`.
+        under any loop order; see `watch_optimizer`. With `scaler` (the loop's `torch.amp.GradScaler`) the steps it
+        skips on an overflow are counted (see `watch_optimizer`).
+
+        A compiled model (`torch.compile(model)`) can be watched as it is: the recording hook sits on the compiled
+        wrapper, outside the compiled graph (no graph break, no recompilation), and sees every call; the gradients
+        are read on the module it wraps (`_orig_mod`, under its own parameter names), which the probes that run the
+        network call too, so their evaluation calls (no_grad, eval mode) do not recompile the loop's graph.
 
         With `ema_of` (the name of a watched network, or that network) `model` is its exponential moving average:
         its calls inside `with mon.sampling():` are compared with the training calls of the network it follows
@@ -197,15 +219,17 @@ class Monitor:
         for what, function in (("inputs", inputs), ("call", call)):
             if function is not None and not callable(function):
                 raise TypeError(f"Monitor.watch({name!r}): {what} must be callable, got {type(function).__name__}")
-        module = unwrapped(model)  # DistributedDataParallel's network: its calls reach it, a probe may run it alone
+        self._note_scaler(scaler, f"Monitor.watch({name!r})")
+        hooked = unwrapped(model)  # DistributedDataParallel's network (its calls reach it), or a compiled wrapper
+        module = _compiled_module(hooked)  # the network itself, which probes may run alone
         follows = None if ema_of is None else self._followed(name, module, ema_of)
         self.ctx.models[name] = WatchedModel(module, x_arg, t_arg, inputs=inputs, call=call, cond_arg=cond_arg,
                                              ema_of=follows)
         if self._wants_forward:
-            self._hooks.append(module.register_forward_hook(self._forward_hook(name), with_kwargs=True))
+            self._hooks.append(hooked.register_forward_hook(self._forward_hook(name, hooked), with_kwargs=True))
         self._dispatch("on_watch", name, module)
         if optimizer is not None:
-            self.watch_optimizer(optimizer)
+            self.watch_optimizer(optimizer, scaler)
         return model
 
     def _followed(self, name: str, model: torch.nn.Module, ema_of: str | torch.nn.Module) -> str:
@@ -231,14 +255,21 @@ class Monitor:
                              "or their shapes differ")
         return ema_of
 
-    def watch_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    def watch_optimizer(self, optimizer: torch.optim.Optimizer,
+                        scaler: torch.amp.GradScaler | None = None) -> torch.optim.Optimizer:
         """Read the watched networks' gradients where they exist: just before each `optimizer.step()` (after
         GradScaler's unscaling), whatever the loop's order of zero_grad, step and `Monitor.step`, once per optimizer
         step under gradient accumulation. Call it once per optimizer (a GAN: one for G, one for D), before or after
-        `watch`; watching the same optimizer again does nothing. Its hooks only read and are removed by `finish`."""
+        `watch`; watching the same optimizer again does nothing. Its hooks only read and are removed by `finish`.
+
+        Mixed precision: under `torch.amp.GradScaler` the gradients read here are the unscaled ones (`scaler.step`
+        unscales before it steps). Give `scaler=` too and the steps the scaler skips on an overflow (its scale
+        lowered, the optimizer step not taken) are counted in the report, and their unchanged weights are not
+        taken for stalled parameters; the scale is read on its device, at the flush."""
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"Monitor.watch_optimizer: optimizer must be a torch.optim.Optimizer, got "
                             f"{type(optimizer).__name__}")
+        self._note_scaler(scaler, "Monitor.watch_optimizer")
         if any(watched is optimizer for watched in self._optimizers):
             return optimizer
         self._optimizers.append(optimizer)
@@ -249,15 +280,33 @@ class Monitor:
         self._dispatch("on_optimizer", optimizer)
         return optimizer
 
+    def _note_scaler(self, scaler: Any, where: str) -> None:
+        """Keep the loop's GradScaler (one per run) for the gradients probe."""
+        if scaler is None:
+            return
+        if not isinstance(scaler, torch.amp.GradScaler):
+            raise TypeError(f"{where}: scaler must be a torch.amp.GradScaler, got {type(scaler).__name__}")
+        if self.ctx.scaler is not None and self.ctx.scaler is not scaler:
+            raise ValueError(f"{where}: a different GradScaler was given before; a run has one scaler")
+        self.ctx.scaler = scaler
+
     def observe_data(self, batch: torch.Tensor, role: str = "data", *, cond: Any = None) -> None:
         """A batch of training data (role "data") or of the noise/prior the model starts from ("source").
         `cond`: each data row's condition (class labels (B,), one-hot (B, K)), for the check that samples follow
-        theirs (`observe_samples(x, cond=y)`)."""
+        theirs (`observe_samples(x, cond=y)`).
+
+        Its NaN and infinite values are counted on its device and read at the next flush, which raises a ValueError
+        naming the step; before the first step the batch is checked at once (nothing is queued yet)."""
         if role not in ("data", "source"):
             raise ValueError(f"Monitor.observe_data: role must be 'data' or 'source', got {role!r}")
-        batch = _check_batch(batch, f"observe_data(role={role!r})")
         if cond is not None and role != "data":
             raise ValueError(f"Monitor.observe_data: cond= belongs to data rows (role='data'), got role={role!r}")
+        where = f"observe_data(role={role!r})"
+        if self._last_step is None:
+            batch = _check_batch(batch, where)
+        else:
+            batch = _check_batch(batch, where, finite=False)
+            self._pending.add_batch(batch, role, self._last_step + 1)
         cond = None if cond is None else _check_cond(cond, len(batch), "observe_data")
         self._dispatch("on_data", batch, role)
         if cond is not None:
@@ -276,7 +325,9 @@ class Monitor:
              per_sample_loss: torch.Tensor | None = None, *, epoch: int | None = None, **scalars: Any) -> None:
         """Once per training step, after the optimizer step. Extra scalars are logged as given; tensors
         (for example a GAN's `d_real`, `d_fake`, an autoregressive model's `per_position_loss` of shape (B, ...) in
-        nats) and strings (`d_output="prob"`) are handed to the probes.
+        nats) and strings (`d_output="prob"`) are handed to the probes. A loss or scalar given as a one-element tensor
+        stays on its device until the next flush (see `flush_every`), where it is logged and checked: pass the tensor,
+        not `loss.item()`, and the step never waits for the GPU.
 
         `step` is the global step and must increase. Two other ways to count:
         - `step=None`: the Monitor counts itself, one more than the last step (1 for the first call).
@@ -296,19 +347,19 @@ class Monitor:
             elif isinstance(value, bool) or value is None:
                 continue
             else:
-                record.scalars[key] = float(value)
+                record.scalars[key] = _scalar(value)
         self._last_step = record.step
         self.ctx.step = record.step
-        if record.loss is not None:
-            self.ctx.log_scalar("loss/train", record.loss, record.step)
-        for key, value in record.scalars.items():
-            self.ctx.log_scalar(key if "/" in key else f"train/{key}", value, record.step)
         if self._phase_seconds:
             for phase_name, seconds in self._phase_seconds.items():
                 self.ctx.log_scalar(f"time/{phase_name}", seconds, record.step)
             self._phase_seconds.clear()
-        self._dispatch("on_step", record)
-        if self._live is not None and self._live.due(record.step):
+        self._dispatch("at_step", record)
+        self._pending.add(record)
+        live_due = self._live is not None and self._live.due(record.step)
+        if live_due or self._flushes == 0 or record.step // self.flush_every > self._flushed_block:
+            self.flush()
+        if live_due:
             self._check_live(record.step)
 
     @property
@@ -404,6 +455,7 @@ class Monitor:
         if self._finished is not None:
             return self._finished
         start = time.perf_counter()
+        self.flush()
         for handle in self._hooks:
             handle.remove()
         if self.ranks is not None:
@@ -481,6 +533,24 @@ class Monitor:
             raise ValueError(f"Monitor.step: steps must increase, got {step} after {last}")
         return step
 
+    def flush(self) -> None:
+        """Bring what the steps since the last flush gathered to the host now (one copy per device): log their loss
+        and scalars, hand each step's record to the probes, let the probes read their own device buffers; then
+        raise on a data batch that held NaN or infinite values. The Monitor flushes by itself (see `flush_every`);
+        call it where the loop waits for the device anyway and wants everything logged, before a checkpoint."""
+        self._flushes += 1
+        self._flushed_block = (self._last_step or 0) // self.flush_every
+        records, bad = self._pending.read()
+        for record in records:
+            if record.loss is not None:
+                self.ctx.log_scalar("loss/train", record.loss, record.step)
+            for key, value in record.scalars.items():
+                self.ctx.log_scalar(key if "/" in key else f"train/{key}", value, record.step)
+            self._dispatch("on_step", record)
+        self._dispatch("on_flush")
+        if bad:
+            raise ValueError(_bad_batch_message(bad[0], len(bad)))
+
     def _check_live(self, step: int) -> None:
         """Ask every probe's rules now (a probe that raises is switched off as anywhere else), record what they
         found, and note the first finding that calls for a stop."""
@@ -507,11 +577,11 @@ class Monitor:
         running = {probe.name for probe in self.probes}
         return self._live.stamp(findings, last, gone=lambda finding: finding.probe not in running)
 
-    def _forward_hook(self, name: str) -> Any:
+    def _forward_hook(self, name: str, hooked: torch.nn.Module) -> Any:
         watched = self.ctx.models[name]
 
         def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-            if module is not watched.module:  # a copy.deepcopy of the watched network carries this hook along
+            if module is not hooked:  # a copy.deepcopy of the watched network carries this hook along
                 return
             if self.ctx.recording_suspended or (watched.ema_of is not None and self._mode != "sampling"):
                 return
@@ -621,6 +691,12 @@ class Monitor:
 _UNREAD = object()  # the condition of a call whose watch does not read one
 
 
+def _compiled_module(model: torch.nn.Module) -> torch.nn.Module:
+    """The module a `torch.compile` wrapper runs (its `_orig_mod`); any other module itself."""
+    inner = getattr(model, "_orig_mod", None)
+    return inner if isinstance(inner, torch.nn.Module) else model
+
+
 def _call_inputs(name: str, watched: WatchedModel, args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
     """(x, t, cond) of one forward call, through the watch's `inputs` where given, else x_arg, t_arg and cond_arg;
     cond is `_UNREAD` where the watch reads no condition."""
@@ -689,21 +765,37 @@ def _argument(args: tuple, kwargs: dict, where: int | str | None) -> Any:
 
 
 def _rows(values: tuple[Any, ...], rows: int, picker: RowPicker) -> list[torch.Tensor | None]:
-    """At most `rows` rows of each tensor, chosen at random and aligned across the tensors, as float on the CPU."""
-    return [None if value is None else value.float().cpu() for value in aligned_rows(values, rows, picker)]
+    """At most `rows` rows of each tensor, chosen at random and aligned across the tensors, as float on their
+    device (a copy: the loop may overwrite its tensors)."""
+    return [None if value is None else value.to(torch.float32, copy=True)
+            for value in aligned_rows(values, rows, picker)]
 
 
-def _scalar(value: float | torch.Tensor | None) -> float | None:
+def _scalar(value: float | torch.Tensor | None) -> float | torch.Tensor | None:
+    """A number as a float; a tensor detached, left on its device until the flush reads it."""
     if value is None:
         return None
-    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"Monitor.step: a loss or scalar tensor must hold one value, got shape "
+                             f"{tuple(value.shape)}")
+        return value.detach()
+    return float(value)
+
+
+def _bad_batch_message(first: BadBatch, batches: int) -> str:
+    more = f" ({batches} such batches since the last flush)" if batches > 1 else ""
+    return (f"Monitor.observe_data(role={first.role!r}): the batch given at step {first.step} holds {first.count} "
+            f"NaN or infinite values{more}")
 
 
 def _detach(value: torch.Tensor | None) -> torch.Tensor | None:
     return None if value is None else torch.as_tensor(value).detach()
 
 
-def _check_batch(batch: Any, where: str) -> torch.Tensor:
+def _check_batch(batch: Any, where: str, finite: bool = True) -> torch.Tensor:
+    """The batch detached, after checks of its type and shape; with `finite`, also that it holds no NaN or
+    infinite value (that check makes the host wait for the batch's device)."""
     if not isinstance(batch, torch.Tensor):
         raise TypeError(f"Monitor.{where}: expected a torch.Tensor, got {type(batch).__name__}")
     if batch.dim() < 2:
@@ -712,7 +804,7 @@ def _check_batch(batch: Any, where: str) -> torch.Tensor:
     if batch.shape[0] == 0:
         raise ValueError(f"Monitor.{where}: the batch is empty (shape {tuple(batch.shape)})")
     batch = batch.detach()
-    if batch.is_floating_point() and not bool(torch.isfinite(batch).all()):
+    if finite and batch.is_floating_point() and not bool(torch.isfinite(batch).all()):
         bad = int((~torch.isfinite(batch)).sum())
         raise ValueError(f"Monitor.{where}: the batch holds {bad} NaN or infinite values")
     return batch

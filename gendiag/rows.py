@@ -38,7 +38,7 @@ def take_rows(batch: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
     """The rows `index` of `batch` along its first dimension, gathered on the batch's device (all rows for None)."""
     if index is None:
         return batch
-    return batch.index_select(0, index.to(batch.device))
+    return batch.index_select(0, index.to(batch.device, non_blocking=True))  # the host does not wait
 
 
 def aligned_rows(values: tuple[Any, ...], keep: int, picker: RowPicker) -> list[torch.Tensor | None]:

@@ -158,6 +158,8 @@ class RunContext:
         if self._tracked is None or not self.writes:
             return
         tracked = self._tracked
+        if self.monitor is not None:
+            self.monitor.flush()  # the metrics saved with the checkpoint hold every step up to it
         save_checkpoint(self.run_dir / CHECKPOINT, {
             "step": step,
             "modules": {name: module.state_dict() for name, module in tracked.modules.items()},

@@ -127,7 +127,7 @@ def test_a_probe_that_raises_is_switched_off_and_reported(tmp_path: Path) -> Non
 
 
 def test_strict_monitor_raises_the_probe_error(tmp_path: Path) -> None:
-    mon = gendiag.Monitor(tmp_path, task="generic", probes=[], strict=True)
+    mon = gendiag.Monitor(tmp_path, task="generic", probes=[], strict=True, flush_every=1)  # on_step: at flushes
     mon.probes.append(Boom())
     mon.step(1, 1.0)
     with pytest.raises(ArithmeticError, match="probe bug"):

@@ -235,14 +235,15 @@ def test_update_ratio_and_gradient_noise_match_brute_force() -> None:
     for step in range(1, 21):  # the 20th reading copies the weights and gradients
         for p, grad in zip(model.parameters(), g):
             p.grad = grad.clone()
-        readings.at_step(step, True, None)
+        readings.at_step(step, True)
     before = [p.detach().clone() for p in model.parameters()]
     g2 = [torch.randn(p.shape, generator=generator) for p in model.parameters()]
     with torch.no_grad():
         for p, grad in zip(model.parameters(), g2):
             p -= 0.01 * grad
             p.grad = grad.clone()
-    _, updates = readings.at_step(21, True, None)
+    readings.at_step(21, True)
+    updates = readings.settle()  # the measurements stay on the device until the flush reads them
     expected = [float((p.detach() - b).norm() / p.detach().norm()) for p, b in zip(model.parameters(), before)]
     assert updates[0].ratio.tolist() == pytest.approx(expected, rel=1e-5) and updates[0].step == 21
     change = sum(float((a - b).square().sum()) for a, b in zip(g, g2))

@@ -134,6 +134,13 @@ def gradients_text(summary: dict[str, Any]) -> str:
         lines.append(f"Gradient noise-to-signal ratio (batch-gradient variance over squared mean gradient): "
                      f"{summary['noise_to_signal']:.3g}" + (" — a step's gradient is mostly noise." if
                                                          summary["noise_to_signal"] > 1 else "."))
+    if "scaler_skipped_steps" in summary:
+        skipped = summary["scaler_skipped_steps"]
+        at = ", ".join(str(step) for step in summary["scaler_first_skipped"]) + (", ..." if skipped > 10 else "")
+        lines.append(f"Mixed precision: GradScaler skipped {skipped} optimizer step{'s' if skipped != 1 else ''} on "
+                     f"an overflow" + (f" (steps {at})" if skipped else "") + f"; its last scale was "
+                     f"{summary['scaler_scale']:g}. The gradients above are unscaled; skipped steps are not counted "
+                     f"as updates.")
     return " ".join(lines)
 
 

@@ -5,7 +5,9 @@ it uses Li's "Algorithm L": it draws how many offered rows to skip before the ne
 rows are all skipped costs a comparison, not a copy. Every row offered has the same chance to be kept, wherever it
 sits in its batch and whichever call brought it. The rows are read back in random order, so any prefix of `rows` is
 itself a uniform sample: a batch whose rows come in order (two moons along the arc) does not come back as one blob
-at the front. The draws come from the reservoir's own seeded generators, never the user's nor torch's global one."""
+at the front. The rows are kept on the device of the first batch offered (adding never makes the host wait for a
+GPU) and come back to the CPU when read. The draws come from the reservoir's own seeded generators, never the
+user's nor torch's global one."""
 
 from __future__ import annotations
 
@@ -45,19 +47,19 @@ class Reservoir:
 
     @property
     def rows(self) -> torch.Tensor:
-        """(N, D) float32 rows kept, in random order."""
+        """(N, D) float32 rows kept, in random order, on the CPU."""
         if self._rows is None:
             return torch.empty(0, 0)
         self._shuffle()
-        return self._rows[: len(self)]
+        return self._rows[: len(self)].cpu()
 
     @property
     def times(self) -> torch.Tensor:
-        """(N,) times of the rows kept (NaN where none was given), in the order of `rows`."""
+        """(N,) times of the rows kept (NaN where none was given), in the order of `rows`, on the CPU."""
         if self._times is None:
             return torch.empty(0)
         self._shuffle()
-        return self._times[: len(self)]
+        return self._times[: len(self)].cpu()
 
     def _shuffle(self) -> None:
         """Put the stored rows in uniformly random order, once after rows were appended while filling: a full
@@ -65,7 +67,7 @@ class Reservoir:
         per read after filling, not per call."""
         if self._shuffled:
             return
-        order = torch.randperm(len(self), generator=self._generator)
+        order = torch.randperm(len(self), generator=self._generator).to(self._rows.device, non_blocking=True)
         self._rows[: len(self)] = self._rows[order]
         self._times[: len(self)] = self._times[order]
         self._shuffled = True
@@ -76,13 +78,13 @@ class Reservoir:
         width = math.prod(batch.shape[1:])
         if self._rows is None:
             self.sample_shape = tuple(batch.shape[1:])
-            self._rows = torch.empty(self.capacity, width)
-            self._times = torch.full((self.capacity,), float("nan"))
+            self._rows = torch.empty(self.capacity, width, device=batch.device)
+            self._times = torch.full((self.capacity,), float("nan"), device=batch.device)
         elif width != self._rows.shape[1]:
             raise ValueError(f"Reservoir: rows of {width} numbers offered to a reservoir of rows of "
                              f"{self._rows.shape[1]}")
         flat = batch.detach().reshape(count, width)
-        flat_times = None if times is None else times.detach().reshape(-1)
+        flat_times = None if times is None else times.detach().reshape(-1).to(flat.device, non_blocking=True)
         filling = min(max(self.capacity - self.seen, 0), count)
         if filling:  # not yet full: the first rows go to the next free slots, one slice copy
             self._rows[self.seen: self.seen + filling] = flat[:filling]
@@ -100,10 +102,10 @@ class Reservoir:
         self.seen += count
         if not taken:
             return
-        slots = torch.tensor(list(taken), dtype=torch.long)
-        chosen = torch.tensor(list(taken.values()), dtype=torch.long, device=flat.device)
-        self._rows[slots] = flat[chosen].float().cpu()
-        self._times[slots] = float("nan") if flat_times is None else flat_times[chosen].float().cpu()
+        slots = torch.tensor(list(taken), dtype=torch.long).to(self._rows.device, non_blocking=True)
+        chosen = torch.tensor(list(taken.values()), dtype=torch.long).to(flat.device, non_blocking=True)
+        self._rows[slots] = flat[chosen].to(self._rows)
+        self._times[slots] = float("nan") if flat_times is None else flat_times[chosen].to(self._times)
 
     def _uniform(self) -> float:
         return 1.0 - self._random.random()  # in (0, 1]: safe for log

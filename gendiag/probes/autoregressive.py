@@ -71,9 +71,9 @@ class AutoregressiveProbe(Probe):
     # -- gathering ------------------------------------------------------------------------------------
 
     def on_forward(self, ctx: ProbeContext, call: ForwardCall) -> None:
-        x, output = call.x, call.output
-        if x is None or output is None or x.dim() < 2 or x.shape[0] == 0:
+        if call.x is None or call.output is None or call.x.dim() < 2 or call.x.shape[0] == 0:
             return
+        x, output = call.x.cpu(), call.output.cpu()  # this probe reads each call on the host (not sync-free yet)
         kind = layout(x, output)
         if kind is None:
             return

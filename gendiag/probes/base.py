@@ -29,19 +29,20 @@ class StepRecord:
     """What the training loop reported for one step."""
 
     step: int
-    loss: float | None
+    loss: float | torch.Tensor | None  # a tensor (on its device) until the flush reads it; a float in `on_step`
     t: torch.Tensor | None = None
     per_sample_loss: torch.Tensor | None = None
-    scalars: dict[str, float] = field(default_factory=dict)
+    scalars: dict[str, float | torch.Tensor] = field(default_factory=dict)  # floats in `on_step`
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class ForwardCall:
-    """A watched network's forward call: a few rows of its inputs and output, detached, on the CPU. The rows are
-    chosen at random and come in random order (the same rows of x, t and output), so any prefix of them is a
-    uniform sample of the call's batch, however the user's batch is ordered."""
+    """A watched network's forward call: a few rows of its inputs and output, detached, as float on the network's
+    device (a probe moves them to the host at a flush, not per call; the sampling calls' `head` rows are on the
+    CPU). The rows are chosen at random and come in random order (the same rows of x, t and output), so any prefix
+    of them is a uniform sample of the call's batch, however the user's batch is ordered."""
 
     model: str
     mode: str  # "train" or "sampling"
@@ -91,8 +92,16 @@ class Probe:
     def after_optimizer_step(self, ctx: "ProbeContext", optimizer: torch.optim.Optimizer) -> None:
         """Just after a watched optimizer's step."""
 
+    def at_step(self, ctx: "ProbeContext", record: StepRecord) -> None:
+        """Right at each `Monitor.step`, before its numbers reach the host: device work only, nothing that makes
+        the host wait (`record.loss` and `record.scalars` may still be tensors on the training device)."""
+
     def on_step(self, ctx: "ProbeContext", record: StepRecord) -> None:
-        """Once per training step, after the user's optimizer step."""
+        """For each training step, in order, at the flush that follows it (every `flush_every` steps, see
+        `Monitor`): `record.loss` and `record.scalars` are floats by then; `record.step` is the step's own."""
+
+    def on_flush(self, ctx: "ProbeContext") -> None:
+        """At each flush, after `on_step` of the steps since the last one: read what was kept on the device."""
 
     def on_forward(self, ctx: "ProbeContext", call: ForwardCall) -> None:
         """A recorded forward call of a watched network (only for probes with `wants_forward`)."""

@@ -74,20 +74,30 @@ class GradientsProbe(Probe):
         self.logged_at: dict[str, int] = {}
         self.summary: dict[str, Any] = {}
         self.cached: tuple[tuple[int, int], dict[str, Any]] | None = None  # ((readings' changes, step), summary)
+        self.scales: list[tuple[int, torch.Tensor]] = []  # GradScaler's scale after each step, on its device
+        self.scale_before: float | None = None  # the scale before the first of them
+        self.skipped: list[int] = []  # steps whose optimizer step GradScaler skipped (overflow)
 
     def setup(self, ctx: ProbeContext) -> None:
         ctx.add_chart("grad", "gradient norms", ["grad/global_norm", "grad/norm/.*"])
         ctx.add_chart("grad", "update / weight per step", ["grad/update_ratio.*"])
         ctx.add_chart("grad", "gradient noise-to-signal", ["grad/noise_to_signal"])
 
+    def _note_scale(self, ctx: ProbeContext) -> None:
+        """The scaler's scale when it is given (a host read once, before the steps it judges)."""
+        if ctx.scaler is not None and self.scale_before is None and ctx.scaler.is_enabled():
+            self.scale_before = ctx.scaler.get_scale()
+
     def on_watch(self, ctx: ProbeContext, name: str, module: torch.nn.Module) -> None:
         watched = ctx.models.get(name)
         if watched is not None and watched.ema_of is not None:  # an EMA copy is averaged, not trained
             return
+        self._note_scale(ctx)
         for index, param in self.readings.watch(name, module):
             self.arrival_hooks[index] = param.register_post_accumulate_grad_hook(self._arrival(index))
 
     def on_optimizer(self, ctx: ProbeContext, optimizer: torch.optim.Optimizer) -> None:
+        self._note_scale(ctx)
         self.readings.add_optimizer(optimizer)
 
     def before_optimizer_step(self, ctx: ProbeContext, optimizer: torch.optim.Optimizer) -> None:
@@ -96,22 +106,55 @@ class GradientsProbe(Probe):
     def after_optimizer_step(self, ctx: ProbeContext, optimizer: torch.optim.Optimizer) -> None:
         self.readings.after_optimizer_step(optimizer)
 
-    def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
+    def at_step(self, ctx: ProbeContext, record: StepRecord) -> None:
         if not self.readings.params:
             return
         self._drop_arrival_hooks()
-        full, updates = self.readings.at_step(record.step, self.due(record.step), record.scalars.get("lr"))
-        if full:
-            self._flush(ctx)
+        self.readings.at_step(record.step, self.due(record.step))
+        if self.scale_before is not None:
+            scale = ctx.scaler._get_scale_async()  # the scale tensor itself: get_scale() would wait for the device
+            if scale is not None:
+                self.scales.append((record.step, scale.detach().clone()))
+
+    def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
+        if record.scalars.get("lr") is not None:
+            self.readings.lr = record.scalars["lr"]
+
+    def on_flush(self, ctx: ProbeContext) -> None:
+        """The norms, updates and histograms gathered on the device since the last flush, to the history and
+        TensorBoard."""
+        if not self.readings.params:
+            return
+        updates = self.readings.settle(self._skipped_since())
+        self._flush(ctx)
         for update in updates:
             self._log_update(ctx, update.step, update.ratio, update.mask, update.noise_to_signal)
         self._write_histograms(ctx)
+
+    def _skipped_since(self) -> set[int]:
+        """Read the scales of the steps since the last flush (one copy): a step after which the scale fell is one
+        GradScaler skipped on an overflow."""
+        if not self.scales:
+            return set()
+        scales, self.scales = self.scales, []
+        values = torch.stack([scale.reshape(()).to(scales[0][1].device) for _, scale in scales]).cpu().tolist()
+        skipped = set()
+        for (step, _), value in zip(scales, values):
+            if value < self.scale_before:
+                skipped.add(step)
+                self.skipped.append(step)
+            self.scale_before = value
+        return skipped
 
     def _judged(self, ctx: ProbeContext) -> dict[str, Any]:
         """The judged summary of the readings flushed so far, computed once per change and step."""
         key = (self.readings.changes, ctx.step)
         if self.cached is None or self.cached[0] != key:
-            self.cached = (key, judge_gradients(self.readings.summary(ctx.step)))
+            summary = self.readings.summary(ctx.step)
+            if self.scale_before is not None:
+                summary.update(scaler_skipped_steps=len(self.skipped), scaler_first_skipped=self.skipped[:10],
+                               scaler_scale=self.scale_before)
+            self.cached = (key, judge_gradients(summary))
         return self.cached[1]
 
     def _figure_path(self) -> str | None:

@@ -6,7 +6,8 @@ step); the window statistics (`gendiag.quantities.loss`) and the rules (`gendiag
 when findings are asked for, the figure (`gendiag.figures.loss`) in `finish`.
 
 Findings:
-- `loss-nonfinite` (critical): the loss was NaN or infinite at some step.
+- `loss-nonfinite` (critical): the loss was NaN or infinite at some step; so was a named loss of `mon.step`
+  (`loss_d`, `loss_g`, any `loss_*`), checked exactly like `loss` (the finding names it).
 - `loss-unbounded-below` (critical): the loss falls below 0 and keeps falling without slowing down, to 10 times
   its starting scale below where it began, or lies 1000 times its starting scale below it however it got there;
   the reported term (`mon.step(..., kl=...)`, or the KL of `observe_latents`) that has no floor is named where one
@@ -29,8 +30,8 @@ from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
 from gendiag.report.section import ProbeSection
-from gendiag.quantities.loss import INTERNAL, LossSeries, LossTerms, latent_kl
-from gendiag.rules.loss import judge_trend, loss_findings
+from gendiag.quantities.loss import INTERNAL, LossSeries, LossTerms, NamedLosses, latent_kl
+from gendiag.rules.loss import judge_trend, loss_findings, named_nonfinite_finding
 
 FIGURE = "loss_curve"
 
@@ -45,6 +46,7 @@ class LossProbe(Probe):
         super().__init__(every)
         self.series = LossSeries()
         self.terms = LossTerms()
+        self.named = NamedLosses()
         self.critic = False  # a Wasserstein critic's loss (d_output="critic") has no floor by design
         self.logged_at: int | None = None
         self.cached: tuple[int, dict[str, Any]] | None = None  # (losses recorded, judged summary)
@@ -54,6 +56,9 @@ class LossProbe(Probe):
                       ["loss/train", "loss/running_mean", "loss/running_std"])
 
     def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
+        for key, value in record.scalars.items():
+            if key.startswith("loss_"):
+                self.named.add(key, record.step, value)
         if record.loss is None or not self.due(record.step):
             return
         self.terms.add_scalars(record.step, record.scalars)
@@ -96,8 +101,10 @@ class LossProbe(Probe):
 
     def findings(self, ctx: ProbeContext) -> list[Finding]:
         if not len(self.series):
-            return []
-        return loss_findings(self._judged(), f"figures/{FIGURE}.png", ctx.task)
+            named = self.named.nonfinite()
+            return [named_nonfinite_finding(named, None, ctx.task)] if named else []
+        return loss_findings({**self._judged(), "named_nonfinite": self.named.nonfinite()}, f"figures/{FIGURE}.png",
+                             ctx.task)
 
     def state(self) -> dict[str, Any]:
         """The judged loss summary less what only the rules read; available at any time, as findings are."""

@@ -48,7 +48,7 @@ class TimingProbe(Probe):
     def setup(self, ctx: ProbeContext) -> None:
         ctx.add_chart("time", "seconds per step by phase", [r"time/(?!share/).*"])
 
-    def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
+    def at_step(self, ctx: ProbeContext, record: StepRecord) -> None:
         self.clock.tick(record.step, self.due(record.step))
 
     def _measured(self, ctx: ProbeContext) -> tuple["pd.DataFrame", dict[str, Any]]:

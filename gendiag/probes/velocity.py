@@ -73,8 +73,8 @@ class VelocityProbe(Probe):
                 self._source = Reservoir(capacity_for(int(batch[0].numel()), 2000, 512), seed=29)
             self._source.add(batch)
             values = batch.detach().double()
-            self._source_moments += torch.stack([torch.tensor(float(values.numel()), dtype=torch.float64),
-                                                 values.sum(), values.pow(2).sum()])
+            moments = torch.stack([values.new_full((), float(values.numel())), values.sum(), values.pow(2).sum()])
+            self._source_moments = moments + self._source_moments.to(moments.device)  # kept on the batch's device
 
     def _measure(self, ctx: Any) -> dict[str, Any]:
         """The comparison on what was gathered so far, cached on the step and the rows seen: {"skip": text,

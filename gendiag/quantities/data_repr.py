@@ -44,13 +44,13 @@ class BatchSample:
         if self.batches and batch.shape[1:] != self.batches[0].shape[1:]:
             raise ValueError(f"data_repr: {role} batches changed shape from {tuple(self.batches[0].shape[1:])} "
                              f"to {tuple(batch.shape[1:])} per sample")
-        self.batches.append(self.picker.take(batch.detach(), self.rows).to("cpu", copy=True))
+        self.batches.append(self.picker.take(batch.detach(), self.rows).clone())  # on its device until read
         if len(self.batches) > self.capacity:
             self.batches = self.batches[::2]
             self.stride *= 2
 
     def rows_kept(self) -> torch.Tensor:
-        return torch.cat([b.to(torch.float64) for b in self.batches])
+        return torch.cat([b.cpu().to(torch.float64) for b in self.batches])
 
 
 @dataclass

@@ -8,7 +8,8 @@ gradient is added to `.grad`: a `.grad` that is None or exactly zero there was r
 place) since the step. A window in which some tensor of a network received a gradient but none of its tensors
 ever saw a reset is a window of accumulation. One window every CHECK_EVERY optimizer steps (every STEP_EVERY
 Monitor.step calls) keeps the cost to a Python call per tensor per backward during a tenth (a half) of the run, and
-one reduction per tensor only while no reset has been seen."""
+one reduction per tensor only while no reset has been seen. The reductions stay on the device; `settle` (at the
+Monitor's flush) reads them in one copy and gives the closed windows their verdicts."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Window:
     received: set[int] = field(default_factory=set)
     reset: set[int] = field(default_factory=set)
     steps_left: int = 0
+    held: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (column, .grad held a nonzero) per backward
 
 
 class ResetWatch:
@@ -40,6 +42,7 @@ class ResetWatch:
         self.networks = networks
         self.open: dict[int, Window] = {}  # by id of the group's key (its optimizer, or None for Monitor.step)
         self.closed: list[Window] = []  # closed, waiting for their step
+        self.unjudged: list[tuple[int, Window]] = []  # closed with their step, waiting for `settle`
         self.verdicts: dict[str, list[tuple[int, bool]]] = {}
 
     def opens(self, count: int, every: int = CHECK_EVERY) -> bool:
@@ -69,13 +72,26 @@ class ResetWatch:
         self.closed.append(window)
 
     def give_step(self, step: int) -> None:
-        """`Monitor.step`: the windows closed since the last one are verdicts of this step."""
-        for window in self.closed:
+        """`Monitor.step`: the windows closed since the last one are verdicts of this step (given at `settle`)."""
+        self.unjudged += [(step, window) for window in self.closed]
+        self.closed = []
+
+    def settle(self) -> None:
+        """Read the windows' reductions (one copy to the host) and add the verdicts of the windows given a step."""
+        judged, self.unjudged = self.unjudged, []
+        held = [(window, column, flag) for _, window in judged for column, flag in window.held]
+        if held:
+            device = held[0][2].device
+            flags = torch.stack([flag.to(device) for _, _, flag in held]).cpu().tolist()
+            for (window, column, _), nonzero in zip(held, flags):
+                if not nonzero:
+                    window.reset.add(column)
+        for step, window in judged:
+            window.held = []
             for name, columns in self.networks.items():
                 received = window.received.intersection(columns)
                 if received:
                     self.verdicts.setdefault(name, []).append((step, bool(window.reset.intersection(columns))))
-        self.closed = []
 
     def stop(self) -> None:
         """Remove every hook and drop the open windows (at the end of the run, or when the watched tensors are
@@ -94,8 +110,10 @@ class ResetWatch:
             window.received.add(column)
             if column not in window.reset:
                 held = param.grad
-                if held is None or not bool(held.any()):
+                if held is None:
                     window.reset.add(column)
+                else:
+                    window.held.append((column, held.any()))  # read at `settle`; the host does not wait
 
         return hook
 

@@ -1,5 +1,6 @@
 """The history of per-tensor gradient norms: the norms of each reading are written into one row of a buffer on their
-device (`NormHistory.keep`), every FLUSH_STEPS rows copied to the CPU in one go (`NormHistory.flush`) into a history
+device (`NormHistory.keep`), at each flush of the Monitor copied to the CPU in one go (`NormHistory.flush`; the
+buffer starts at FLUSH_STEPS rows and doubles on the device when a flush is further apart) into a history
 of at most HISTORY rows (when full it keeps every other row and halves its rate). Holding hundreds of small norm
 tensors alive between flushes slowed the training step itself by ~4% on a 2-D MLP, more than the norms cost.
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 HISTORY = 2048
-FLUSH_STEPS = 64  # readings whose gradient norms wait on the device before they are copied together
+FLUSH_STEPS = 64  # rows of the device buffer of norms waiting for the flush, at first
 MISSING = -1.0  # the norm written for a tensor whose gradient is None at a reading
 NOT_READ = -2.0  # a row's columns no reading wrote (another group's tensors); NaN stays a non-finite gradient
 
@@ -95,14 +96,16 @@ class NormHistory:
         group.kept += 1
         self.row_at_step = self.row_at_step or group.optimizer is None
 
-    def close_row(self, step: int) -> bool:
-        """`Monitor.step` gives the readings taken since the last one their step; True when the buffer is full."""
+    def close_row(self, step: int) -> None:
+        """`Monitor.step` gives the readings taken since the last one their step; a full buffer doubles (on its
+        device: the host does not wait)."""
         if not self.row_written:
-            return False
+            return
         self.pending_steps.append(step)
         self.pending_at_step.append(self.row_at_step)
         self.row_written = self.row_at_step = False
-        return len(self.pending_steps) >= FLUSH_STEPS
+        if len(self.pending_steps) >= len(self.pending):
+            self.pending = torch.cat([self.pending, torch.empty_like(self.pending)])
 
     def flush(self, networks: dict[str, list[int]], read_at_step: set[int]) -> list[tuple[int, np.ndarray]]:
         """Move the pending rows into the history (one copy to the CPU); returns the rows kept, (step, norms). A

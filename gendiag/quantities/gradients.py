@@ -4,7 +4,8 @@ gradients for histograms, and the run's summary per network (`GradientReadings.s
 
 Every SAMPLE_EVERY due readings a group's weights and gradients are copied (memory: 2x the watched parameters,
 allocated once and reused); the next step (or optimizer step) measures the update against them and the
-gradient difference. Gradient noise: for consecutive batch gradients g, g' (nearly the same weights)
+gradient difference. The measured norms stay on the device until `settle` (at the Monitor's flush) reads them all
+in one copy. Gradient noise: for consecutive batch gradients g, g' (nearly the same weights)
 E‖g - g'‖²/2 estimates the trace of the batch gradient's covariance and E[g·g'] the squared norm of the true
 gradient; their ratio is the noise-to-signal ratio (above 1: a step's gradient is mostly noise)."""
 
@@ -61,9 +62,10 @@ class GradientReadings:
         self.ratio_steps: list[int] = []
         self.ratios: list[np.ndarray] = []  # per measured update, every tensor (NaN where not measured)
         self.ratio_masks: list[np.ndarray] = []  # the tensors each update measured (one group's)
-        self.open_ratios: list[tuple[np.ndarray, np.ndarray]] = []  # measured, waiting for their step
+        self.open_ratios: list[tuple[torch.Tensor, list[int], int]] = []  # measured, waiting for their step
+        self.unread: list[tuple[str, int, Any]] = []  # ("ratio" | "noise", step, measurement on the device)
         self.noise_sums = np.zeros(2)  # sum of ‖g - g'‖²/2 and of g·g' over the measured pairs
-        self.open_noise: list[np.ndarray] = []
+        self.open_noise: list[tuple[torch.Tensor, int]] = []
         self.noise_steps: list[int] = []
         self.noise_ratios: list[float] = []
         self.next_histogram = 0
@@ -157,15 +159,12 @@ class GradientReadings:
             return
         self.open_ratios.append(self._update_ratio(group, gap=1))
 
-    def at_step(self, step: int, due: bool, lr: float | None) -> tuple[bool, list[UpdateRecord]]:
+    def at_step(self, step: int, due: bool) -> None:
         """`Monitor.step`: read the tensors no optimizer hook reads (when `due`), give the readings since the last
-        call their step, sample histograms when their step has come. Returns whether the norm buffer is full (flush
-        it) and the updates given their step."""
+        call their step, sample histograms when their step has come; all of it on the device."""
         self.changes += 1
         if self.first_step is None:
             self.first_step = step
-        if lr is not None:
-            self.lr = lr
         group = self.step_group
         if group is not None:
             self.resets.close(id(group))
@@ -184,19 +183,9 @@ class GradientReadings:
                 group.calls += 1
                 if self._read(group, grads):
                     group.weights_armed_at = step
-        full = self.norms.close_row(step)
-        updates = []
-        for ratio, mask in self.open_ratios:
-            self.ratio_steps.append(step)
-            self.ratios.append(ratio)
-            self.ratio_masks.append(mask)
-            noise = self.noise_ratios[-1] if self.noise_ratios else None
-            updates.append(UpdateRecord(step, len(self.ratio_steps), ratio, mask, noise))
-        for sums in self.open_noise:
-            self.noise_sums += sums
-            self.noise_steps.append(step)
-            self.noise_ratios.append(float(self.noise_sums[0] / self.noise_sums[1])
-                                     if self.noise_sums[1] > 0 else math.inf)
+        self.norms.close_row(step)
+        self.unread += [("ratio", step, measured) for measured in self.open_ratios]
+        self.unread += [("noise", step, measured) for measured in self.open_noise]
         self.histograms += [(tag, step, values) for tag, values in self.open_histograms]
         self.open_ratios, self.open_noise, self.open_histograms = [], [], []
         if step >= self.next_histogram:
@@ -210,7 +199,44 @@ class GradientReadings:
             if self.histograms_taken % HISTOGRAM_BUDGET == 0:
                 self.histogram_stride *= 2
             self.next_histogram = (step // self.histogram_stride + 1) * self.histogram_stride
-        return full, updates
+
+    def settle(self, skipped: frozenset[int] | set[int] = frozenset()) -> list[UpdateRecord]:
+        """Read the updates and gradient-noise pairs measured since the last call (one copy to the host) and add
+        them, in the order of their steps; returns the updates. An update measured at a step in `skipped` (a step
+        GradScaler skipped: the weights could not move) is left out."""
+        self.changes += 1
+        self.resets.settle()
+        events, self.unread = self.unread, []
+        if not events:
+            return []
+        device = events[0][2][0].device
+        values = torch.cat([measured[0].to(device=device, dtype=torch.float64) for _, _, measured in events])
+        values = values.cpu().numpy()
+        updates, offset = [], 0
+        for kind, step, (norms, *shape) in events:
+            found, offset = values[offset: offset + len(norms)], offset + len(norms)
+            if kind == "ratio":
+                if step in skipped:
+                    continue
+                columns, gap = shape
+                ratio, mask = np.full(len(self.params), np.nan), np.zeros(len(self.params), dtype=bool)
+                ratio[columns] = found[:len(columns)] / gap / np.maximum(found[len(columns):], 1e-30)
+                mask[columns] = True
+                self.ratio_steps.append(step)
+                self.ratios.append(ratio)
+                self.ratio_masks.append(mask)
+                noise = self.noise_ratios[-1] if self.noise_ratios else None
+                updates.append(UpdateRecord(step, len(self.ratio_steps), ratio, mask, noise))
+                continue
+            size = shape[0]
+            now, previous, change = (np.square(found[i * size: (i + 1) * size]).sum() for i in range(3))
+            sums = np.array([change / 2, (now + previous - change) / 2])
+            if np.isfinite(sums).all():
+                self.noise_sums += sums
+                self.noise_steps.append(step)
+                self.noise_ratios.append(float(self.noise_sums[0] / self.noise_sums[1])
+                                         if self.noise_sums[1] > 0 else math.inf)
+        return updates
 
     def flush(self) -> list[tuple[int, np.ndarray]]:
         """Move the pending norms into the history; returns the rows kept, (step, norms)."""
@@ -250,20 +276,16 @@ class GradientReadings:
                 torch._foreach_copy_(group.previous[:size], weights)
         group.grads_armed = complete
 
-    def _update_ratio(self, group: Group, gap: int) -> tuple[np.ndarray, np.ndarray]:
-        """‖W - W_armed‖ / gap / ‖W‖ per tensor of the group (NaN for the other tensors), and the group's mask."""
+    def _update_ratio(self, group: Group, gap: int) -> tuple[torch.Tensor, list[int], int]:
+        """The norms of ‖W - W_armed‖ and of ‖W‖ per tensor of the group, on the device, with the group's columns
+        and `gap`; `settle` makes them the ratios ‖W - W_armed‖ / gap / ‖W‖."""
         group.weights_armed_at = None
-        size = len(group.params)
         with torch.no_grad():
             weights = [p.detach() for p in group.params]
-            differences = group.previous[:size]
+            differences = group.previous[:len(weights)]
             torch._foreach_sub_(differences, weights)  # the copies become the differences until the next arming
             norms = torch.stack(torch._foreach_norm(differences + weights))
-            norms = norms.to(dtype=torch.float64, device="cpu").numpy()
-        ratio, mask = np.full(len(self.params), np.nan), np.zeros(len(self.params), dtype=bool)
-        ratio[group.columns] = norms[:size] / gap / np.maximum(norms[size:], 1e-30)
-        mask[group.columns] = True
-        return ratio, mask
+        return norms, list(group.columns), gap
 
     def _noise(self, group: Group, grads: list[torch.Tensor | None]) -> None:
         """The gradient-noise pair: the armed reading's gradients against these ones."""
@@ -275,11 +297,7 @@ class GradientReadings:
             before = group.previous[size:]
             norms = [*torch._foreach_norm(grads), *torch._foreach_norm(before)]
             torch._foreach_sub_(before, grads)
-            norms = torch.stack([*norms, *torch._foreach_norm(before)]).to(dtype=torch.float64, device="cpu").numpy()
-        now, previous, change = (np.square(norms[i * size: (i + 1) * size]).sum() for i in range(3))
-        sums = np.array([change / 2, (now + previous - change) / 2])
-        if np.isfinite(sums).all():
-            self.open_noise.append(sums)
+            self.open_noise.append((torch.stack([*norms, *torch._foreach_norm(before)]), size))
 
     def _grad_histograms(self, group: Group, step: int | None) -> None:
         """Keep a strided sample of each tensor's gradient (a TensorBoard histogram costs milliseconds, far more
@@ -393,7 +411,7 @@ def sample(values: torch.Tensor) -> torch.Tensor:
     """An evenly strided subset of about HISTOGRAM_VALUES values (the histogram's shape at a bounded cost), on the
     CPU."""
     values = values.detach().reshape(-1)
-    return values[:: max(1, values.numel() // HISTOGRAM_VALUES)].float().cpu()
+    return values[:: max(1, values.numel() // HISTOGRAM_VALUES)].to(torch.float32, copy=True)
 
 
 def matrix_mask(params: list[torch.Tensor]) -> np.ndarray:

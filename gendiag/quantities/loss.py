@@ -66,6 +66,27 @@ class LossSeries:
         return summary
 
 
+class NamedLosses:
+    """The non-finite values of the named losses a loop reports beside (or instead of) `loss`: `loss_d`, `loss_g`,
+    any `loss_*` scalar of `mon.step`; per name the losses recorded, the non-finite ones and the first such step."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, Any]] = {}
+
+    def add(self, name: str, step: int, value: float) -> None:
+        counts = self.counts.setdefault(name, {"recorded": 0, "nonfinite": 0, "first_nonfinite_step": None})
+        counts["recorded"] += 1
+        if not math.isfinite(value):
+            counts["nonfinite"] += 1
+            if counts["first_nonfinite_step"] is None:
+                counts["first_nonfinite_step"] = step
+
+    def nonfinite(self) -> dict[str, dict[str, Any]]:
+        """The names that had a non-finite value, earliest first step first."""
+        bad = {name: dict(c) for name, c in self.counts.items() if c["first_nonfinite_step"] is not None}
+        return dict(sorted(bad.items(), key=lambda item: item[1]["first_nonfinite_step"]))
+
+
 # measured for the rule, not kept in probe_data.json
 INTERNAL = ("table", "blowup", "peak_after_best", "calm_before_last", "falling_at_end", "fall_speedup", "terms")
 

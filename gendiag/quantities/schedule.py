@@ -60,22 +60,23 @@ def leftover_ratio(summary: ScheduleSummary, data_rms: float = 1.0) -> float:
 
 
 class DataRMS:
-    """The root mean square of the values of the first DATA_BATCHES data batches (float64, on the CPU)."""
+    """The root mean square of the values of the first DATA_BATCHES data batches (float64; the sum of squares stays
+    on the batches' device until `value` reads it)."""
 
     def __init__(self) -> None:
-        self.square_sum = 0.0
+        self.square_sum: torch.Tensor | float = 0.0
         self.value_count = 0
         self.batches = 0
 
     def add(self, batch: torch.Tensor) -> None:
         if self.batches >= DATA_BATCHES:
             return
-        values = batch.detach().to("cpu", torch.float64)
-        self.square_sum += float((values ** 2).sum())
+        values = batch.detach().to(torch.float64)
+        self.square_sum = (values ** 2).sum() + self.square_sum
         self.value_count += values.numel()
         self.batches += 1
 
     @property
     def value(self) -> float | None:
         """The RMS, None before any batch."""
-        return math.sqrt(self.square_sum / self.value_count) if self.value_count else None
+        return math.sqrt(float(self.square_sum) / self.value_count) if self.value_count else None

@@ -41,6 +41,8 @@ def loss_findings(summary: dict[str, Any], figure: str | None, task: str) -> lis
     found: list[Finding] = []
     if summary.get("first_nonfinite_step") is not None:
         found.append(nonfinite_finding(summary, figure, task))
+    elif summary.get("named_nonfinite"):
+        found.append(named_nonfinite_finding(summary["named_nonfinite"], figure, task))
     if summary.get("unbounded_below"):
         found.append(unbounded_finding(summary, figure, task))
     if summary.get("diverging"):
@@ -84,6 +86,24 @@ def nonfinite_finding(summary: dict[str, Any], figure: str | None, task: str) ->
         evidence={"first_nonfinite_step": first, "nonfinite_steps": summary["nonfinite"],
                   "recorded_steps": summary["recorded"], "last_finite_loss": last,
                   "last_finite_step": summary.get("last_finite_step")},
+        suggestion=advice(NONFINITE_ADVICE, task),
+        figure=figure,
+    )
+
+
+def named_nonfinite_finding(named: dict[str, dict[str, Any]], figure: str | None, task: str) -> Finding:
+    """`loss-nonfinite` for named losses (`loss_d`, `loss_g`, any `loss_*` of `mon.step`) that became NaN or
+    infinite while `loss` (where given) stayed finite; `named` is `NamedLosses.nonfinite()`, earliest first."""
+    name, first = next(iter(named.items()))
+    others = [f"{other} at step {c['first_nonfinite_step']}" for other, c in list(named.items())[1:]]
+    return Finding(
+        code="loss-nonfinite", severity="critical",
+        title=f"The loss {name} became NaN or infinite at step {first['first_nonfinite_step']}",
+        message=(f"{first['nonfinite']} of {first['recorded']} recorded values of {name} are NaN or infinite, the "
+                 f"first at step {first['first_nonfinite_step']}" +
+                 (f"; also {', '.join(others)}." if others else ".")),
+        evidence={"loss": name, "first_nonfinite_step": first["first_nonfinite_step"],
+                  "nonfinite_steps": first["nonfinite"], "recorded_steps": first["recorded"], "named_losses": named},
         suggestion=advice(NONFINITE_ADVICE, task),
         figure=figure,
     )
