@@ -51,14 +51,22 @@ class OptimizerProbe(Probe):
         label = f"{type(optimizer).__name__} #{len(self.optimizers) + 1}"
         self.optimizers.append((optimizer, LrSeries(label, weight_decay=optimizer_weight_decay(optimizer))))
 
-    def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
-        if self.lr_stride.take(record.step):
+    def at_step(self, ctx: ProbeContext, record: StepRecord) -> None:
+        """The watched optimizers' learning rates and the weights' norm as they are at this step (the schedule and
+        the weights move on before the flush); the norm stays on the device until `on_flush`."""
+        if self.optimizers and self.lr_stride.take(record.step):
             for optimizer, series in self.optimizers:
                 series.add(record.step, optimizer_lr(optimizer))
-            if not self.optimizers and "lr" in record.scalars:
-                self.step_lr.add(record.step, record.scalars["lr"])
         if self.weight_stride.take(record.step):
-            self.weights.read(record.step, record.loss)
+            self.weights.read(record.step)
+
+    def on_step(self, ctx: ProbeContext, record: StepRecord) -> None:
+        if not self.optimizers and "lr" in record.scalars and self.lr_stride.take(record.step):
+            self.step_lr.add(record.step, record.scalars["lr"])
+        self.weights.note_loss(record.step, record.loss)
+
+    def on_flush(self, ctx: ProbeContext) -> None:
+        self.weights.settle()
 
     def _series(self) -> list[LrSeries]:
         return [series for _, series in self.optimizers] if self.optimizers else [self.step_lr]

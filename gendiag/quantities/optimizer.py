@@ -65,28 +65,45 @@ def lr_fall(series: LrSeries, fraction: float) -> dict[str, Any] | None:
 
 
 class WeightTrace:
-    """The global norm of a set of weights and the loss, at chosen steps."""
+    """The global norm of a set of weights and the loss, at chosen steps. A norm is reduced on the weights' device
+    at its step and read with the others at `settle` (a flush), so that reading it never makes a step wait."""
 
     def __init__(self) -> None:
         self.params: list[torch.Tensor] = []
         self.steps: list[int] = []
         self.norms: list[float] = []
         self.losses: list[float] = []
+        self._unread: list[tuple[int, torch.Tensor]] = []
+        self._loss_at: dict[int, float] = {}
 
     def watch(self, module: torch.nn.Module) -> None:
         seen = {id(p) for p in self.params}
         self.params += [p for p in module.parameters() if p.requires_grad and id(p) not in seen]
 
-    def read(self, step: int, loss: float | None) -> None:
-        """The weights' global norm now (one reduction on their device) and the step's loss (NaN without one)."""
+    def read(self, step: int) -> None:
+        """The weights' global norm now: one reduction on their device, kept there until `settle`."""
         if not self.params:
             return
         with torch.no_grad():
             norms = torch._foreach_norm([p.detach() for p in self.params])
-            total = float(torch.stack([n.double().to(norms[0].device) for n in norms]).pow(2).sum().sqrt())
-        self.steps.append(step)
-        self.norms.append(total)
-        self.losses.append(float("nan") if loss is None else loss)
+            total = torch.stack([n.double().to(norms[0].device) for n in norms]).pow(2).sum().sqrt()
+        self._unread.append((step, total))
+
+    def note_loss(self, step: int, loss: float | None) -> None:
+        """The loss of a step whose norm was read (NaN without one)."""
+        if any(step == unread for unread, _ in self._unread):
+            self._loss_at[step] = float("nan") if loss is None else loss
+
+    def settle(self) -> None:
+        """Read the norms kept since the last settle, in one copy, beside their steps' losses."""
+        if not self._unread:
+            return
+        values = torch.stack([norm.to(self._unread[0][1].device) for _, norm in self._unread]).tolist()
+        for (step, _), value in zip(self._unread, values):
+            self.steps.append(step)
+            self.norms.append(value)
+            self.losses.append(self._loss_at.pop(step, float("nan")))
+        self._unread = []
 
 
 def weight_shrink(trace: WeightTrace) -> dict[str, Any] | None:
