@@ -25,6 +25,7 @@ from gendiag.live import (CHECK_EVERY, CHECK_SECONDS, JOURNAL, Announce, LiveChe
                           stops)
 from gendiag.probes import select_probes
 from gendiag.probes.base import HEAD_ROWS, TASKS, ForwardCall, Probe, StepRecord
+from gendiag.quantities.observed import finite_rows, screen_call
 from gendiag.report import ProbeSection, Report, render_run
 from gendiag.rows import RowPicker, aligned_rows
 from gendiag.sinks import Sink
@@ -196,11 +197,17 @@ class Monitor:
         return optimizer
 
     def observe_data(self, batch: torch.Tensor, role: str = "data") -> None:
-        """A batch of training data (role "data") or of the noise/prior the model starts from ("source")."""
+        """A batch of training data (role "data") or of the noise/prior the model starts from ("source").
+
+        Like every observe_* call it never raises on a tensor's values or shape: rows holding NaN or infinite values
+        are counted (`data-nonfinite`) and left out, and a batch no probe can use (0-d, no rows, complex, rows of
+        another shape than the first batch's) is skipped and counted (`batch-skipped`). A (B,) tensor is B values of
+        one feature. What is not a tensor is a TypeError."""
         if role not in ("data", "source"):
             raise ValueError(f"Monitor.observe_data: role must be 'data' or 'source', got {role!r}")
-        batch = _check_batch(batch, f"observe_data(role={role!r})")
-        self._dispatch("on_data", batch, role)
+        batch = self.ctx.observed.screen(_check_batch(batch, f"observe_data(role={role!r})"), role, self.ctx.step)
+        if batch is not None:
+            self._dispatch("on_data", batch, role)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -272,18 +279,33 @@ class Monitor:
             self._mode = before
 
     def observe_samples(self, samples: torch.Tensor, step: int | None = None) -> None:
-        """Generated samples, for the quality and collapse probes."""
-        samples = _check_batch(samples, "observe_samples")
-        self._dispatch("on_samples", samples, self.ctx.step if step is None else int(step))
+        """Generated samples, for the quality and collapse probes. NaN or infinite rows are counted
+        (`samples-nonfinite`, naming the first step) and the probes judge the finite rows; see `observe_data`."""
+        step = self.ctx.step if step is None else int(step)
+        samples = self.ctx.observed.screen(_check_batch(samples, "observe_samples"), "samples", step)
+        if samples is not None:
+            self._dispatch("on_samples", samples, step)
 
     def observe_latents(self, mu: torch.Tensor, logvar: torch.Tensor, step: int | None = None) -> None:
-        """A VAE's posterior parameters on one batch, for the latent-health probes."""
-        mu = _check_batch(mu, "observe_latents(mu)")
-        logvar = _check_batch(logvar, "observe_latents(logvar)")
+        """A VAE's posterior parameters on one batch, for the latent-health probes. Rows where either holds NaN or
+        infinite values are counted (`outputs-nonfinite`) and left out; mu and logvar of different shapes are
+        skipped (`batch-skipped`); see `observe_data`."""
+        step = self.ctx.step if step is None else int(step)
+        observed = self.ctx.observed
+        mu = observed.usable(_check_batch(mu, "observe_latents(mu)"), "latents", step)
+        logvar = observed.usable(_check_batch(logvar, "observe_latents(logvar)"), "latents", step)
+        if mu is None or logvar is None:
+            return
         if mu.shape != logvar.shape:
-            raise ValueError(f"Monitor.observe_latents: mu and logvar must have one shape, got {tuple(mu.shape)} "
-                             f"and {tuple(logvar.shape)}")
-        self._dispatch("on_latents", mu, logvar, self.ctx.step if step is None else int(step))
+            observed.skip("latents", step, f"mu of shape {tuple(mu.shape)} and logvar of shape "
+                                            f"{tuple(logvar.shape)}; expected one shape")
+            return
+        keep = finite_rows(torch.cat([mu.flatten(1), logvar.flatten(1)], dim=1).float())
+        observed.count("latents", step, int(mu.shape[0]), int((~keep).sum()))
+        if bool(keep.all()):
+            self._dispatch("on_latents", mu, logvar, step)
+        elif bool(keep.any()):
+            self._dispatch("on_latents", mu[keep], logvar[keep], step)
 
     def add_section(self, title: str, text: str = "", figures: tuple[str, ...] | list[str] = (),
                     table: Any = None) -> None:
@@ -455,6 +477,7 @@ class Monitor:
                 if isinstance(output, torch.Tensor) and output.dim() > 0:
                     output_head = output.detach()[:HEAD_ROWS].float().cpu()
             x, t, out = _rows((x, times, output), self.record_rows, self._row_picker)
+            x, t, out = screen_call(self.ctx.observed, name, self._mode, self.ctx.step, x, t, out)
             call = ForwardCall(model=name, mode=self._mode, step=self.ctx.step, x=x, t=t, output=out, head=head,
                                output_head=output_head,
                                session=self._sampling_session if self._mode == "sampling" else 0)
@@ -598,17 +621,10 @@ def _detach(value: torch.Tensor | None) -> torch.Tensor | None:
 
 
 def _check_batch(batch: Any, where: str) -> torch.Tensor:
+    """`batch` itself; what is not a tensor is the caller's programming error, a TypeError naming `where`. Its
+    values and shape are screened by `ObservedValues`, never refused."""
     if not isinstance(batch, torch.Tensor):
         raise TypeError(f"Monitor.{where}: expected a torch.Tensor, got {type(batch).__name__}")
-    if batch.dim() < 2:
-        raise ValueError(f"Monitor.{where}: expected a batch of shape (B, ...) with B samples, got shape "
-                         f"{tuple(batch.shape)}")
-    if batch.shape[0] == 0:
-        raise ValueError(f"Monitor.{where}: the batch is empty (shape {tuple(batch.shape)})")
-    batch = batch.detach()
-    if batch.is_floating_point() and not bool(torch.isfinite(batch).all()):
-        bad = int((~torch.isfinite(batch)).sum())
-        raise ValueError(f"Monitor.{where}: the batch holds {bad} NaN or infinite values")
     return batch
 
 

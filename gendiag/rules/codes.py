@@ -96,4 +96,11 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.loss:judge_trend", figure="gendiag.figures.loss:loss_figure"),
     CodeMap("gan-d-output-squashed", quantity="gendiag.quantities.gan_balance:output_reading",
             rule="gendiag.rules.gan_balance:squashed", figure="gendiag.figures.gan_balance:balance_figure"),
+    # --- issue 27: values the run observes ---
+    CodeMap("data-nonfinite", quantity="gendiag.quantities.observed:ObservedValues",
+            rule="gendiag.rules.observed:observed_findings", figure=None),
+    CodeMap("outputs-nonfinite", quantity="gendiag.quantities.observed:ObservedValues",
+            rule="gendiag.rules.observed:observed_findings", figure=None),
+    CodeMap("samples-nonfinite", quantity="gendiag.quantities.observed:ObservedValues",
+            rule="gendiag.rules.observed:observed_findings", figure=None),
 )

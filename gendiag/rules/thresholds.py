@@ -419,6 +419,7 @@ CALIBRATION_ROWS: dict[str, tuple[str, ...]] = {
     "memorization.": ("memorization",),
     "sampling_calls.": ("sampler-state-frozen", "t-range-untrained"),
     "autoregressive.": ("causal-leak", "train-sample-input-mismatch", "ar-samples-identical"),
+    "observed.": ("samples-nonfinite",),
     "flattened.": (),  # the flattened recipe's story, not a finding: no calibration row
 }
 
@@ -466,3 +467,11 @@ GAN_SQUASHED_MATCH = threshold(
 GAN_SQUASHED_MIN_STEPS = threshold(
     "gan-balance.squashed_min_steps", 20,
     "chosen by hand in issue 25, as gan-balance.min_stretch_steps: fewer reported steps are not judged")
+
+# --- issue 27: values the run observes ---
+
+OBSERVED_SAMPLES_CRITICAL_SHARE = threshold(
+    "observed.samples_critical_share", 0.1,
+    "chosen by hand in issue 27: a tenth of the samples NaN or infinite is a sampler or model that has broken, not "
+    "a rare overflow; any non-finite sample at all is a warning (a healthy loop gives none); the NaN-GAN loop of "
+    "tests/test_robust_values.py gives 1.0")
