@@ -32,11 +32,18 @@ class Tally:
     first_step: int | None = None  # the first step a non-finite row came in
     last_step: int | None = None
     all_nonfinite_batches: int = 0  # batches none of whose rows was finite
+    last_batch: tuple[int, int, int] = (0, 0, 0)  # (step, rows, non-finite rows) of the latest batch
 
     @property
     def share(self) -> float:
         """Non-finite rows over all rows seen here."""
         return self.nonfinite_rows / self.rows if self.rows else 0.0
+
+    @property
+    def last_share(self) -> float:
+        """Non-finite rows of the latest batch over its rows: how the values stand now."""
+        _, rows, nonfinite = self.last_batch
+        return nonfinite / rows if rows else 0.0
 
 
 @dataclass
@@ -92,6 +99,7 @@ class ObservedValues:
         tally = self.tallies.setdefault(where, Tally())
         tally.batches += 1
         tally.rows += rows
+        tally.last_batch = (step, rows, nonfinite or 0)
         if not nonfinite:
             return
         tally.nonfinite_rows += nonfinite

@@ -44,7 +44,8 @@ def _nonfinite(code: str, observed: ObservedValues, kinds: tuple[str, ...], task
     evidence: dict[str, Any] = {
         "first_step": first.first_step, "first_place": first_where,
         "places": {where: {"nonfinite_rows": tally.nonfinite_rows, "rows": tally.rows,
-                           "share": round(tally.share, 4), "first_step": tally.first_step,
+                           "share": round(tally.share, 4), "last_share": round(tally.last_share, 4),
+                           "first_step": tally.first_step,
                            "last_step": tally.last_step, "batches_all_nonfinite": tally.all_nonfinite_batches}
                    for where, tally in places.items()},
     }
@@ -71,14 +72,15 @@ def _nonfinite(code: str, observed: ObservedValues, kinds: tuple[str, ...], task
             suggestion=("Lower the learning rate, clip gradients (torch.nn.utils.clip_grad_norm_), and check for "
                         "log, exp and divisions that can overflow (a log-variance passed to exp unclamped)."))
     samples = places.get("samples")
-    share = samples.share if samples is not None else max(tally.share for tally in places.values())
-    what = "the samples" if samples is not None else "the sampling calls' outputs"
-    evidence["share"] = round(share, 4)
+    latest = samples if samples is not None else max(places.values(), key=lambda tally: tally.last_batch[0])
+    share = latest.last_share
+    what = "the last samples" if samples is not None else "the last sampling call's outputs"
+    evidence.update(share=round(share, 4), last_step=latest.last_batch[0])
     return Finding(
-        code=code, severity="critical" if share >= OBSERVED_SAMPLES_CRITICAL_SHARE else "warning",
+        code=code, severity="critical" if max(share, latest.share) >= OBSERVED_SAMPLES_CRITICAL_SHARE else "warning",
         title=f"{share:.0%} of {what} are NaN or infinite, first at step {first.first_step}",
         message=(f"Sampling gave NaN or infinite values ({listed}). The sample probes judged the finite rows only"
-                 + (", and there were none." if samples is not None and share >= 1 else ".")),
+                 + (", and the last samples had none." if samples is not None and share >= 1 else ".")),
         evidence=evidence, suggestion=advice(_SAMPLES_ADVICE, task))
 
 
