@@ -235,7 +235,7 @@ class Monitor:
         record = StepRecord(step=int(step), loss=_scalar(loss), t=_detach(t),
                             per_sample_loss=_detach(per_sample_loss))
         for key, value in scalars.items():
-            if isinstance(value, torch.Tensor) and value.numel() > 1:
+            if isinstance(value, torch.Tensor) and value.numel() != 1:  # an empty one too: a value, not a scalar
                 record.tensors[key] = value.detach()
             elif isinstance(value, str):
                 record.labels[key] = value

@@ -63,7 +63,7 @@ def test_a_gan_whose_log_loss_turns_nan_finishes_with_a_report_naming_the_step(t
     found = {f.code: f for f in report.findings}
     samples = found["samples-nonfinite"]
     assert samples.severity == "critical" and samples.evidence["first_step"] == first_nan
-    assert f"first at step {first_nan}" in samples.title and samples.evidence["share"] > 0.9
+    assert f"first observed at step {first_nan}" in samples.title and samples.evidence["share"] > 0.9
     assert "loss-nonfinite" in found and samples.consequence_of == ["loss-nonfinite"]
     assert "probe-failed" not in found
     saved = {f["code"] for f in json.loads((tmp_path / "nan" / "findings.json").read_text())["findings"]}
@@ -75,3 +75,83 @@ def test_the_same_gan_at_a_sane_learning_rate_raises_no_value_finding(tmp_path: 
     assert first_nan is None
     codes = {f.code for f in report.findings}
     assert not codes & {"samples-nonfinite", "data-nonfinite", "outputs-nonfinite", "batch-skipped", "probe-failed"}
+
+
+def test_a_flow_sampler_that_divides_by_zero_at_t_1_is_named_and_no_probe_fails(tmp_path: Path) -> None:
+    """The network predicts the data point x1; the sampler turns that into a velocity (x1_hat - x) / (1 - t) and
+    steps over torch.linspace(0, 1, 20), whose last time is 1: the samples come out infinite or NaN."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    net = nn.Sequential(nn.Linear(3, 64), nn.SiLU(), nn.Linear(64, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    with gendiag.Monitor(tmp_path, task="flow", strict=True) as mon:
+        mon.watch(net, call=lambda module, x, t: module(torch.cat([x, t[:, None]], 1)),
+                  inputs=lambda args, kwargs: (args[0][:, :2], args[0][:, 2]))
+        for step in range(80):
+            x1, x0 = ring(128, gen), torch.randn(128, 2, generator=gen)
+            mon.observe_data(x1)
+            mon.observe_data(x0, role="source")
+            t = torch.rand(128, generator=gen)
+            xt = t[:, None] * x1 + (1 - t[:, None]) * x0
+            loss = ((net(torch.cat([xt, t[:, None]], 1)) - x1) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(step, loss.item())
+        with mon.sampling(), torch.no_grad():
+            x = torch.randn(256, 2, generator=gen)
+            times = torch.linspace(0, 1, 20)
+            for t in times:
+                x1_hat = net(torch.cat([x, t.expand(len(x), 1)], 1))
+                x = x + (x1_hat - x) / (1 - t) / len(times)
+        mon.observe_samples(x)
+    report = mon.finish()
+    found = {f.code: f for f in report.findings}
+    assert found["samples-nonfinite"].severity == "critical" and found["samples-nonfinite"].evidence["first_step"] == 79
+    assert "probe-failed" not in found and "data-nonfinite" not in found
+
+
+def test_nan_rows_in_a_vae_data_set_are_named_with_their_step_and_the_latents_after_them(tmp_path: Path) -> None:
+    """The user's data set has missing values (NaN) in a few rows from batch 30 on; the loss, the weights and then
+    the posterior turn NaN. The run finishes; data-nonfinite names the step, the NaN latents are its consequence."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(2)
+    encoder, decoder = nn.Linear(2, 4), nn.Linear(2, 2)
+    opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-2)
+    with gendiag.Monitor(tmp_path, task="vae", strict=True) as mon:
+        for step in range(60):
+            x = ring(64, gen)
+            if step >= 30:
+                x[::16, 1] = float("nan")
+            mon.observe_data(x)
+            mu, logvar = encoder(x).chunk(2, dim=1)
+            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+            recon = ((decoder(z) - x) ** 2).sum(1).mean()
+            kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1).mean()
+            opt.zero_grad()
+            (recon + kl).backward()
+            opt.step()
+            mon.step(step, (recon + kl).item(), recon=recon.item(), kl=kl.item())
+            mon.observe_latents(mu.detach(), logvar.detach())
+    report = mon.finish()
+    found = {f.code: f for f in report.findings}
+    # observed before mon.step(30): the last step reported then was 29
+    assert found["data-nonfinite"].evidence["first_step"] == 29 and "at step 29" in found["data-nonfinite"].title
+    assert found["data-nonfinite"].evidence["places"]["data"]["nonfinite_rows"] == 30 * 4
+    assert found["outputs-nonfinite"].consequence_of[0] == "data-nonfinite"
+    assert "probe-failed" not in found
+
+
+def test_identical_samples_are_judged_not_divided_by(tmp_path: Path) -> None:
+    """A generator that ignores its noise gives one point 512 times: the sample probes judge it without failing."""
+    gen = torch.Generator().manual_seed(3)
+    G = nn.Sequential(nn.Linear(4, 2))
+    with gendiag.Monitor(tmp_path, task="gan", strict=True) as mon:
+        for step in range(5):
+            mon.observe_data(ring(256, gen))
+            mon.step(step, 1.0)
+        with mon.sampling(), torch.no_grad():
+            samples = G(torch.zeros(512, 4))
+        mon.observe_samples(samples)
+    codes = {f.code for f in mon.finish().findings}
+    assert "samples-unlike-data" in codes and "samples-nonfinite" not in codes

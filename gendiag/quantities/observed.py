@@ -7,8 +7,9 @@ call passes `ObservedValues` first, under a name for where it came from ("data",
 step (`Skipped`): a 0-d tensor, no rows, complex numbers, or rows of another shape than the first batch from the same
 place. A usable batch is counted row by row (`Tally`): rows holding NaN or infinite values are counted with the first
 and last step they appeared at and left out, and the probes receive the finite rows only (nothing where none are).
-A (B,) tensor is read as B values of one feature, and a bool one as 0/1. The rules (`gendiag.rules.observed`) turn
-the counts into findings."""
+A (B,) tensor is read as B values of one feature, and a bool one as 0/1. A step here is the last step the loop
+reported when the tensor came in (as for `observe_samples`): data observed before `mon.step(30)` counts at 29. The
+rules (`gendiag.rules.observed`) turn the counts into findings."""
 
 from __future__ import annotations
 

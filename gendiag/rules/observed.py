@@ -18,7 +18,8 @@ _SAMPLES_ADVICE = {
     "vae": "Check the decoder's output layer and the log-variance (clamp it before exp); lower the learning rate.",
     "diffusion": ("Check the sampler's divisions (1/√ᾱ_t, 1/√(1-ᾱ_t) at the schedule's ends) and clip x0 "
                   "predictions; a NaN in the weights shows first in the training loss."),
-    "flow": "Check the sampler's step size and the field at its ends (a division by 1 - t or t); lower the learning rate.",
+    "flow": ("Check the sampler's step size and the field at its ends (a division by 1 - t or by t); lower the "
+             "learning rate."),
     "generic": ("Find where the values first turn NaN: the training loss (`loss-nonfinite`), the weights, or the "
                 "sampler's own arithmetic (divisions, log, exp); lower the learning rate or clip gradients."),
 }
@@ -26,7 +27,8 @@ _SAMPLES_ADVICE = {
 
 def observed_findings(observed: ObservedValues, task: str) -> list[Finding]:
     """Every finding the counts support, in the order data, training values, samples, skipped batches."""
-    found = [_nonfinite("data-nonfinite", observed, DATA, task), _nonfinite("outputs-nonfinite", observed, TRAINED, task),
+    found = [_nonfinite("data-nonfinite", observed, DATA, task),
+             _nonfinite("outputs-nonfinite", observed, TRAINED, task),
              _nonfinite("samples-nonfinite", observed, SAMPLED, task), _skipped(observed)]
     return [finding for finding in found if finding is not None]
 
@@ -54,7 +56,7 @@ def _nonfinite(code: str, observed: ObservedValues, kinds: tuple[str, ...], task
     if code == "data-nonfinite":
         return Finding(
             code=code, severity="critical",
-            title=f"The training data hold NaN or infinite values, first at step {first.first_step}",
+            title=f"The training data hold NaN or infinite values, first observed at step {first.first_step}",
             message=(f"Rows with NaN or infinite values were observed ({listed}). A NaN in a batch makes the loss "
                      "and then every weight NaN. The probes used the finite rows only."),
             evidence=evidence,
@@ -64,7 +66,8 @@ def _nonfinite(code: str, observed: ObservedValues, kinds: tuple[str, ...], task
     if code == "outputs-nonfinite":
         return Finding(
             code=code, severity="critical",
-            title=f"The model's outputs turned NaN or infinite in training, first at step {first.first_step}",
+            title=(f"The model's outputs turned NaN or infinite in training, first observed at step "
+                   f"{first.first_step}"),
             message=(f"During training the model produced NaN or infinite values ({listed}): its weights or "
                      "activations overflowed, and it learns nothing from there on. The probes used the finite rows "
                      "only."),
@@ -78,7 +81,7 @@ def _nonfinite(code: str, observed: ObservedValues, kinds: tuple[str, ...], task
     evidence.update(share=round(share, 4), last_step=latest.last_batch[0])
     return Finding(
         code=code, severity="critical" if max(share, latest.share) >= OBSERVED_SAMPLES_CRITICAL_SHARE else "warning",
-        title=f"{share:.0%} of {what} are NaN or infinite, first at step {first.first_step}",
+        title=f"{share:.0%} of {what} are NaN or infinite, first observed at step {first.first_step}",
         message=(f"Sampling gave NaN or infinite values ({listed}). The sample probes judged the finite rows only"
                  + (", and the last samples had none." if samples is not None and share >= 1 else ".")),
         evidence=evidence, suggestion=advice(_SAMPLES_ADVICE, task))
