@@ -155,3 +155,39 @@ def test_identical_samples_are_judged_not_divided_by(tmp_path: Path) -> None:
         mon.observe_samples(samples)
     codes = {f.code for f in mon.finish().findings}
     assert "samples-unlike-data" in codes and "samples-nonfinite" not in codes
+
+
+def test_nan_outputs_of_sampling_calls_are_counted_without_observed_samples(tmp_path: Path) -> None:
+    """A sampler whose step is far too large overflows; the network's outputs on its states turn NaN. The loop never
+    calls observe_samples: the watched calls inside mon.sampling() are enough to name it."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(4)
+
+    class Velocity(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(3, 32), nn.Tanh(), nn.Linear(32, 2))
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.net(torch.cat([x, t[:, None]], 1))
+
+    model = Velocity()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with gendiag.Monitor(tmp_path, task="flow", strict=True) as mon:
+        mon.watch(model, optimizer=opt)
+        for step in range(20):
+            x1, x0 = ring(64, gen), torch.randn(64, 2, generator=gen)
+            t = torch.rand(64, generator=gen)
+            loss = ((model(t[:, None] * x1 + (1 - t[:, None]) * x0, t) - (x1 - x0)) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(step, loss.item())
+        with mon.sampling(), torch.no_grad():
+            x = torch.randn(128, 2, generator=gen)
+            for i in range(10):
+                x = x + 1e38 * model(x, torch.full((128,), i / 10))
+    found = {f.code: f for f in mon.finish().findings}
+    samples = found["samples-nonfinite"]
+    assert samples.severity == "critical" and "sampling outputs of 'model'" in samples.evidence["places"]
+    assert samples.evidence["share"] > 0.1 and "probe-failed" not in found
