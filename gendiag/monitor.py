@@ -292,8 +292,9 @@ class Monitor:
         skipped (`batch-skipped`); see `observe_data`."""
         step = self.ctx.step if step is None else int(step)
         observed = self.ctx.observed
-        mu = observed.usable(_check_batch(mu, "observe_latents(mu)"), "latents", step)
-        logvar = observed.usable(_check_batch(logvar, "observe_latents(logvar)"), "latents", step)
+        mu, logvar = _check_batch(mu, "observe_latents(mu)"), _check_batch(logvar, "observe_latents(logvar)")
+        mu = observed.usable(mu, "latents", step)
+        logvar = None if mu is None else observed.usable(logvar, "latents", step)
         if mu is None or logvar is None:
             return
         if mu.shape != logvar.shape:
