@@ -302,10 +302,11 @@ class Monitor:
                                             f"{tuple(logvar.shape)}; expected one shape")
             return
         keep = finite_rows(torch.cat([mu.flatten(1), logvar.flatten(1)], dim=1).float())
-        observed.count("latents", step, int(mu.shape[0]), int((~keep).sum()))
-        if bool(keep.all()):
+        bad = int((~keep).sum())
+        observed.count("latents", step, int(mu.shape[0]), bad)
+        if not bad:
             self._dispatch("on_latents", mu, logvar, step)
-        elif bool(keep.any()):
+        elif bad < mu.shape[0]:
             self._dispatch("on_latents", mu[keep], logvar[keep], step)
 
     def add_section(self, title: str, text: str = "", figures: tuple[str, ...] | list[str] = (),

@@ -70,10 +70,11 @@ class ObservedValues:
         if batch is None:
             return None
         keep = finite_rows(batch)
-        self.count(where, step, int(batch.shape[0]), None if keep is None else int((~keep).sum()))
-        if keep is None:
+        bad = None if keep is None else int((~keep).sum())  # the one read back from the batch's device
+        self.count(where, step, int(batch.shape[0]), bad)
+        if not bad:
             return batch
-        return batch[keep] if bool(keep.any()) else None
+        return batch[keep] if bad < batch.shape[0] else None
 
     def usable(self, batch: torch.Tensor, where: str, step: int) -> torch.Tensor | None:
         """`batch` detached, as (B, ...) of real numbers with the row shape of the first batch from `where`; None
