@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import torch
 
 from gendiag.figures.drawing import Drawer, png_bytes
+from gendiag.quantities.observed import ObservedValues
 from gendiag.sinks import Sink
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class ProbeContext:
     captions: dict[str, str] = field(default_factory=dict)  # figure path -> its one-line caption in the report
     drawer: Drawer = field(default_factory=Drawer)
     scaler: Any = None  # the loop's torch.amp.GradScaler, when given to `Monitor.watch`/`watch_optimizer`
+    observed: ObservedValues = field(default_factory=ObservedValues)  # what the Monitor screened (NaN rows, skips)
 
     def __post_init__(self) -> None:
         if self.sinks is None:

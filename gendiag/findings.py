@@ -20,19 +20,21 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 # samples-vs-data probe's). Codes not listed (`probe-failed` and `probe-not-run`, which are about the
 # diagnosis rather than the training, and any code of a user's own probe) come after them all.
 STAGES: dict[str, tuple[str, ...]] = {
-    "data and set-up": ("rendered-point-cloud", "data-near-duplicates", "data-binary-pixels", "data-scale-mismatch",
-                        "source-not-noise", "source-sampler-mismatch", "source-chosen", "schedule-not-reaching-noise",
+    "data and set-up": ("data-nonfinite", "rendered-point-cloud", "data-near-duplicates", "data-binary-pixels",
+                        "data-scale-mismatch", "source-not-noise", "source-sampler-mismatch", "source-chosen",
+                        "schedule-not-reaching-noise",
                         "forward-process-off-schedule", "bce-target-out-of-range", "target-explodes",
                         "loss-at-baseline", "t-range-untrained", "null-label-untrained", "train-sample-input-mismatch",
                         "data-bottleneck", "causal-leak", "ddp-same-noise-across-ranks",
                         "distributed-sampler-epoch-unset"),
     "optimisation": ("grad-accumulating", "gan-d-output-squashed", "loss-unbounded-below", "loss-nonfinite",
-                     "no-gradient-reaches", "lr-decayed-to-zero", "weight-decay-dominates", "params-stalled",
-                     "gradients-not-seen", "loss-diverging", "loss-t-imbalance", "gan-g-objective-inverted",
-                     "gan-d-dominates", "gan-oscillation"),
+                     "outputs-nonfinite", "no-gradient-reaches", "lr-decayed-to-zero", "weight-decay-dominates",
+                     "params-stalled", "gradients-not-seen", "loss-diverging", "loss-t-imbalance",
+                     "gan-g-objective-inverted", "gan-d-dominates", "gan-oscillation"),
     "model": ("vae-decoder-output-squashed", "posterior-collapse", "field-ignores-x", "field-ignores-t", "ema-lagging"),
-    "samples": ("sampler-state-frozen", "sampler-parameterization-mismatch", "sampler-schedule-misindexed",
-                "samples-unlike-data", "conditioning-ignored", "mode-collapse", "memorization",
+    "samples": ("samples-nonfinite", "sampler-state-frozen", "sampler-parameterization-mismatch",
+                "sampler-schedule-misindexed", "samples-unlike-data", "conditioning-ignored", "mode-collapse",
+                "memorization",
                 "ar-samples-identical"),
 }
 _CODE_RANK = {code: (stage, place) for stage, codes in enumerate(STAGES.values()) for place, code in enumerate(codes)}
@@ -40,6 +42,17 @@ _CODE_RANK = {code: (stage, place) for stage, codes in enumerate(STAGES.values()
 # cause -> {consequence: why the cause likely produces it}. Only relations the probes' own measurements support:
 # fixing the cause removes the consequence's measured symptom.
 CONSEQUENCES: dict[str, dict[str, str]] = {
+    "data-nonfinite": {
+        "loss-nonfinite": "a NaN in the training batch makes the loss NaN",
+        "outputs-nonfinite": "a NaN in the training batch makes the network's outputs NaN",
+        "samples-nonfinite": "weights trained on NaN data are NaN, and so are the samples",
+    },
+    "loss-nonfinite": {
+        "samples-nonfinite": "a NaN loss makes the weights NaN through the next optimizer step, and the samples follow",
+    },
+    "outputs-nonfinite": {
+        "samples-nonfinite": "a network whose outputs overflow in training gives NaN samples too",
+    },
     "rendered-point-cloud": {
         "data-near-duplicates": "pictures of one whole point cloud are near-copies of one another",
         "data-binary-pixels": "a rendering marks only whether a pixel was hit",

@@ -25,9 +25,10 @@ from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.live import (CHECK_EVERY, CHECK_SECONDS, JOURNAL, Announce, LiveChecks, check_schedule, check_stop_on,
                           stops)
-from gendiag.pending import FLUSH_EVERY, BadBatch, PendingSteps
+from gendiag.pending import FLUSH_EVERY, PendingSteps
 from gendiag.probes import select_probes
 from gendiag.probes.base import HEAD_ROWS, TASKS, ForwardCall, Probe, StepRecord
+from gendiag.quantities.observed import finite_rows, screen_call
 from gendiag.report import ProbeSection, Report, render_run
 from gendiag.rows import RowPicker, aligned_rows
 from gendiag.sinks import Sink
@@ -295,22 +296,29 @@ class Monitor:
         `cond`: each data row's condition (class labels (B,), one-hot (B, K)), for the check that samples follow
         theirs (`observe_samples(x, cond=y)`).
 
-        Its NaN and infinite values are counted on its device and read at the next flush, which raises a ValueError
-        naming the step; before the first step the batch is checked at once (nothing is queued yet)."""
+        Like every observe_* call it never raises on a tensor's values or shape. A batch no probe can use (0-d, no
+        rows, complex, rows of another shape than the first batch's) is skipped and counted (`batch-skipped`); a
+        (B,) tensor is B values of one feature. Rows holding NaN or infinite values are counted (`data-nonfinite`):
+        before the first step at once, and left out; after it, on the batch's device, read at the next flush (see
+        `flush_every`), so that observing a batch never makes the step wait (the probes then see those rows too).
+        What is not a tensor is a TypeError."""
         if role not in ("data", "source"):
             raise ValueError(f"Monitor.observe_data: role must be 'data' or 'source', got {role!r}")
         if cond is not None and role != "data":
             raise ValueError(f"Monitor.observe_data: cond= belongs to data rows (role='data'), got role={role!r}")
-        where = f"observe_data(role={role!r})"
+        batch = _check_batch(batch, f"observe_data(role={role!r})")
+        rows = batch.shape[0] if batch.dim() > 0 else 0
         if self._last_step is None:
-            batch = _check_batch(batch, where)
+            batch = self.ctx.observed.screen(batch, role, self.ctx.step)
         else:
-            batch = _check_batch(batch, where, finite=False)
-            self._pending.add_batch(batch, role, self._last_step + 1)
-        cond = None if cond is None else _check_cond(cond, len(batch), "observe_data")
+            batch = self.ctx.observed.usable(batch, role, self.ctx.step)
+            if batch is not None:
+                self._pending.add_rows(batch, role, self.ctx.step)
+        if batch is None:
+            return
         self._dispatch("on_data", batch, role)
-        if cond is not None:
-            self._dispatch("on_conditions", batch, cond, "data")
+        if cond is not None and batch.shape[0] == rows:  # rows left out before the first step: cond no longer aligns
+            self._dispatch("on_conditions", batch, _check_cond(cond, rows, "observe_data"), "data")
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -340,7 +348,7 @@ class Monitor:
         record = StepRecord(step=int(step), loss=_scalar(loss), t=_detach(t),
                             per_sample_loss=_detach(per_sample_loss))
         for key, value in scalars.items():
-            if isinstance(value, torch.Tensor) and value.numel() > 1:
+            if isinstance(value, torch.Tensor) and value.numel() != 1:  # an empty one too: a value, not a scalar
                 record.tensors[key] = value.detach()
             elif isinstance(value, str):
                 record.labels[key] = value
@@ -384,22 +392,42 @@ class Monitor:
             self._mode = before
 
     def observe_samples(self, samples: torch.Tensor, step: int | None = None, *, cond: Any = None) -> None:
-        """Generated samples, for the quality and collapse probes. `cond`: the condition each sample was asked for
-        (as given to `observe_data(x, cond=y)`), for `conditioning-ignored`."""
+        """Generated samples, for the quality and collapse probes. NaN or infinite rows are counted
+        (`samples-nonfinite`, naming the first step) and the probes judge the finite rows; see `observe_data`.
+        `cond`: the condition each sample was asked for (as given to `observe_data(x, cond=y)`), for
+        `conditioning-ignored`."""
+        step = self.ctx.step if step is None else int(step)
         samples = _check_batch(samples, "observe_samples")
-        cond = None if cond is None else _check_cond(cond, len(samples), "observe_samples")
-        self._dispatch("on_samples", samples, self.ctx.step if step is None else int(step))
-        if cond is not None:
-            self._dispatch("on_conditions", samples, cond, "samples")
+        rows = samples.shape[0] if samples.dim() > 0 else 0
+        samples = self.ctx.observed.screen(samples, "samples", step)
+        if samples is None:
+            return
+        self._dispatch("on_samples", samples, step)
+        if cond is not None and samples.shape[0] == rows:
+            self._dispatch("on_conditions", samples, _check_cond(cond, rows, "observe_samples"), "samples")
 
     def observe_latents(self, mu: torch.Tensor, logvar: torch.Tensor, step: int | None = None) -> None:
-        """A VAE's posterior parameters on one batch, for the latent-health probes."""
-        mu = _check_batch(mu, "observe_latents(mu)")
-        logvar = _check_batch(logvar, "observe_latents(logvar)")
+        """A VAE's posterior parameters on one batch, for the latent-health probes. Rows where either holds NaN or
+        infinite values are counted (`outputs-nonfinite`) and left out; mu and logvar of different shapes are
+        skipped (`batch-skipped`); see `observe_data`."""
+        step = self.ctx.step if step is None else int(step)
+        observed = self.ctx.observed
+        mu, logvar = _check_batch(mu, "observe_latents(mu)"), _check_batch(logvar, "observe_latents(logvar)")
+        mu = observed.usable(mu, "latents", step)
+        logvar = None if mu is None else observed.usable(logvar, "latents", step)
+        if mu is None or logvar is None:
+            return
         if mu.shape != logvar.shape:
-            raise ValueError(f"Monitor.observe_latents: mu and logvar must have one shape, got {tuple(mu.shape)} "
-                             f"and {tuple(logvar.shape)}")
-        self._dispatch("on_latents", mu, logvar, self.ctx.step if step is None else int(step))
+            observed.skip("latents", step, f"mu of shape {tuple(mu.shape)} and logvar of shape "
+                                            f"{tuple(logvar.shape)}; expected one shape")
+            return
+        keep = finite_rows(torch.cat([mu.flatten(1), logvar.flatten(1)], dim=1).float())
+        bad = int((~keep).sum())
+        observed.count("latents", step, int(mu.shape[0]), bad)
+        if not bad:
+            self._dispatch("on_latents", mu, logvar, step)
+        elif bad < mu.shape[0]:
+            self._dispatch("on_latents", mu[keep], logvar[keep], step)
 
     def add_section(self, title: str, text: str = "", figures: tuple[str, ...] | list[str] = (),
                     table: Any = None) -> None:
@@ -535,12 +563,14 @@ class Monitor:
 
     def flush(self) -> None:
         """Bring what the steps since the last flush gathered to the host now (one copy per device): log their loss
-        and scalars, hand each step's record to the probes, let the probes read their own device buffers; then
-        raise on a data batch that held NaN or infinite values. The Monitor flushes by itself (see `flush_every`);
+        and scalars, count the rows of the data batches and recorded outputs that held NaN or infinite values, hand
+        each step's record to the probes, let the probes read their own device buffers. The Monitor flushes by itself (see `flush_every`);
         call it where the loop waits for the device anyway and wants everything logged, before a checkpoint."""
         self._flushes += 1
         self._flushed_block = (self._last_step or 0) // self.flush_every
-        records, bad = self._pending.read()
+        records, batches = self._pending.read()
+        for where, step, rows, nonfinite in batches:
+            self.ctx.observed.count(where, step, rows, nonfinite)
         for record in records:
             if record.loss is not None:
                 self.ctx.log_scalar("loss/train", record.loss, record.step)
@@ -548,8 +578,6 @@ class Monitor:
                 self.ctx.log_scalar(key if "/" in key else f"train/{key}", value, record.step)
             self._dispatch("on_step", record)
         self._dispatch("on_flush")
-        if bad:
-            raise ValueError(_bad_batch_message(bad[0], len(bad)))
 
     def _check_live(self, step: int) -> None:
         """Ask every probe's rules now (a probe that raises is switched off as anywhere else), record what they
@@ -605,6 +633,10 @@ class Monitor:
             conditioned = cond is not _UNREAD
             cond = _call_cond(name, cond, x) if conditioned else None
             x, t, out, cond = _rows((x, times, output, cond), self.record_rows, self._row_picker)
+            if self._mode == "sampling":
+                x, t, out, cond = screen_call(self.ctx.observed, name, self._mode, self.ctx.step, x, t, out, cond)
+            else:
+                self._pending.add_outputs(out, f"training outputs of {name!r}", self.ctx.step)
             call = ForwardCall(model=watched.ema_of or name, mode=self._mode, step=self.ctx.step, x=x, t=t,
                                output=out, head=head, output_head=output_head,
                                session=self._sampling_session if self._mode == "sampling" else 0,
@@ -772,41 +804,27 @@ def _rows(values: tuple[Any, ...], rows: int, picker: RowPicker) -> list[torch.T
 
 
 def _scalar(value: float | torch.Tensor | None) -> float | torch.Tensor | None:
-    """A number as a float; a tensor detached, left on its device until the flush reads it."""
+    """A number as a float; a tensor detached, left on its device until the flush reads it. A loss given per row
+    (more than one value) stands for its mean; an empty tensor for no loss (never an error: these are values)."""
     if value is None:
         return None
     if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"Monitor.step: a loss or scalar tensor must hold one value, got shape "
-                             f"{tuple(value.shape)}")
-        return value.detach()
+        if value.numel() == 0:
+            return None
+        value = value.detach()
+        return value.reshape(()) if value.numel() == 1 else value.float().mean()
     return float(value)
-
-
-def _bad_batch_message(first: BadBatch, batches: int) -> str:
-    more = f" ({batches} such batches since the last flush)" if batches > 1 else ""
-    return (f"Monitor.observe_data(role={first.role!r}): the batch given at step {first.step} holds {first.count} "
-            f"NaN or infinite values{more}")
 
 
 def _detach(value: torch.Tensor | None) -> torch.Tensor | None:
     return None if value is None else torch.as_tensor(value).detach()
 
 
-def _check_batch(batch: Any, where: str, finite: bool = True) -> torch.Tensor:
-    """The batch detached, after checks of its type and shape; with `finite`, also that it holds no NaN or
-    infinite value (that check makes the host wait for the batch's device)."""
+def _check_batch(batch: Any, where: str) -> torch.Tensor:
+    """`batch` itself; what is not a tensor is the caller's programming error, a TypeError naming `where`. Its
+    values and shape are screened by `ObservedValues`, never refused."""
     if not isinstance(batch, torch.Tensor):
         raise TypeError(f"Monitor.{where}: expected a torch.Tensor, got {type(batch).__name__}")
-    if batch.dim() < 2:
-        raise ValueError(f"Monitor.{where}: expected a batch of shape (B, ...) with B samples, got shape "
-                         f"{tuple(batch.shape)}")
-    if batch.shape[0] == 0:
-        raise ValueError(f"Monitor.{where}: the batch is empty (shape {tuple(batch.shape)})")
-    batch = batch.detach()
-    if finite and batch.is_floating_point() and not bool(torch.isfinite(batch).all()):
-        bad = int((~torch.isfinite(batch)).sum())
-        raise ValueError(f"Monitor.{where}: the batch holds {bad} NaN or infinite values")
     return batch
 
 

@@ -7,8 +7,6 @@ scalars as the tensors the loop passed, the batches' non-finite counts stay on t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from gendiag.probes.base import StepRecord
@@ -16,21 +14,13 @@ from gendiag.probes.base import StepRecord
 FLUSH_EVERY = 50  # steps between two flushes by default: one host copy amortised over 50 steps
 
 
-@dataclass
-class BadBatch:
-    """A batch given to `observe_data` that held NaN or infinite values."""
-
-    role: str
-    step: int  # the step the batch was given in (one after the last reported step)
-    count: int
-
-
 class PendingSteps:
-    """Step records whose loss and scalars may still be tensors, and the non-finite counts of the data batches."""
+    """Step records whose loss and scalars may still be tensors, and the non-finite row counts of the data batches
+    and the recorded outputs."""
 
     def __init__(self) -> None:
         self.records: list[StepRecord] = []
-        self.batches: list[tuple[str, int, torch.Tensor]] = []  # (role, step, count of non-finite values)
+        self.batches: list[tuple[str, int, int, torch.Tensor]] = []  # (where, step, rows, non-finite rows)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -38,14 +28,20 @@ class PendingSteps:
     def add(self, record: StepRecord) -> None:
         self.records.append(record)
 
-    def add_batch(self, batch: torch.Tensor, role: str, step: int) -> None:
-        """Count the batch's non-finite values on its device (read at the next flush)."""
-        if batch.is_floating_point():
-            self.batches.append((role, step, (~torch.isfinite(batch)).sum()))
+    def add_rows(self, batch: torch.Tensor, where: str, step: int) -> None:
+        """Count the (B, ...) batch's rows that hold a NaN or infinite value, on its device (read at the next flush)."""
+        bad = (~torch.isfinite(batch.reshape(batch.shape[0], -1)).all(dim=1)).sum() if batch.is_floating_point() \
+            else torch.zeros((), device=batch.device)
+        self.batches.append((where, step, int(batch.shape[0]), bad))
 
-    def read(self) -> tuple[list[StepRecord], list[BadBatch]]:
-        """The records with their loss and scalars as floats, and the batches that held non-finite values; one copy
-        to the host per device. Empties the pending lists."""
+    def add_outputs(self, output: object, where: str, step: int) -> None:
+        """`add_rows` for a recorded call's output, where it is a batch of rows."""
+        if isinstance(output, torch.Tensor) and output.dim() > 0 and output.shape[0] > 0:
+            self.add_rows(output.detach(), where, step)
+
+    def read(self) -> tuple[list[StepRecord], list[tuple[str, int, int, int]]]:
+        """The records with their loss and scalars as floats, and each counted batch as (where, step, rows,
+        non-finite rows); one copy to the host per device. Empties the pending lists."""
         records, batches = self.records, self.batches
         self.records, self.batches = [], []
         slots: list[tuple[StepRecord, str | None]] = []  # (record, scalar key or None for the loss)
@@ -63,9 +59,8 @@ class PendingSteps:
                 record.loss = number
             else:
                 record.scalars[key] = number
-        counts = _host_floats([count for _, _, count in batches])
-        bad = [BadBatch(role, step, int(count)) for (role, step, _), count in zip(batches, counts) if count]
-        return records, bad
+        counts = _host_floats([count for *_, count in batches])
+        return records, [(where, step, rows, int(count)) for (where, step, rows, _), count in zip(batches, counts)]
 
 
 def _host_floats(values: list[torch.Tensor]) -> list[float]:

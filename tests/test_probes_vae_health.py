@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 import gendiag
@@ -91,8 +90,12 @@ def test_vanished_kl_fires_although_a_few_units_pass_the_activity_threshold(tmp_
     assert finding["evidence"]["active_units"] == 4 and finding["evidence"]["kl_total"] < 0.2
 
 
-def test_mismatched_latent_sizes_at_one_step_are_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="different latent sizes"):
-        with gendiag.Monitor(tmp_path, task="vae", probes=["vae-health"], strict=True) as mon:
-            mon.observe_latents(torch.zeros(4, 3), torch.zeros(4, 3))
-            mon.observe_latents(torch.zeros(4, 5), torch.zeros(4, 5))
+def test_mismatched_latent_sizes_are_skipped_and_listed(tmp_path: Path) -> None:
+    """A latent batch of another size than the first is a value the run observed, not a reason to stop it."""
+    with gendiag.Monitor(tmp_path, task="vae", probes=["vae-health", "observed-values"], strict=True) as mon:
+        mon.observe_latents(torch.zeros(4, 3), torch.zeros(4, 3))
+        mon.observe_latents(torch.zeros(4, 5), torch.zeros(4, 5))
+    found = json.loads((tmp_path / "findings.json").read_text())["findings"]
+    skipped = [f for f in found if f["code"] == "batch-skipped"]
+    assert len(skipped) == 1 and skipped[0]["evidence"]["latents"]["count"] == 1
+    assert "rows of shape (5,), unlike the first batch's (3,)" in skipped[0]["message"]

@@ -74,6 +74,8 @@ class InputsProbe(Probe):
         if call.via is not None:
             self._through[call.model] = call.via
         store = self._train if call.mode == "train" else self._sampling
+        if call.model in store and store[call.model].sample_shape != tuple(call.x.shape[1:]):
+            return  # rows of another shape than the network's first calls': not comparable with them
         if call.model not in store:
             seed = (17 if call.mode == "train" else 29) + len(store)
             store[call.model] = Reservoir(capacity_for(int(call.x[0].numel()), KEPT_INPUT_ROWS, 1024), seed=seed)
@@ -93,7 +95,8 @@ class InputsProbe(Probe):
     def _measure(self) -> InputsComparison | None:
         """The comparison for the first network with both training and sampling inputs (None before there is
         one), cached on the rows seen so far."""
-        names = [n for n in self._train if n in self._sampling]
+        names = [n for n in self._train
+                 if n in self._sampling and self._train[n].sample_shape == self._sampling[n].sample_shape]
         if not names:
             return None
         name = names[0]

@@ -126,6 +126,8 @@ def sample_inputs(summary: Summary) -> Finding | None:
     if (samples is None or samples <= AR_OFF_LEVEL_SHARE) and (worst_input is None
                                                               or worst_input <= AR_OFF_LEVEL_SHARE):
         return None
+    if summary.levels is None:  # the training values stopped being discrete after the shares were measured
+        return None
     shown = ", ".join(f"{level:.4g}" for level in summary.levels[:6]) + (", ..." if len(summary.levels) > 6 else "")
     seen = []
     if samples is not None:

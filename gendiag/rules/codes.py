@@ -131,4 +131,11 @@ CODES: tuple[CodeMap, ...] = (
             rule="gendiag.rules.vae_output:squashed", figure=None),
     CodeMap("bce-target-out-of-range", quantity="gendiag.quantities.vae_output:OutputRanges",
             rule="gendiag.rules.vae_output:bce_target", figure=None),
+    # --- issue 27: values the run observes ---
+    CodeMap("data-nonfinite", quantity="gendiag.quantities.observed:ObservedValues",
+            rule="gendiag.rules.observed:observed_findings", figure=None),
+    CodeMap("outputs-nonfinite", quantity="gendiag.quantities.observed:ObservedValues",
+            rule="gendiag.rules.observed:observed_findings", figure=None),
+    CodeMap("samples-nonfinite", quantity="gendiag.quantities.observed:ObservedValues",
+            rule="gendiag.rules.observed:observed_findings", figure=None),
 )

@@ -73,7 +73,7 @@ def reasons(gap: SampleGap, critical: bool, judge_cover: bool, judge_narrow: boo
     offset = (SVD_OFFSET_CRITICAL if critical else SVD_OFFSET_WARNING) if judge_cover else SVD_OFFSET_WITH_MODES
     offset_limit = max(offset, SVD_FLOOR_MARGIN * gap.mean_offset_floor)
     found = []
-    if gap.std_ratio > scale_limit or (judge_narrow and 1 / gap.std_ratio > scale_limit):
+    if gap.std_ratio > scale_limit or (judge_narrow and gap.std_ratio * scale_limit < 1):  # 0: all alike
         found.append((f"std {gap.std_ratio:.2g}x the data's",
                       f"their standard deviation is {gap.std_ratio:.3g} times the data's (limit "
                       f"{scale_limit:.3g}x{' either way' if judge_narrow else ''})"))

@@ -464,6 +464,7 @@ CALIBRATION_ROWS: dict[str, tuple[str, ...]] = {
     "diffusion_sampler.": ("sampler-parameterization-mismatch", "sampler-schedule-misindexed"),
     "vae_output.": ("vae-decoder-output-squashed", "bce-target-out-of-range"),
     "conditioning.": ("conditioning-ignored", "null-label-untrained"),
+    "observed.": ("samples-nonfinite",),
     "flattened.": (),  # the flattened recipe's story, not a finding: no calibration row
 }
 
@@ -661,3 +662,10 @@ BCE_OUT_OF_RANGE_SHARE = threshold(
     "vae_output.target_share", 0.01,
     "chosen by hand in issue 27: the share of data values outside [0, 1] (by more than 1e-3) that makes them "
     "invalid Bernoulli targets; data scaled to [-1, 1] puts half or more there")
+# --- issue 27: values the run observes ---
+
+OBSERVED_SAMPLES_CRITICAL_SHARE = threshold(
+    "observed.samples_critical_share", 0.1,
+    "chosen by hand in issue 27: a tenth of the samples NaN or infinite is a sampler or model that has broken, not "
+    "a rare overflow; any non-finite sample at all is a warning (a healthy loop gives none); the NaN-GAN loop of "
+    "tests/test_robust_values.py gives 1.0")
