@@ -142,3 +142,38 @@ def not_run(probe: str, reason: str) -> Finding:
     return Finding(code="probe-not-run", severity="info", title=f"Probe {probe} did not run",
                    message=f"Probe {probe} needs to run the network itself, but the {reason}.",
                    suggestion="Give mon.watch a call= that runs the network on (x, t), t a (B,) tensor.", probe=probe)
+
+
+class ReadsTrainingCallsAtFlush(Probe):
+    """A probe whose handling of a training call (`take_call`) or data batch (`take_data`) reads values on the
+    host: they are kept as they come, on their device, and handed over at the next flush (or at once in sampling),
+    so that recording a call or observing a batch never makes the training step wait for the device."""
+
+    def __init__(self, every: int = 1) -> None:
+        super().__init__(every)
+        self._unread_calls: list[ForwardCall] = []
+        self._unread_data: list[tuple[torch.Tensor, str]] = []
+
+    def take_call(self, ctx: "ProbeContext", call: ForwardCall) -> None:
+        """One recorded call, its values readable."""
+
+    def take_data(self, ctx: "ProbeContext", batch: torch.Tensor, role: str) -> None:
+        """One observed batch, its values readable."""
+
+    def on_forward(self, ctx: "ProbeContext", call: ForwardCall) -> None:
+        if call.mode == "train":
+            self._unread_calls.append(call)
+        else:
+            self.take_call(ctx, call)
+
+    def on_data(self, ctx: "ProbeContext", batch: torch.Tensor, role: str) -> None:
+        self._unread_data.append((batch, role))
+
+    def on_flush(self, ctx: "ProbeContext") -> None:
+        calls, data = self._unread_calls, self._unread_data
+        self._unread_calls, self._unread_data = [], []
+        for batch, role in data:
+            self.take_data(ctx, batch, role)
+        for call in calls:
+            self.take_call(ctx, call)
+

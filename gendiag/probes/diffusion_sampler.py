@@ -18,7 +18,7 @@ import torch
 
 from gendiag.findings import Finding
 from gendiag.probes import register
-from gendiag.probes.base import ForwardCall, Probe
+from gendiag.probes.base import ForwardCall, ReadsTrainingCallsAtFlush
 from gendiag.quantities.diffusion_sampler import (EndRows, SamplingChain, chain_reading, last_step_fit,
                                                   step_readings, trained_reading)
 from gendiag.quantities.forward_process import ScheduleTimes
@@ -28,7 +28,7 @@ from gendiag.rules.thresholds import SAMPLER_FIT, SAMPLER_OTHER, SAMPLER_TRAINED
 
 
 @register
-class DiffusionSamplerProbe(Probe):
+class DiffusionSamplerProbe(ReadsTrainingCallsAtFlush):
     """How the sampler reads the network's output, against what the network was trained to return."""
 
     name = "diffusion_sampler"
@@ -47,7 +47,7 @@ class DiffusionSamplerProbe(Probe):
         if schedule is not None:
             self.times = ScheduleTimes(schedule)
 
-    def on_forward(self, ctx: Any, call: ForwardCall) -> None:
+    def take_call(self, ctx: Any, call: ForwardCall) -> None:
         if self.times is None or call.t is None or call.t.numel() == 0:
             return
         if call.mode == "train":

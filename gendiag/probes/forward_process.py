@@ -15,7 +15,7 @@ import torch
 from gendiag.figures.forward_process import CAPTION, forward_figure
 from gendiag.findings import Finding
 from gendiag.probes import register
-from gendiag.probes.base import ForwardCall, Probe
+from gendiag.probes.base import ForwardCall, ReadsTrainingCallsAtFlush
 from gendiag.quantities.forward_process import ForwardMoments, ScheduleTimes, forward_moments
 from gendiag.report.section import ProbeSection
 from gendiag.rules.forward_process import off_schedule
@@ -26,7 +26,7 @@ DATA_VALUES = 200_000  # data values whose mean square stands for E[x0²]
 
 
 @register
-class ForwardProcessProbe(Probe):
+class ForwardProcessProbe(ReadsTrainingCallsAtFlush):
     """The training inputs' mean square per bin of ᾱ_t against the schedule's forward process."""
 
     name = "forward_process"
@@ -44,11 +44,11 @@ class ForwardProcessProbe(Probe):
         if schedule is not None:
             self.times = ScheduleTimes(schedule)
 
-    def on_data(self, ctx: Any, batch: torch.Tensor, role: str) -> None:
+    def take_data(self, ctx: Any, batch: torch.Tensor, role: str) -> None:
         if self.times is not None and role == "data" and self.moments.data_count < DATA_VALUES:
             self.moments.add_data(batch)
 
-    def on_forward(self, ctx: Any, call: ForwardCall) -> None:
+    def take_call(self, ctx: Any, call: ForwardCall) -> None:
         if self.times is None or call.mode != "train" or call.x is None or call.t is None or call.x.dim() < 2:
             return
         if self.model is None:

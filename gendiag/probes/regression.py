@@ -14,14 +14,14 @@ from typing import Any
 
 from gendiag.findings import Finding
 from gendiag.probes import register
-from gendiag.probes.base import ForwardCall, Probe, StepRecord
+from gendiag.probes.base import ForwardCall, ReadsTrainingCallsAtFlush, StepRecord
 from gendiag.quantities.regression import OutputSpread, late_summary
 from gendiag.report.section import ProbeSection
 from gendiag.rules.regression import loss_at_baseline
 
 
 @register
-class RegressionProbe(Probe):
+class RegressionProbe(ReadsTrainingCallsAtFlush):
     """The output's spread across rows against the loss: a network that answers every input alike."""
 
     name = "regression"
@@ -32,7 +32,7 @@ class RegressionProbe(Probe):
         super().__init__(every)
         self.spread = OutputSpread()
 
-    def on_forward(self, ctx: Any, call: ForwardCall) -> None:
+    def take_call(self, ctx: Any, call: ForwardCall) -> None:
         if call.mode == "train" and call.output is not None and call.output.dim() >= 1 \
                 and call.output.is_floating_point():
             self.spread.add_call(call.model, call.step, call.output)

@@ -50,7 +50,10 @@ class BatchSample:
             self.stride *= 2
 
     def rows_kept(self) -> torch.Tensor:
-        return torch.cat([b.cpu().to(torch.float64) for b in self.batches])
+        """The kept rows on the host, without any holding NaN or infinite values (a batch observed after the first
+        step is screened only at the flush, after its rows were kept; `data-nonfinite` names it)."""
+        rows = torch.cat([b.cpu().to(torch.float64) for b in self.batches])
+        return rows[torch.isfinite(rows.reshape(rows.shape[0], -1)).all(dim=1)]
 
 
 @dataclass

@@ -75,7 +75,7 @@ def discriminator_view(real: torch.Tensor, fake: torch.Tensor, d_output: str) ->
     correct = (real > 0.5).sum() + (fake < 0.5).sum()
     return {"d_real": float(real.mean()), "d_fake": float(fake.mean()),
             "d_accuracy": float(correct) / (real.numel() + fake.numel()),
-            "d_fake_accuracy": float((fake < 0.5).sum()) / fake.numel()}
+            "d_fake_accuracy": float((fake < 0.5).sum()) / fake.numel() if fake.numel() else np.nan}
 
 
 def output_reading(real: torch.Tensor, fake: torch.Tensor, loss_d: float) -> dict[str, float]:
