@@ -17,7 +17,7 @@ SEVERITIES = ("critical", "warning", "info")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 # Every code by stage, in the order a cause comes before what it may explain (`samples-unlike-data` is the
-# samples-vs-data probe's). Codes not listed (`probe-failed` and `probe-not-run`, which are about the
+# samples-vs-data probe's). Codes not listed (`probe-failed`, `probe-not-run` and `batch-skipped`, about the
 # diagnosis rather than the training, and any code of a user's own probe) come after them all.
 STAGES: dict[str, tuple[str, ...]] = {
     "data and set-up": ("data-nonfinite", "rendered-point-cloud", "data-near-duplicates", "data-binary-pixels",

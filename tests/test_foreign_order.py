@@ -228,7 +228,7 @@ def test_every_code_has_a_stage_and_the_cause_table_has_no_loop() -> None:
                   for code in re.findall(r'code="([a-z0-9-]+)"', path.read_text(encoding="utf-8"))}
     staged = [code for codes in STAGES.values() for code in codes]
     assert len(staged) == len(set(staged))
-    assert made_codes - set(staged) == {"probe-failed", "probe-not-run"}
+    assert made_codes - set(staged) == {"probe-failed", "probe-not-run", "batch-skipped"}
     assert set(CONSEQUENCES) <= set(staged)
     assert {code for effects in CONSEQUENCES.values() for code in effects} <= set(staged)
 
