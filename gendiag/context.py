@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import torch
 
 from gendiag.figures.drawing import Drawer, png_bytes
+from gendiag.quantities.guidance import GuidanceWatch
 from gendiag.quantities.observed import ObservedValues
 from gendiag.sinks import Sink
 
@@ -86,6 +87,7 @@ class ProbeContext:
     drawer: Drawer = field(default_factory=Drawer)
     scaler: Any = None  # the loop's torch.amp.GradScaler, when given to `Monitor.watch`/`watch_optimizer`
     observed: ObservedValues = field(default_factory=ObservedValues)  # what the Monitor screened (NaN rows, skips)
+    guidance: GuidanceWatch = field(default_factory=GuidanceWatch)  # guided sampling, seen in the sampling calls
 
     def __post_init__(self) -> None:
         if self.sinks is None:

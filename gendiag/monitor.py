@@ -642,6 +642,7 @@ class Monitor:
                                session=self._sampling_session if self._mode == "sampling" else 0,
                                via=name if watched.ema_of else None,
                                conditioned=conditioned, cond=cond, doubled=doubled)
+            self.ctx.guidance.add(call)
             self._dispatch("on_forward", call)
 
         return hook

@@ -221,6 +221,16 @@ def gap(**changes: float) -> SampleGap:
     return SampleGap(**{**healthy, **changes})
 
 
+def test_guided_samples_are_judged_only_for_being_too_wide_or_misplaced() -> None:
+    guided = "the guidance fact (scale 5)"
+    sharp = gap(std_ratio=0.5, w2=0.9, coverage=0.3)  # sharper and less diverse than the data, as guidance makes them
+    assert samples_unlike_data(sharp, 10, 5000, True, True, "diffusion", None).severity == "critical"
+    assert samples_unlike_data(sharp, 10, 5000, True, True, "diffusion", None, guided=guided) is None
+    misplaced = samples_unlike_data(gap(mean_offset=3.0), 10, 5000, True, True, "diffusion", None, guided=guided)
+    assert misplaced.severity == "critical" and misplaced.evidence["guided"] == guided
+    assert "Sampling is guided" in misplaced.message
+
+
 def test_samples_unlike_data_fires_on_wide_samples_and_is_silent_on_like_ones() -> None:
     wide = samples_unlike_data(gap(std_ratio=4.0), 10, 5000, True, True, "flow", None)
     assert wide.severity == "critical" and "std 4x the data's" in wide.title

@@ -20,7 +20,6 @@ from gendiag.probes import register
 from gendiag.probes.base import TASKS, ForwardCall, Probe
 from gendiag.quantities.conditioning import Agreement, ConditionedData, LabelCounts, class_labels, label_keys, \
     measure_agreement
-from gendiag.quantities.guidance import GuidanceWatch
 from gendiag.report.section import ProbeSection
 from gendiag.rules.conditioning import conditioning_ignored, null_label_untrained
 
@@ -38,7 +37,6 @@ class ConditioningProbe(Probe):
         super().__init__(every)
         self._store = ConditionedData()
         self._counts: dict[str, LabelCounts] = {}
-        self._guidance = GuidanceWatch()
         self._cache: tuple[int, Agreement | None] | None = None
 
     def setup(self, ctx: Any) -> None:
@@ -48,7 +46,6 @@ class ConditioningProbe(Probe):
         if not call.conditioned or call.x is None or call.x.dim() == 0:
             return
         self._counts.setdefault(call.model, LabelCounts()).add(call.mode, label_keys(call.cond, len(call.x)))
-        self._guidance.add(call)
 
     def on_conditions(self, ctx: Any, batch: torch.Tensor, cond: torch.Tensor, kind: str) -> None:
         labels = class_labels(cond)
@@ -66,7 +63,7 @@ class ConditioningProbe(Probe):
 
     def _nulls(self, ctx: Any) -> list[tuple[str, Any, str]]:
         """(network, null condition, how it is known) for each network with conditioned sampling calls."""
-        found = self._guidance.null(ctx.facts, set(self._store.rows) or None)
+        found = ctx.guidance.null(ctx.facts, set(self._store.rows) or None)
         if found is None:
             return []
         return [(model, *found) for model, counts in self._counts.items() if counts.sampling]
@@ -87,7 +84,7 @@ class ConditioningProbe(Probe):
         if self._store.unreadable:
             text.append(f"{self._store.unreadable} batch(es) had conditions that are not class labels (B,) or one-hot "
                         "rows (B, K): not measured.")
-        guided = self._guidance.guided(ctx.facts)
+        guided = ctx.guidance.guided(ctx.facts)
         if guided is not None:
             text.append(f"Guided sampling, known from {guided}.")
         for model, null, how in self._nulls(ctx):
@@ -116,5 +113,5 @@ class ConditioningProbe(Probe):
         if agreement is not None:
             state.update(agreement=agreement.sample_rate, data_agreement=agreement.data_rate, chance=agreement.chance,
                          score=agreement.score)
-        state["null_pairs"] = self._guidance.pairs
+        state["null_pairs"] = ctx.guidance.pairs
         return state

@@ -32,7 +32,6 @@ from gendiag.report.section import ProbeSection
 from gendiag.quantities.inputs import (
     KEPT_INPUT_ROWS, PERMUTATIONS, ROWS_PER_TRAIN_CALL, InputsComparison, compare_inputs,
 )
-from gendiag.quantities.guidance import GuidanceWatch
 from gendiag.quantities.time_scale import time_scale_gap
 from gendiag.rules.inputs import bins, inputs_findings, ratios, time_scale_finding
 
@@ -56,13 +55,11 @@ class InputsProbe(Probe):
         self._source: Reservoir | None = None
         self._cache: tuple[tuple[Any, ...], InputsComparison | None] | None = None
         self._through: dict[str, str] = {}  # network -> the EMA copy its sampling calls were made through
-        self._guidance = GuidanceWatch()
 
     def on_forward(self, ctx: Any, call: ForwardCall) -> None:
         """Keep a few rows of each training call (the Monitor already hands over only every `every`-th one, its rows
         in random order, so the first few are a uniform sample) and every row of the sampling calls, with their
         times. Sampling calls are also followed for classifier-free guidance."""
-        self._guidance.add(call)
         if call.x is None or call.t is None or call.x.dim() < 2:
             return
         rows = call.x.shape[0] if call.mode == "sampling" else min(call.x.shape[0], ROWS_PER_TRAIN_CALL)
@@ -123,7 +120,7 @@ class InputsProbe(Probe):
             text.append(f"Its sampling calls were made to `{self._through[name]}`, its EMA copy.")
         if gap is not None:
             text.append(gap.describe() + " The bins of t below mix the two scales.")
-        guided = self._guidance.guided(ctx.facts)
+        guided = ctx.guidance.guided(ctx.facts)
         if guided is not None:
             text.append(f"Sampling is guided (known from {guided}): a guided sampler moves its state away from the "
                         "training inputs by design, so a gap between them is reported as info only.")
@@ -158,7 +155,7 @@ class InputsProbe(Probe):
         if gap is not None:  # every per-bin comparison would mix two scales of t: this is the finding instead
             found = [time_scale_finding(name, gap, ctx.task, figure)]
         else:
-            found = inputs_findings(comparison, ctx.task, figure, guided=self._guidance.guided(ctx.facts))
+            found = inputs_findings(comparison, ctx.task, figure, guided=ctx.guidance.guided(ctx.facts))
         via = self._through.get(name)
         for finding in found if via is not None else []:
             finding.message = (f"The sampling calls were made to `{via}`, the EMA copy of `{name}`, and are compared "

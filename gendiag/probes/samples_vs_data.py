@@ -133,7 +133,8 @@ class SamplesVsDataProbe(Probe):
         against = self.against
         finding = samples_unlike_data(against.gap(), against.samples_step,
                                       0 if against.data is None else against.data.seen, self.judge_cover,
-                                      self.judge_narrow, ctx.task, f"figures/{FIGURE}.png")
+                                      self.judge_narrow, ctx.task, f"figures/{FIGURE}.png",
+                                      guided=ctx.guidance.guided(ctx.facts))
         return [] if finding is None else [finding]
 
     def state(self) -> dict[str, Any]:

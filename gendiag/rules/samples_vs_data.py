@@ -36,10 +36,14 @@ GENERIC_SUGGESTION = ("Compare the sampling path with training: the latent prior
 
 
 def samples_unlike_data(gap: SampleGap | None, step: int | None, data_rows_seen: int, judge_cover: bool,
-                        judge_narrow: bool, task: str, figure: str | None) -> Finding | None:
-    """The `samples-unlike-data` finding, or None."""
+                        judge_narrow: bool, task: str, figure: str | None, guided: str | None = None) -> Finding | None:
+    """The `samples-unlike-data` finding, or None. With `guided` (how classifier-free guidance is known) the samples
+    are sharper and less diverse than the data by design (W2 and coverage against the data then say so, not a
+    fault): only samples too wide or misplaced are judged."""
     if gap is None:
         return None
+    if guided is not None:
+        judge_cover, judge_narrow = False, False
     found = {"critical": reasons(gap, True, judge_cover, judge_narrow),
              "warning": reasons(gap, False, judge_cover, judge_narrow)}
     severity = "critical" if found["critical"] else "warning" if found["warning"] else None
@@ -52,15 +56,19 @@ def samples_unlike_data(gap: SampleGap | None, step: int | None, data_rows_seen:
                f"{gap.space}, W2 is {gap.w2:.3g} for the samples, {gap.w2_floor:.3g} for data against data and "
                f"{gap.w2_gaussian:.3g} for a Gaussian with the data's mean and covariance; the samples cover "
                f"{gap.coverage:.2f} of the data rows (data against data: {gap.coverage_floor:.2f}).")
-    if not judge_cover:
+    if not judge_cover and guided is None:
         message += (" (Which modes or classes the samples cover, and samples that shrink onto a few of them, "
                     "are judged by the mode-collapse probe; this finding is about samples too wide or misplaced.)")
+    if guided is not None:
+        message += (f" Sampling is guided ({guided}): guidance trades diversity for fidelity, so only samples too "
+                    "wide or misplaced are judged here, not samples narrower than the data.")
     return Finding(
         code="samples-unlike-data", severity=severity,
         title=f"Generated samples do not look like the data ({found[severity][0][0]})",
         message=message, evidence={"step": step, **gap.as_dict(),
                                    "w2_over_floor": gap.w2_over_floor, "w2_over_spread": gap.w2_over_spread,
-                                   "data_rows_seen": data_rows_seen, "judged_coverage": judge_cover},
+                                   "data_rows_seen": data_rows_seen, "judged_coverage": judge_cover,
+                                   "guided": guided},
         suggestion=SAME_SPACE + SUGGESTIONS.get(task, GENERIC_SUGGESTION) + UNDERTRAINED, figure=figure,
     )
 
