@@ -41,6 +41,7 @@ class ConditioningProbe(Probe):
 
     def setup(self, ctx: Any) -> None:
         self.wants_forward = ctx.task in ("flow", "diffusion")  # the tasks guided sampling belongs to
+        self._guidance = ctx.guidance  # the run's, fed by the Monitor with every sampling call
 
     def on_forward(self, ctx: Any, call: ForwardCall) -> None:
         if not call.conditioned or call.x is None or call.x.dim() == 0:
@@ -113,5 +114,5 @@ class ConditioningProbe(Probe):
         if agreement is not None:
             state.update(agreement=agreement.sample_rate, data_agreement=agreement.data_rate, chance=agreement.chance,
                          score=agreement.score)
-        state["null_pairs"] = ctx.guidance.pairs
+        state["null_pairs"] = self._guidance.pairs
         return state
