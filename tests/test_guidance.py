@@ -97,6 +97,7 @@ def test_healthy_guided_ddpm_is_silent(tmp_path: Path, seed: int) -> None:
     assert "Guided sampling, known from" in report
 
 
+@pytest.mark.slow  # 1,500 steps; the rule-level test below runs by default
 def test_strong_guidance_moves_the_sampling_inputs_and_that_is_info(tmp_path: Path) -> None:
     """At scale 5 the guided sampler's inputs lie far from training's (before guidance was known: critical, ratio
     4.4, energy coefficient 0.18); seen from the paired calls alone, the gap is info."""
