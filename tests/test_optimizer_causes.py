@@ -169,3 +169,21 @@ def test_a_generator_minimising_the_wrong_objective_is_named(tmp_path, seed: int
         assert evidence["loss_g_last_quarter"] < evidence["loss_g_first_quarter"]
         assert evidence["d_fake_accuracy_last_quarter"] >= evidence["d_fake_accuracy_first_quarter"]
         assert evidence["d_fake_accuracy_last_quarter"] > 0.9
+
+
+def test_changes_moving_together_in_the_healthy_direction_are_not_an_inverted_objective() -> None:
+    """As on the dcgan_mnist case (400 steps): loss_g's and D(fake)'s step changes correlated +0.82 while G's loss
+    fell (2.20 to 1.84) and D(fake) rose (0.13 to 0.18), which is G fooling D as it should."""
+    import numpy as np
+    import pandas as pd
+
+    from gendiag.rules.gan_balance import g_objective_inverted
+
+    steps = np.arange(400)
+    wiggle = np.random.default_rng(0).normal(size=400)
+    d_fake = np.linspace(0.13, 0.18, 400) + 0.02 * wiggle
+    frame = pd.DataFrame({"step": steps, "d_fake": d_fake, "loss_g": np.linspace(2.2, 1.84, 400) + 0.3 * wiggle,
+                          "d_fake_accuracy": np.ones(400)})
+    assert g_objective_inverted(frame, "logit", None) is None
+    inverted = frame.assign(d_fake=d_fake[::-1] - 0.02 * wiggle[::-1] + 0.02 * wiggle)
+    assert g_objective_inverted(inverted, "logit", None).severity == "critical"
