@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from gendiag.probes.base import StepRecord
+from gendiag.quantities.observed import finite_rows
 
 FLUSH_EVERY = 50  # steps between two flushes by default: one host copy amortised over 50 steps
 
@@ -30,8 +31,8 @@ class PendingSteps:
 
     def add_rows(self, batch: torch.Tensor, where: str, step: int) -> None:
         """Count the (B, ...) batch's rows that hold a NaN or infinite value, on its device (read at the next flush)."""
-        bad = (~torch.isfinite(batch.reshape(batch.shape[0], -1)).all(dim=1)).sum() if batch.is_floating_point() \
-            else torch.zeros((), device=batch.device)
+        keep = finite_rows(batch)
+        bad = torch.zeros((), device=batch.device) if keep is None else (~keep).sum()
         self.batches.append((where, step, int(batch.shape[0]), bad))
 
     def add_outputs(self, output: object, where: str, step: int) -> None:
