@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from gendiag.findings import SEVERITY_RANK, STAGES, Finding
 from gendiag.sinks import Sink
@@ -182,16 +185,51 @@ class LiveChecks:
 
 
 def append_line(path: Path, entry: dict[str, Any]) -> None:
-    """Append one JSON line in a single write to a file opened for appending: a reader (`tail -f`) or a kill
-    mid-run never sees half a line."""
+    """Append one JSON line in a single write to a file opened for appending, with SIGTERM and SIGINT held until
+    the write returns: a reader (`tail -f`) or a kill mid-run never sees half a line."""
     data = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
-    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        written = os.write(handle, data)
-    finally:
-        os.close(handle)
+    with kills_held():
+        handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(handle, data)
+        finally:
+            os.close(handle)
     if written != len(data):
         raise OSError(f"{path}: wrote {written} of {len(data)} bytes of a findings line (disk full?)")
+
+
+_KILLS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def kills_held() -> Iterator[None]:
+    """SIGTERM and SIGINT that arrive inside the block take effect when it ends. Left to its default action, a
+    signal kills the process inside the write, and Linux cuts the write short at a page boundary, whichever thread
+    the signal reached. In the main thread a Python handler holds each signal and raises it again once the previous
+    handlers are back; in another thread (where `signal.signal` cannot be called) they are only blocked in that
+    thread, so one sent to the process may still reach another thread and cut the line."""
+    if threading.current_thread() is not threading.main_thread():
+        if hasattr(signal, "pthread_sigmask"):
+            previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _KILLS)
+            try:
+                yield
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        else:
+            yield
+        return
+    held: list[int] = []
+    previous = {number: signal.getsignal(number) for number in _KILLS}
+    taken = [number for number, action in previous.items() if action is not None]  # None: set outside Python
+    for number in taken:
+        signal.signal(number, lambda received, frame: held.append(received))
+    try:
+        yield
+    finally:
+        for number in taken:
+            signal.signal(number, previous[number])
+        for number in held:
+            signal.raise_signal(number)
 
 
 def stops(finding: Finding, stop_on: str | None) -> bool:

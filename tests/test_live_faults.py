@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from gendiag.live import JOURNAL
+from gendiag.live import JOURNAL, kills_held
 
 WRITER = """
 import sys
+import threading
+import time
 from pathlib import Path
 from gendiag.findings import Finding
 from gendiag.live import LiveChecks
@@ -24,6 +26,7 @@ from gendiag.live import LiveChecks
 live = LiveChecks(Path(sys.argv[1]), sinks=[], announce=lambda line: None, every=1, seconds=0)
 findings = [Finding(code=f"code-{i}", severity="critical", title=f"finding {i}", message="why " * 400, probe="p")
             for i in range(20)]
+threading.Thread(target=lambda: time.sleep(3600), daemon=True).start()  # a second thread, as training has
 step = 0
 while True:  # every finding appears, then clears: 20 lines per check
     step += 1
@@ -31,6 +34,7 @@ while True:  # every finding appears, then clears: 20 lines per check
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_kill_mid_write_leaves_every_line_whole(tmp_path: Path, signum: int) -> None:
     journal = tmp_path / JOURNAL
@@ -52,3 +56,14 @@ def test_a_kill_mid_write_leaves_every_line_whole(tmp_path: Path, signum: int) -
     assert len(entries) > 200
     assert {entry["event"] for entry in entries} == {"appeared", "returned", "cleared"}
     assert all(entry["message"] == "why " * 400 for entry in entries)
+
+
+def test_a_signal_inside_a_write_takes_effect_after_it_with_the_handler_put_back() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    reached_the_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with kills_held():
+            signal.raise_signal(signal.SIGINT)
+            reached_the_end = True
+    assert reached_the_end
+    assert signal.getsignal(signal.SIGINT) is before
