@@ -95,6 +95,7 @@ def serious(findings: list[dict]) -> dict[str, str]:
     return {f["code"]: f["severity"] for f in findings if f["severity"] in ("critical", "warning")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_healthy_pixelcnn_is_silent(tmp_path: Path, seed: int) -> None:
     findings = train(tmp_path, seed)
@@ -102,6 +103,7 @@ def test_healthy_pixelcnn_is_silent(tmp_path: Path, seed: int) -> None:
     assert "data-binary-pixels" not in {f["code"] for f in findings}
 
 
+@pytest.mark.slow
 def test_mask_b_in_the_first_layer_is_a_causal_leak(tmp_path: Path) -> None:
     findings = train(tmp_path, 0, first="B", steps=100)
     leak = next(f for f in findings if f["code"] == "causal-leak")
@@ -111,12 +113,14 @@ def test_mask_b_in_the_first_layer_is_a_causal_leak(tmp_path: Path) -> None:
     assert "mask A" in leak["suggestion"]
 
 
+@pytest.mark.slow
 def test_a_mask_applied_only_at_initialisation_leaks_once_trained(tmp_path: Path) -> None:
     findings = train(tmp_path, 0, reapply=False, steps=100)
     leak = next(f for f in findings if f["code"] == "causal-leak")
     assert leak["evidence"]["pixelcnn"]["step"] > 0  # masked at step 0, leaking once Adam moved the masked weights
 
 
+@pytest.mark.slow
 def test_a_sampler_writing_probabilities_back(tmp_path: Path) -> None:
     found = serious(train(tmp_path, 0, sampler="probability", steps=100))
     assert found["train-sample-input-mismatch"] == "critical"
@@ -124,6 +128,7 @@ def test_a_sampler_writing_probabilities_back(tmp_path: Path) -> None:
     assert "causal-leak" not in found
 
 
+@pytest.mark.slow
 def test_asking_for_findings_during_training_changes_nothing(tmp_path: Path) -> None:
     quiet = train(tmp_path / "quiet", 0, first="B", steps=60)
     asked = train(tmp_path / "asked", 0, first="B", steps=60, ask_every=10)

@@ -101,11 +101,13 @@ def serious(findings: list[dict]) -> dict[str, str]:
     return {f["code"]: f["severity"] for f in findings if f["severity"] in ("critical", "warning")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_healthy_gru_language_model_is_silent(tmp_path: Path, seed: int) -> None:
     assert serious(train(tmp_path, seed, GRULanguageModel())) == {}
 
 
+@pytest.mark.slow
 def test_targets_not_shifted_is_a_causal_leak(tmp_path: Path) -> None:
     findings = train(tmp_path, 0, GRULanguageModel(), shifted=False, steps=150)
     leak = next(f for f in findings if f["code"] == "causal-leak")
@@ -116,10 +118,12 @@ def test_targets_not_shifted_is_a_causal_leak(tmp_path: Path) -> None:
     assert "x[:, 1:]" in leak["suggestion"]
 
 
+@pytest.mark.slow
 def test_healthy_causal_transformer_is_silent(tmp_path: Path) -> None:
     assert serious(train(tmp_path, 0, TinyTransformer(), steps=150)) == {}
 
 
+@pytest.mark.slow
 def test_attention_without_a_causal_mask_sees_later_positions(tmp_path: Path) -> None:
     findings = train(tmp_path, 0, TinyTransformer(causal=False), steps=150)
     leak = next(f for f in findings if f["code"] == "causal-leak")
@@ -127,6 +131,7 @@ def test_attention_without_a_causal_mask_sees_later_positions(tmp_path: Path) ->
     assert "causal mask" in leak["suggestion"]
 
 
+@pytest.mark.slow
 def test_greedy_decoding_makes_identical_samples(tmp_path: Path) -> None:
     found = serious(train(tmp_path, 0, GRULanguageModel(), greedy=True, steps=150))
     assert found == {"ar-samples-identical": "warning"}

@@ -30,6 +30,7 @@ def inferred(run_dir: Path) -> str:
     return next(s["text"] for s in sections if s["title"] == "What gendiag attach inferred")
 
 
+@pytest.mark.slow
 def test_flagship_names_the_failed_projects_faults(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     attached = attach(tmp_path, "failed_flattened_moons.py", "--steps", "40", "--batch", "8", "--points", "2000",
                       "--hidden", "128", "64", "32")
@@ -42,6 +43,7 @@ def test_flagship_names_the_failed_projects_faults(tmp_path: Path, capsys: pytes
     assert "final: cosine to the target" in capsys.readouterr().out  # the script's own output, as it printed it
 
 
+@pytest.mark.slow
 def test_healthy_flow_script_is_flow_and_quiet(tmp_path: Path) -> None:
     attached = attach(tmp_path, "healthy_flow.py", "--steps", "400", "--samples", "500")
     text = inferred(attached.run_dir)
@@ -49,6 +51,7 @@ def test_healthy_flow_script_is_flow_and_quiet(tmp_path: Path) -> None:
     assert serious(attached.report) == []
 
 
+@pytest.mark.slow
 def test_gan_script_is_gan_and_quiet(tmp_path: Path) -> None:
     attached = attach(tmp_path, "gan_ring.py", "--steps", "400")
     text = inferred(attached.run_dir)
@@ -56,6 +59,7 @@ def test_gan_script_is_gan_and_quiet(tmp_path: Path) -> None:
     assert serious(attached.report) == []
 
 
+@pytest.mark.slow
 def test_vae_script_is_vae_and_quiet(tmp_path: Path) -> None:
     attached = attach(tmp_path, "vae_mnist.py", "--epochs", "4", "--images", "5000")
     text = inferred(attached.run_dir)

@@ -102,6 +102,7 @@ def test_convention_finds_x_and_t_by_shape() -> None:
     assert read_convention((torch.zeros(8),), {}) is None
 
 
+@pytest.mark.slow
 def test_mse_flow_script_output_and_inference(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = script(tmp_path, FLOW)
     attached = run_attached(["python", str(path), "mse"], tmp_path / "run")
@@ -187,6 +188,7 @@ def test_cli_returns_the_scripts_status(tmp_path: Path, capsys: pytest.CaptureFi
     assert len(list((tmp_path / "reports" / "train").glob("*/report.html"))) == 1
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_missing_script_in_one_line(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "gendiag.cli", "attach", "--out", str(tmp_path), "--", "python",
                            "nowhere.py"], cwd=ROOT, capture_output=True, text=True,
@@ -195,6 +197,7 @@ def test_cli_refuses_a_missing_script_in_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [f"gendiag: error: attach: no script 'nowhere.py' (from {ROOT})"]
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_partial_report_and_exits_143(tmp_path: Path) -> None:
     path = script(tmp_path, """
         import os
@@ -247,6 +250,7 @@ def test_integer_timesteps_read_as_diffusion(tmp_path: Path) -> None:
     assert "integer timesteps" in text
 
 
+@pytest.mark.slow
 def test_cli_hands_the_facts_file_to_the_probes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     facts = script(tmp_path, "modes: [[2.0, 2.0]]\nmode_std: 0.5\n", "facts.yaml")
     path = script(tmp_path, FLOW)

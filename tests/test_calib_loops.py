@@ -4,6 +4,7 @@ cheap broken loops added for a code that had none is named by that code."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from benchmarks import bench_calibration
@@ -13,6 +14,7 @@ from benchmarks.calibration_loops import LOOPS
 RAISED = ("warning", "critical")
 
 
+@pytest.mark.slow
 def test_the_healthy_gan_fits_every_blob_at_the_seed_that_alarmed(tmp_path) -> None:
     mon = LOOPS["gan"](tmp_path, 4, LOOP_STEPS["gan"])
     found = [finding for probe in mon.probes for finding in probe.findings(mon.ctx)]

@@ -51,6 +51,7 @@ def train_vae(tmp_path, seed: int, kl_weight: float, report_terms: bool) -> list
     return mon.finish().findings
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("report_terms", [True, False])
 def test_a_kl_subtracted_plunges_past_any_floor_and_is_named(tmp_path, report_terms: bool) -> None:
     findings = train_vae(tmp_path, 1, -1.0, report_terms)

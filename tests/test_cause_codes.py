@@ -136,6 +136,7 @@ CAUSES = {"forward-process-off-schedule", "loss-at-baseline", "sampler-parameter
           "sampler-schedule-misindexed"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("predicts, sampler, time, ema", [("eps", "ancestral", "step", False),
                                                           ("x0", "ancestral", "step", True),
@@ -164,6 +165,7 @@ def test_a_target_noise_apart_from_the_input_noise_is_named(tmp_path) -> None:
     assert "forward-process-off-schedule" not in found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("predicts, sampler, ema", [("eps", "ancestral-x0", False), ("x0", "ancestral-eps", False),
                                                     ("eps", "ancestral-x0", True)])
 def test_a_sampler_reading_the_other_parameterization_is_named(tmp_path, predicts, sampler, ema) -> None:

@@ -57,6 +57,7 @@ def test_a_module_path_names_the_sampler_too(capsys: pytest.CaptureFixture, monk
     assert status == 0, lines
 
 
+@pytest.mark.slow
 def test_a_diffusion_sampler_passing_t_over_T_feeds_t_on_another_scale(samplers: Path,
                                                                        capsys: pytest.CaptureFixture) -> None:
     status, lines = check(capsys, f"{samplers}:ddim_over_T", "--kind", "ddim")

@@ -180,6 +180,7 @@ def _broken_copy(own_run: Path, tmp_path: Path) -> Path:
     return copy
 
 
+@pytest.mark.slow
 def test_report_renders_a_users_own_run(own_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     copy = _broken_copy(own_run, tmp_path)
     assert main(["report", str(copy)]) == 0

@@ -24,6 +24,7 @@ def two_user_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     return root / "lr2e-3", root / "lr0"
 
 
+@pytest.mark.slow
 def test_monitor_folders_compare_with_overlaid_curves_and_samples_side_by_side(
         two_user_runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cmp"
@@ -45,6 +46,7 @@ def test_monitor_folders_compare_with_overlaid_curves_and_samples_side_by_side(
     assert page.count("data:image/png;base64,") >= 2 + len(OVERLAYS)
 
 
+@pytest.mark.slow
 def test_the_trained_run_is_marked_ahead_on_its_samples(two_user_runs: tuple[Path, Path]) -> None:
     runs = [load_summary(path) for path in two_user_runs]
     table, _ = metrics_table(runs)
@@ -71,6 +73,7 @@ def test_metrics_that_favour_different_runs_are_called_out(tmp_path: Path) -> No
     assert "std ratio (samples / data) favours run 1 (swissroll)" in sentences[0]
 
 
+@pytest.mark.slow
 def test_compare_writes_into_the_folder_given(two_user_runs: tuple[Path, Path], tmp_path: Path) -> None:
     comparison = compare_runs(list(two_user_runs), out_dir=tmp_path / "given")
     assert comparison.markdown_path.parent == tmp_path / "given"

@@ -75,6 +75,7 @@ def codes(findings: list, severities: tuple[str, ...] = ("warning", "critical"))
     return {f.code for f in findings if f.severity in severities}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_healthy_conditional_flow_is_silent(tmp_path: Path, seed: int) -> None:
     findings = train_flow(tmp_path / "run", seed)
@@ -83,6 +84,7 @@ def test_healthy_conditional_flow_is_silent(tmp_path: Path, seed: int) -> None:
     assert "land in the class asked for" in section
 
 
+@pytest.mark.slow
 def test_rows_shuffled_apart_from_their_labels_are_named(tmp_path: Path) -> None:
     findings = train_flow(tmp_path / "run", 0, bug="loop")
     found = [f for f in findings if f.code == "conditioning-ignored"]
@@ -93,6 +95,7 @@ def test_rows_shuffled_apart_from_their_labels_are_named(tmp_path: Path) -> None
     assert "shuffled" in found[0].suggestion and "discriminator" in found[0].suggestion
 
 
+@pytest.mark.slow
 def test_labels_shuffled_in_the_dataset_are_named(tmp_path: Path) -> None:
     findings = train_flow(tmp_path / "run", 0, bug="dataset")
     found = [f for f in findings if f.code == "conditioning-ignored"]
@@ -139,11 +142,13 @@ def train_cgan(run_dir: Path, seed: int, wrong_labels_to_d: bool = False, steps:
     return mon.finish().findings
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_healthy_conditional_gan_is_silent(tmp_path: Path, seed: int) -> None:
     assert "conditioning-ignored" not in {f.code for f in train_cgan(tmp_path / "run", seed)}
 
 
+@pytest.mark.slow
 def test_wrong_labels_given_to_d_are_named(tmp_path: Path) -> None:
     found = [f for f in train_cgan(tmp_path / "run", 0, wrong_labels_to_d=True) if f.code == "conditioning-ignored"]
     assert found and found[0].severity == "critical"

@@ -11,7 +11,9 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -30,31 +32,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def torchrun(args: list[str], scratch: Path, timeout: float) -> str:
+GLOO_ABORT = "terminate called without an active exception"  # a rank killed by an exception in a gloo thread
+
+
+def torchrun(args_in: Callable[[Path], list[str]], folder: Path, timeout: float) -> Path:
     """`python -m torch.distributed.run --nproc_per_node=2 ARGS` on the loopback, one torch thread per process,
-    temporary files under `scratch`; returns its output, fails the test with it on a non-zero exit."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-               f"--master_port={free_port()}", *args]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-4000:]
-    return output
+    `args_in(out)` naming an empty output folder, temporary files in a scratch folder beside it; returns the output
+    folder. Fails the test with the output on a non-zero exit, but runs once more, in fresh folders and with a
+    warning, where a rank was aborted from inside gloo (seen once in CI, two pytest workers beside the two ranks)."""
+    for attempt in (1, 2):
+        out, scratch = folder / f"attempt{attempt}" / "out", folder / f"attempt{attempt}" / "scratch"
+        out.mkdir(parents=True)
+        scratch.mkdir()
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+                   f"--master_port={free_port()}", *args_in(out)]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        output = done.stdout + done.stderr
+        if done.returncode != 0 and GLOO_ABORT in output and attempt == 1:
+            warnings.warn(f"torchrun: a rank aborted inside gloo; ran once more. Its output ended: {output[-3000:]}")
+            continue
+        assert done.returncode == 0, output[-4000:]
+        assert not list(scratch.glob("gendiag-rank*")), "a rank's scratch folder was left behind"
+        return out
+    raise AssertionError("unreachable: the second attempt returns or fails")
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ddp")
-    scratch = tmp_path_factory.mktemp("ddp_tmp")
-    torchrun([str(LOOP), str(out), *VARIANTS], scratch, timeout=300)
-    assert not list(scratch.glob("gendiag-rank*")), "a rank's scratch folder was left behind"
-    return out
+    return torchrun(lambda out: [str(LOOP), str(out), *VARIANTS], tmp_path_factory.mktemp("ddp"), timeout=300)
 
 
 def findings(run_dir: Path) -> list[str]:
     return [finding["code"] for finding in json.loads((run_dir / "findings.json").read_text())["findings"]]
 
 
+@pytest.mark.slow
 def test_one_run_folder_per_run_written_by_rank_0(runs: Path) -> None:
     assert sorted(p.name for p in runs.iterdir() if p.is_dir()) == sorted(VARIANTS)
     for variant in VARIANTS[:3]:
@@ -65,6 +78,7 @@ def test_one_run_folder_per_run_written_by_rank_0(runs: Path) -> None:
         assert json.loads((runs / f"{variant}-findings-rank1.json").read_text()) == []  # rank 1 reports nothing
 
 
+@pytest.mark.slow
 def test_a_run_stopped_on_one_rank_is_judged_on_rank_0_alone(runs: Path) -> None:
     """Rank 1 finished as a stopped run, rank 0 as a whole one: no statistics are combined (they need not line up),
     and neither rank waits for the other for ever."""
@@ -73,6 +87,7 @@ def test_a_run_stopped_on_one_rank_is_judged_on_rank_0_alone(runs: Path) -> None
     assert json.loads((runs / "rank1-stops" / "probe_data.json").read_text())["distributed"]["combined"] == []
 
 
+@pytest.mark.slow
 def test_a_monitor_on_rank_0_alone_finishes_without_the_others(runs: Path) -> None:
     """A loop that makes its Monitor on rank 0 only (as it does its other logging): `finish` asks no other rank for
     anything (they never call it), and the report says so."""
@@ -81,6 +96,7 @@ def test_a_monitor_on_rank_0_alone_finishes_without_the_others(runs: Path) -> No
     assert "only 1 of the 2 ranks made this Monitor" in report
 
 
+@pytest.mark.slow
 def test_per_time_loss_counts_are_the_sum_over_both_ranks(runs: Path) -> None:
     """48 steps make one chunk, so the table's counts are every step's: each rank's t binned, added."""
     expected = np.zeros(10, dtype=int)
@@ -94,6 +110,7 @@ def test_per_time_loss_counts_are_the_sum_over_both_ranks(runs: Path) -> None:
     assert counts == expected.tolist() and sum(counts) == 2 * 48 * 32
 
 
+@pytest.mark.slow
 def test_identical_seeds_are_named_and_the_healthy_loop_is_silent(runs: Path) -> None:
     assert "ddp-same-noise-across-ranks" in findings(runs / "same-noise")
     for variant in ("healthy", "epoch-unset"):
@@ -101,6 +118,7 @@ def test_identical_seeds_are_named_and_the_healthy_loop_is_silent(runs: Path) ->
     assert findings(runs / "healthy") == []
 
 
+@pytest.mark.slow
 def test_a_sampler_whose_epoch_is_never_set_is_named(runs: Path) -> None:
     assert "distributed-sampler-epoch-unset" in findings(runs / "epoch-unset")
     finding = next(f for f in json.loads((runs / "epoch-unset" / "findings.json").read_text())["findings"]
@@ -112,29 +130,24 @@ def test_a_sampler_whose_epoch_is_never_set_is_named(runs: Path) -> None:
 
 @pytest.mark.slow
 def test_a_shipped_case_runs_under_torchrun(tmp_path) -> None:
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    torchrun(["-m", "gendiag", "run", "cases/pointcloud_moons.yaml", "--out", str(tmp_path / "runs"),
-              "--set", "training.steps=40", "--set", "sampling.n_samples=200", "--set", "sampling.steps=10",
-              "--set", "data.heldout=200"], scratch, timeout=400)
-    folders = list((tmp_path / "runs" / "pointcloud_moons").iterdir())
+    out = torchrun(lambda out: ["-m", "gendiag", "run", "cases/pointcloud_moons.yaml", "--out", str(out),
+                                "--set", "training.steps=40", "--set", "sampling.n_samples=200",
+                                "--set", "sampling.steps=10", "--set", "data.heldout=200"], tmp_path, timeout=400)
+    folders = list((out / "pointcloud_moons").iterdir())
     assert len(folders) == 1
     header = json.loads((folders[0] / "run.json").read_text())
     assert header["ranks"] == 2 and header["status"] == "finished"
     assert not {"ddp-same-noise-across-ranks", "distributed-sampler-epoch-unset"} & set(findings(folders[0]))
-    assert not list(scratch.glob("gendiag-rank*"))
 
 
 @pytest.mark.slow
 def test_stop_on_stops_every_rank_at_one_step(tmp_path) -> None:
     """Rank 0's live check finds the schedule's fault at step 20; both ranks end there (neither waits for ever in a
     collective the other left) and rank 0 writes the partial report."""
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    torchrun(["-m", "gendiag", "run", "cases/ddpm_swissroll.yaml", "--out", str(tmp_path / "runs"),
-              "--set", "training.steps=300", "--set", "probes.check_every=20", "--set", "probes.check_seconds=0",
-              "--stop-on", "warning"], scratch, timeout=400)
-    (folder,) = list((tmp_path / "runs" / "ddpm_swissroll").iterdir())
+    out = torchrun(lambda out: ["-m", "gendiag", "run", "cases/ddpm_swissroll.yaml", "--out", str(out),
+                                "--set", "training.steps=300", "--set", "probes.check_every=20",
+                                "--set", "probes.check_seconds=0", "--stop-on", "warning"], tmp_path, timeout=400)
+    (folder,) = list((out / "ddpm_swissroll").iterdir())
     header = json.loads((folder / "run.json").read_text())
     assert header["status"].startswith("stopped on critical finding schedule-not-reaching-noise at step 20")
     assert json.loads((folder / "findings.json").read_text())["partial"] is not None

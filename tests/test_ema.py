@@ -104,6 +104,7 @@ def test_healthy_ema_is_compared_with_the_model_it_follows_and_stays_silent(tmp_
                                   "params-stalled"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_flow_sampler_from_the_data_end_is_named_through_the_ema(tmp_path, seed: int) -> None:
     findings, _ = train(tmp_path, seed, from_data_end=True)
@@ -125,6 +126,7 @@ def test_an_ema_whose_decay_is_too_high_for_the_run_lags(tmp_path, seed: int) ->
     assert evidence["moved_ratio"] == pytest.approx(evidence["ema_moved"] / evidence["model_moved"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_an_ema_never_updated_is_named(tmp_path) -> None:
     findings, _ = train(tmp_path, 0, update_ema=False)
     found = [f for f in findings if f.code == "ema-lagging"]

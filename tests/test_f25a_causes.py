@@ -60,6 +60,7 @@ def train_flow(tmp_path, seed: int, reset: str, watch_optimizer: bool = True) ->
     return mon.finish().findings
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("watch_optimizer", [True, False])
 def test_missing_zero_grad_is_named_with_its_network_and_step(tmp_path, watch_optimizer) -> None:
     found = {f.code: f for f in train_flow(tmp_path, 0, "none", watch_optimizer)}
@@ -71,6 +72,7 @@ def test_missing_zero_grad_is_named_with_its_network_and_step(tmp_path, watch_op
     assert finding.evidence["grad_norm_last"] > 3 * finding.evidence["grad_norm_first"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("reset", ["before", "after", "micro"])
 @pytest.mark.parametrize("watch_optimizer", [True, False])
@@ -186,6 +188,7 @@ def test_a_sigmoid_d_under_bce_with_logits_is_named(tmp_path) -> None:
     assert "Remove one of the two sigmoids" in finding.suggestion
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("bug", ["none", "prob", "d_never"])
 def test_logits_or_probabilities_with_their_own_loss_are_silent(tmp_path, seed, bug) -> None:
@@ -222,6 +225,7 @@ def test_a_detached_generator_step_is_the_cause_named_first(tmp_path) -> None:
     assert "grad/global_norm/D" in tags and "grad/global_norm/G" not in tags
 
 
+@pytest.mark.slow
 def test_a_discriminator_never_stepped_is_named_per_network(tmp_path) -> None:
     findings = train_gan(tmp_path, 0, "d_never").findings
     stalled = [f for f in findings if f.code == "params-stalled"]

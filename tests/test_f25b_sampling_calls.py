@@ -152,6 +152,7 @@ def test_ddpm_trained_on_every_step_is_silent(tmp_path, seed: int) -> None:
     assert not named(findings, "sampler-state-frozen")
 
 
+@pytest.mark.slow
 def test_an_untrained_range_of_t_is_named_as_the_cause_of_the_input_mismatch(tmp_path) -> None:
     from benchmarks.calibration_loops import ddpm
 

@@ -129,6 +129,7 @@ def test_nanogpt_order_without_optimizer_logs_no_zero_norms(tmp_path: Path, set_
 
 # -- gradient accumulation, set_to_none=False, watch_optimizer on its own -------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("set_to_none", [True, False])
 def test_gradient_accumulation_reads_the_accumulated_gradient_once_per_step(tmp_path: Path,
                                                                             set_to_none: bool) -> None:
@@ -271,6 +272,7 @@ def test_gan_with_detached_generator_step_names_the_generator(tmp_path: Path, wa
     assert not codes(report, "params-stalled")  # neither G's (the finding above says it) nor a pooled one
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("zero_grad_after_step", [False, True])
 @pytest.mark.parametrize("watch_optimizers", [True, False])
 def test_healthy_gan_is_silent(tmp_path: Path, zero_grad_after_step: bool, watch_optimizers: bool) -> None:

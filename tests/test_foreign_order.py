@@ -85,6 +85,7 @@ def texts(finding: Finding) -> str:
     return " ".join([finding.title, finding.message, finding.suggestion])
 
 
+@pytest.mark.slow
 def test_ddpm_schedule_comes_before_the_input_mismatch_it_explains(tmp_path: Path) -> None:
     report = tiny_ddpm(tmp_path)
     codes = [f.code for f in report.findings]

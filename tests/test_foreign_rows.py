@@ -121,6 +121,7 @@ def assert_like(kept: torch.Tensor, population: torch.Tensor, what: str) -> None
         f"{what}: kept std {kept.std(0).tolist()} against {population.std(0).tolist()}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", [sorted_batches, whole_dataset_in_order, shuffled_batches])
 def test_rows_in_order_do_not_make_a_healthy_loop_look_mismatched(tmp_path: Path, data: Callable) -> None:
     next_batch = data()

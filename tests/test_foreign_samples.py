@@ -102,6 +102,7 @@ def finding(report: gendiag.Report) -> gendiag.Finding | None:
     return found[0] if found else None
 
 
+@pytest.mark.slow
 def test_ddpm_sampler_run_upward_in_time_is_critical(tmp_path: Path) -> None:
     found = finding(run_ddpm(tmp_path, upward=True))
     assert found is not None and found.severity == "critical"
@@ -117,6 +118,7 @@ def test_ddpm_sampler_run_downward_is_silent(tmp_path: Path) -> None:
     assert "Samples against the data" in saved
 
 
+@pytest.mark.slow
 def test_flow_sampler_integrating_from_one_to_zero_is_critical(tmp_path: Path) -> None:
     found = finding(run_flow(tmp_path, backwards=True))
     assert found is not None and found.severity == "critical"
@@ -124,6 +126,7 @@ def test_flow_sampler_integrating_from_one_to_zero_is_critical(tmp_path: Path) -
     assert "t = 0" in found.suggestion
 
 
+@pytest.mark.slow
 def test_flow_sampler_integrating_forward_is_silent(tmp_path: Path) -> None:
     assert finding(run_flow(tmp_path, backwards=False)) is None
 
@@ -210,6 +213,7 @@ def observed(run_dir: Path, samples: torch.Tensor, task: str = "gan", **facts: o
     return finding(mon.finish())
 
 
+@pytest.mark.slow
 def test_with_known_modes_samples_piled_on_one_mode_are_left_to_mode_collapse(tmp_path: Path) -> None:
     centers = torch.stack([torch.cos(torch.arange(8) * math.pi / 4), torch.sin(torch.arange(8) * math.pi / 4)], 1)
     piled = torch.tensor([1.0, 0.0]) + 0.02 * torch.randn(1000, 2, generator=torch.Generator().manual_seed(4))
@@ -221,6 +225,7 @@ def test_with_known_modes_samples_piled_on_one_mode_are_left_to_mode_collapse(tm
     assert found is not None and found.severity == "critical" and "mode-collapse" in found.message
 
 
+@pytest.mark.slow
 def test_a_vae_is_not_faulted_for_samples_narrower_than_the_data(tmp_path: Path) -> None:
     """8x8 binary images: 8 prototypes with 40% of the pixels flipped; a VAE's samples are the pixel means (0.4 or
     0.6), narrower than the data (std ratio about 0.2) by design."""

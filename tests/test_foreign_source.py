@@ -117,6 +117,7 @@ SOURCE_CODES = {"source-sampler-mismatch", "source-not-noise", "source-chosen"}
 
 # -- the loops ---------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_eight_gaussians_to_moons_sampled_from_eight_gaussians_is_no_fault(tmp_path: Path) -> None:
     report = train_cfm(tmp_path, sample_8gaussians, sample_8gaussians, steps=400, probes=["data_repr", "velocity"])
     serious = {f.code for f in report.findings if f.severity in ("critical", "warning")}

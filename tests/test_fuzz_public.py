@@ -108,6 +108,7 @@ def monitored_run(run_dir: Path, task: str, calls: list[tuple[str, torch.Tensor,
     return json.loads((run_dir / "findings.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 @settings(max_examples=2, deadline=None, derandomize=True, phases=(Phase.explicit, Phase.generate),
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

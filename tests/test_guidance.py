@@ -87,6 +87,7 @@ def alarms(findings: list) -> dict[str, str]:
     return {f.code: f.severity for f in findings if f.severity in ("warning", "critical")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_healthy_guided_ddpm_is_silent(tmp_path: Path, seed: int) -> None:
     findings = train_ddpm(tmp_path / "run", seed, dropout=0.1)
@@ -110,6 +111,7 @@ def test_strong_guidance_moves_the_sampling_inputs_and_that_is_info(tmp_path: Pa
     assert "samples-unlike-data" not in {f.code for f in findings}  # sharper than the data by design (W2 9x)
 
 
+@pytest.mark.slow
 def test_null_label_never_trained_is_named(tmp_path: Path) -> None:
     findings = train_ddpm(tmp_path / "run", 0, dropout=0.0)
     found = [f for f in findings if f.code == "null-label-untrained"]
@@ -121,6 +123,7 @@ def test_null_label_never_trained_is_named(tmp_path: Path) -> None:
     assert "label dropout" in found[0].suggestion
 
 
+@pytest.mark.slow
 def test_null_as_none_never_trained_is_named(tmp_path: Path) -> None:
     findings = train_ddpm(tmp_path / "run", 0, dropout=0.0, null="none", steps=300)
     found = [f for f in findings if f.code == "null-label-untrained"]
@@ -128,6 +131,7 @@ def test_null_as_none_never_trained_is_named(tmp_path: Path) -> None:
     assert "no condition" in found[0].title
 
 
+@pytest.mark.slow
 def test_batched_guidance_with_an_untrained_null_label_is_named(tmp_path: Path) -> None:
     findings = train_ddpm(tmp_path / "run", 1, dropout=0.0, steps=300, batched=True)
     found = [f for f in findings if f.code == "null-label-untrained"]

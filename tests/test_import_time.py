@@ -35,6 +35,7 @@ def test_loading_a_case_imports_no_training_loop() -> None:
     assert _fresh(LOAD_CASE + f"print(sorted(m for m in {loops!r} if m in sys.modules))") == "[]"
 
 
+@pytest.mark.slow
 def test_loading_a_case_imports_no_runner() -> None:
     """No import circle config -> recipes -> runner -> config: validating a case never reaches the runner."""
     assert _fresh(LOAD_CASE + "print('gendiag.runner' in sys.modules)") == "False"

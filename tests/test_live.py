@@ -87,6 +87,7 @@ class Texts(Sink):
         self.texts.append((tag, text, step))
 
 
+@pytest.mark.slow
 def test_broken_loop_announces_before_it_ends(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     seen: list[str] = []
     sink = Texts()
@@ -113,6 +114,7 @@ def test_broken_loop_announces_before_it_ends(tmp_path: Path, capsys: pytest.Cap
     assert f"Known during training: `target-explodes` at step {step} of 199" in report
 
 
+@pytest.mark.slow
 def test_healthy_loop_announces_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     mon = train(tmp_path / "run", broken=False, check_every=10, check_seconds=0)
     assert capsys.readouterr().err == ""
@@ -122,6 +124,7 @@ def test_healthy_loop_announces_nothing(tmp_path: Path, capsys: pytest.CaptureFi
     assert [f.severity for f in saved.findings if f.severity != "info"] == [] and saved.cleared == []
 
 
+@pytest.mark.slow
 def test_stop_on_critical_stops_the_users_loop(tmp_path: Path) -> None:
     mon = train(tmp_path / "run", broken=True, stop_on="critical", check_every=10, check_seconds=0,
                 announce=lambda line: None)

@@ -73,7 +73,8 @@ def at_end(findings: list[dict]) -> list[dict]:
     return [{k: v for k, v in f.items() if k != "first_step"} for f in findings]
 
 
-@pytest.mark.parametrize("diffusion_steps, failing", [pytest.param(1000, False, marks=pytest.mark.slow), (100, True)])
+@pytest.mark.slow
+@pytest.mark.parametrize("diffusion_steps, failing", [(1000, False), (100, True)])
 def test_findings_at_the_end_agree_with_live_checks_on_and_off(tmp_path: Path, diffusion_steps: int,
                                                                failing: bool) -> None:
     live = run(tmp_path / "live", diffusion_steps, check_every=5)

@@ -17,6 +17,7 @@ SMALL = ["training.steps=400", "sampling.n_samples=200", "data.heldout=200", "mo
          "probes.check_every=20", "probes.check_seconds=0", "run.checkpoint_every=50"]
 
 
+@pytest.mark.slow
 def test_stop_on_critical_ends_the_run_with_its_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["run", "ddpm_swissroll", "--stop-on", "critical", "--out", str(tmp_path), "--threads", "1"]
     assert main(argv + [arg for setting in SMALL for arg in ("--set", setting)]) == 0

@@ -151,12 +151,14 @@ def train_gan(run_dir, seed: int, loss: str = "bce", inverted: bool = False, ste
     return mon.finish().findings
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("loss", ["bce", "hinge"])
 def test_a_generator_minimising_the_right_objective_is_silent(tmp_path, seed: int, loss: str) -> None:
     assert "gan-g-objective-inverted" not in {f.code for f in train_gan(tmp_path, seed, loss)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["bce", "hinge"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_generator_minimising_the_wrong_objective_is_named(tmp_path, seed: int, loss: str) -> None:

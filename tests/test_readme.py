@@ -47,6 +47,7 @@ def test_the_readme_and_every_task_page_have_code_to_run() -> None:
     assert {f"docs/tasks/{task}.md" for task in ("flow", "diffusion", "gan", "vae", "autoregressive")} <= where
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("where", "code"), BLOCKS)
 def test_python_block_runs(where: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

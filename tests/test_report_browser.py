@@ -89,6 +89,7 @@ def test_report_loads_with_every_image_decoded(report_html: Path, tmp_path: Path
     assert all(complete and width > 100 and height > 100 for complete, width, height in sizes), sizes
 
 
+@pytest.mark.slow
 def test_report_screenshot_shows_the_figures(report_html: Path, tmp_path: Path) -> None:
     browser = chromium()
     shot = tmp_path / "shot.png"

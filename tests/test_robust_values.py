@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -57,6 +58,7 @@ def gan_with_log_loss(run_dir: Path, lr: float, steps: int = 60, seed: int = 0) 
     return mon.finish(), first_nan
 
 
+@pytest.mark.slow
 def test_a_gan_whose_log_loss_turns_nan_finishes_with_a_report_naming_the_step(tmp_path: Path) -> None:
     report, first_nan = gan_with_log_loss(tmp_path / "nan", lr=0.05)
     assert first_nan is not None, "the loop's own bug did not fire: the test no longer tests anything"
@@ -70,6 +72,7 @@ def test_a_gan_whose_log_loss_turns_nan_finishes_with_a_report_naming_the_step(t
     assert "samples-nonfinite" in saved and "samples-nonfinite" in (tmp_path / "nan" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_same_gan_at_a_sane_learning_rate_raises_no_value_finding(tmp_path: Path) -> None:
     report, first_nan = gan_with_log_loss(tmp_path / "ok", lr=1e-3)
     assert first_nan is None
@@ -77,6 +80,7 @@ def test_the_same_gan_at_a_sane_learning_rate_raises_no_value_finding(tmp_path: 
     assert not codes & {"samples-nonfinite", "data-nonfinite", "outputs-nonfinite", "batch-skipped", "probe-failed"}
 
 
+@pytest.mark.slow
 def test_a_flow_sampler_that_divides_by_zero_at_t_1_is_named_and_no_probe_fails(tmp_path: Path) -> None:
     """The network predicts the data point x1; the sampler turns that into a velocity (x1_hat - x) / (1 - t) and
     steps over torch.linspace(0, 1, 20), whose last time is 1: the samples come out infinite or NaN."""

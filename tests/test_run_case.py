@@ -24,6 +24,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory):
     return run_case(load_case(CASE, overrides=TINY), out_root=root)
 
 
+@pytest.mark.slow
 def test_run_folder_holds_every_artefact(finished_run) -> None:
     run_dir = finished_run.run_dir
     assert run_dir.parent.name == "pointcloud_moons"

@@ -62,6 +62,7 @@ def amp_loop(run_dir: Path, watch_optimizer: bool) -> tuple[gendiag.Monitor, dic
     return mon, true_norms
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("watch_optimizer", [True, False], ids=["optimizer-hooks", "at-monitor-step"])
 def test_amp_gradients_are_unscaled_and_skipped_steps_counted(tmp_path: Path, watch_optimizer: bool) -> None:
     mon, true_norms = amp_loop(tmp_path / "run", watch_optimizer)

@@ -74,6 +74,7 @@ def check_watched_through_the_wrapper(run_dir: Path, report: gendiag.Report, fie
     assert calls, "the sampling calls through the compiled wrapper were not recorded"
 
 
+@pytest.mark.slow
 def test_compiled_model_eager_backend(tmp_path: Path) -> None:
     report, field = compiled_flow_run(tmp_path / "run", backend="eager", steps=200)
     check_watched_through_the_wrapper(tmp_path / "run", report, field)

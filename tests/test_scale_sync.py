@@ -104,6 +104,7 @@ def counted_syncs() -> Iterator[list[str]]:
             setattr(torch.Tensor, name, original)
 
 
+@pytest.mark.slow
 def test_no_synchronising_call_between_flushes(tmp_path: Path) -> None:
     mon = gendiag.Monitor(tmp_path / "run", task="flow", flush_every=50)
     with counted_syncs() as found:
@@ -137,6 +138,7 @@ def test_counter_sees_a_synchronising_call(tmp_path: Path) -> None:
     mon.finish()
 
 
+@pytest.mark.slow
 def test_nan_loss_is_named_by_its_step_at_the_next_flush(tmp_path: Path) -> None:
     mon = gendiag.Monitor(tmp_path / "run", task="flow", flush_every=50, check_every=None)
     seen: list[int] = []
@@ -190,6 +192,7 @@ def test_flush_every_is_checked(tmp_path: Path) -> None:
             gendiag.Monitor(tmp_path / f"run{bad}", task="flow", flush_every=bad)
 
 
+@pytest.mark.slow
 def test_no_synchronising_call_in_a_ddpm_loop_without_a_watched_optimizer(tmp_path: Path) -> None:
     """Another user's shape: epsilon-prediction DDPM with integer timesteps, the network called on cat([x, t / T]),
     gradients read at `mon.step` (no optimizer given) and zeroed in place (`set_to_none=False`, so the reset

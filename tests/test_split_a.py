@@ -324,6 +324,7 @@ def findings_without_timing(run_dir: Path) -> list[dict]:
             if f["code"] != "data-bottleneck"]
 
 
+@pytest.mark.slow
 def test_findings_asked_during_training_change_nothing_at_the_end(tmp_path: Path) -> None:
     _, asked = user_flow_loop(tmp_path / "asked", exploding=True, ask_every=40)
     user_flow_loop(tmp_path / "quiet", exploding=True, ask_every=None)

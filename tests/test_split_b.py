@@ -160,6 +160,7 @@ def test_a_model_as_good_on_the_sqrt_path_gets_no_worse_field_error(tmp_path: Pa
     assert as_linear.field_error[0.5] > 0.1 and as_linear.field_error[0.99] > 1.0  # the error issue 22 reported
 
 
+@pytest.mark.slow
 def test_a_trained_sqrt_path_model_is_compared_on_its_own_path(tmp_path: Path) -> None:
     """A user's loop on the path α = t, β = √(1 − t) written out by hand, declared with path="sqrt": the field
     errors before t = 0.99 are those of a trained model, and nothing fires."""
@@ -425,6 +426,7 @@ class Velocity(nn.Module):
         return self.net(torch.cat([x, t.reshape(-1, 1).expand(len(x), 1)], 1))
 
 
+@pytest.mark.slow
 def test_findings_can_be_asked_mid_training_change_nothing_and_agree_with_the_end(tmp_path: Path) -> None:
     """A user's loop that samples halfway: each probe's findings, asked twice mid-training, agree with each other,
     write no figure and log no number; asked after the last step they are what the report says."""

@@ -368,6 +368,7 @@ def user_gan(run_dir: Path, peek: bool) -> list[dict]:
     return end_findings(run_dir)
 
 
+@pytest.mark.slow
 def test_findings_any_time_leave_a_user_gan_run_unchanged(tmp_path: Path) -> None:
     quiet, peeked = user_gan(tmp_path / "quiet", peek=False), user_gan(tmp_path / "peeked", peek=True)
     assert peeked == quiet

@@ -93,6 +93,7 @@ def user_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_every_scalar_of_metrics_csv_is_in_tensorboard_with_all_its_points(user_run: Path) -> None:
     table = pd.read_csv(user_run / "metrics.csv")
     events = read_events(user_run)
@@ -149,6 +150,7 @@ def test_samples_are_drawn_beside_the_data_at_each_observation(user_run: Path) -
     assert "samples_vs_data" in [p.stem for p in (user_run / "figures").iterdir()]
 
 
+@pytest.mark.slow
 def test_findings_are_texts_at_their_step(tmp_path: Path) -> None:
     """A learning rate of zero leaves the weights where they started: `params-stalled` is in TensorBoard as its own
     text (at the last step: findings made at the end carry no earlier step) and in the summary text."""

@@ -195,6 +195,7 @@ def test_a_correct_strided_ddpm_passes(name: str) -> None:
     assert verdict(ddpm, "ddpm", name, dims=2).passed
 
 
+@pytest.mark.slow
 def test_a_strided_ddpm_reusing_the_per_step_betas_fails() -> None:
     fails(ddpm_reusing_betas, "ddpm", "strided sampling matches the full chain", "does not match the full sampler",
           "not reuse the per-step betas", "of T = ")
