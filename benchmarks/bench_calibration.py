@@ -1,8 +1,9 @@
 """Calibration: every finding code's error rates, measured on loops written as users write them (issue 25, item 8).
 
 Every task's healthy loop (benchmarks/calibration_loops.py: flow matching, DDPM, GAN, VAE, autoregressive,
-conditional) runs over SEEDS seeds with the task's default probes; each code in `CALIBRATION` also has broken loops
-(a loop and one realistic bug), run over BROKEN_SEEDS seeds. One results row per code: false alarms (healthy runs
+conditional flow, a class-conditional DDPM with classifier-free guidance, flow sampled from an EMA copy) runs over
+SEEDS seeds with the task's default probes; each code in `CALIBRATION` also has broken loops (a loop and one
+realistic bug), run over BROKEN_SEEDS seeds. One results row per code: false alarms (healthy runs
 where the code was raised at warning or above; goal 0 of N), detections of its broken runs, and where a statistic
 is read, the margin: the statistic of the healthiest and the most broken run against the rule's threshold. One more
 row counts healthy runs with any warning at all. Findings are read from the probes (`Probe.findings`, callable at any
@@ -21,11 +22,15 @@ flow/no-zero-grad as `train-sample-input-mismatch`, vae/kl-sign as `loss-divergi
 gan/d-never-stepped (the `params-stalled` row) only as `samples-unlike-data`. Later: vae/kl-sign was missed by
 `loss-unbounded-below` until loss.unbounded_depth (it plunges, then swings), and `samples-unlike-data` warned on the
 healthy GAN at seed 4, a real poor fit (a blob with 1% of the samples), until the GAN loop was made to train
-(calibration_loops.GAN_LATENT, LOOP_STEPS).
+(calibration_loops.GAN_LATENT, LOOP_STEPS). Issue 27's codes have broken loops since: each is named, except an
+ancestral sampler that reads the predicted noise as x0 (ddpm/sampler-reads-x0): at this schedule's last steps
+DDPM's added noise is a large share of the state, so neither reading fits a step (relative errors 0.53-0.75 read
+as x0, 0.70-1.5 as noise, at seed 0) and `sampler-parameterization-mismatch` stays silent; the same fault in a
+DDIM sampler (ddpm/ddim-reads-x0) is named.
 
 Every run is STEPS steps (the healthy DDPM loop still warns at 120: it is not trained yet), a GAN LOOP_STEPS; the
-full size (SEEDS seeds of 6 healthy loops, BROKEN_SEEDS of each broken one) is 66 runs of a few seconds each
-on one core, well within 15 minutes; `quick` (QUICK_SEEDS seeds, one broken seed) took 84 s for 22 runs on one core
+full size (SEEDS seeds of 8 healthy loops, BROKEN_SEEDS of each of 29 broken ones) is 98 runs of a few seconds
+each: 253 s on one core; `quick` (QUICK_SEEDS seeds, one broken seed) took 84 s for 22 runs on one core
 shared with other work (before the GAN's 600 steps and five more broken loops), its rows marked quick and its `met`
 left empty. Run it alone: `python -m benchmarks --only bench_calibration [--quick]`."""
 
@@ -163,6 +168,16 @@ CALIBRATION: tuple[Entry, ...] = (
     Entry("grad-accumulating", (("flow", "no-zero-grad"),)),
     Entry("loss-unbounded-below", (("vae", "kl-sign"),), (Margin(_read("loss", "fall"), "loss.unbounded_depth"),)),
     Entry("gan-d-output-squashed", (("gan", "d-sigmoid"),)),
+    Entry("conditioning-ignored", (("conditional", "labels-shuffled"),)),
+    Entry("null-label-untrained", (("guided", "no-label-dropout"),)),
+    Entry("ema-lagging", (("ema", "decay-high"),)),
+    Entry("forward-process-off-schedule", (("ddpm", "no-sqrt"),)),
+    Entry("loss-at-baseline", (("ddpm", "other-noise"),)),
+    Entry("sampler-parameterization-mismatch", (("ddpm", "sampler-reads-x0"), ("ddpm", "ddim-reads-x0"))),
+    Entry("sampler-schedule-misindexed", (("ddpm", "ddim-wraps"),)),
+    Entry("lr-decayed-to-zero", (("flow", "lr-to-zero"),)),
+    Entry("weight-decay-dominates", (("flow", "weight-decay"),)),
+    Entry("gan-g-objective-inverted", (("gan", "g-inverted"),)),
     Entry("samples-unlike-data", (("flow", "sampler-sign"),),
           (Margin(_read("samples_vs_data", "mean_offset"), "samples_vs_data.offset_warning"),
            Margin(_read("samples_vs_data", "w2_over_floor"), "samples_vs_data.w2_floor_warning"),
