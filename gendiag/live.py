@@ -91,8 +91,9 @@ class LiveChecks:
 
     A check is due once at least `every` steps and `seconds` of wall time have passed since the last one (the
     first after `every` steps), and long enough after it that checks take at most `CHECK_SHARE` of the wall time
-    (a probe whose rules run the network, such as the velocity field's, costs tenths of a second a check). `record(step, findings)` takes a check's findings, announces what appeared or
-    cleared, and keeps each finding's first and last step; `stamp` puts those steps on the run's final findings."""
+    (a probe whose rules run the network, such as the velocity field's, costs tenths of a second a check).
+    `record(step, findings)` takes a check's findings, announces what appeared or cleared, and keeps each finding's
+    first and last step; `stamp` puts those steps on the run's final findings."""
 
     def __init__(self, run_dir: Path, sinks: Sequence[Sink], announce: Announce | None = None,
                  every: int = CHECK_EVERY, seconds: float = CHECK_SECONDS,
