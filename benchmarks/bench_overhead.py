@@ -7,7 +7,8 @@ The loops being compared live side by side in one process and take turns in shor
 (A B B A A B ...), so a slow spell of the machine lands on both alike; each repetition's ratio is the monitored
 loop's total time over the bare loop's, the Monitor's periodic work (flushes, batched TensorBoard writes, the
 every-20-steps update measurement) included, since the monitored loop runs on from block to block. The median
-over repetitions and the min-max spread are reported.
+over repetitions and the min-max spread are reported: `GOAL_REPETITIONS` where a goal is set (the 2-D loop at
+interval 1), `REPETITIONS` elsewhere (reported rows), which keeps the default benchmark set within 15 minutes.
 
 The probe-set rows run without live checks (`check_every=None`), as before live checks existed. Two rows add live
 checks to the default probes: every `CHECK_EVERY` steps with no wall-time floor (what one round of every probe's
@@ -47,6 +48,7 @@ MMAP_THRESHOLD = 64 * 1024  # bytes: glibc serves larger blocks with mmap and re
 SHAPES = {"2d": dict(dim=2, hidden=256, depth=4, batch=1024), "2d-b256": dict(dim=2, hidden=256, depth=4, batch=256),
           "flat4096": dict(dim=4096, hidden=512, depth=2, batch=64)}
 BLOCK = 10  # steps each loop runs before the other takes its turn
+GOAL_REPETITIONS, REPETITIONS = 5, 3
 NO_MONITOR = "none"  # a second loop without a Monitor: its ratio to the first is the measurement's own noise
 WARMUP = 5
 LIVE = "default+live"  # the default probes with live checks every CHECK_EVERY steps, no wall-time floor
@@ -162,7 +164,7 @@ def _same_set_note(probes: str, measured_as: str) -> str:
 
 def flush_rows(quick: bool) -> list[dict]:
     """The default probes at interval 1 on the 2-D loop, per flush interval of `FLUSH_SWEEP`, side by side."""
-    repetitions, steps = (2, 40) if quick else (5, 200)
+    repetitions, steps = (2, 40) if quick else (REPETITIONS, 150)
     with tempfile.TemporaryDirectory() as tmp:
         ratios = interleaved_ratios("2d", list(FLUSH_SWEEP), 1, steps, repetitions, Path(tmp))
     return [median_row("probe overhead", f"2d, {name}, every 1", ratios[name], "× bare step",
@@ -264,13 +266,13 @@ def cuda_rows(quick: bool) -> list[dict]:
 
 def run(quick: bool = False) -> list[dict]:
     rows: list[dict] = []
-    repetitions = 3 if quick else 7
     sets = _probe_sets()
     measured = sorted(set(sets.values()))
     for shape in SHAPES:
         steps = (20 if quick else 60) if shape == "flat4096" else (40 if quick else 150)
         batch_note = f"batch {SHAPES[shape]['batch']}; "
         for every in (1, 4, 16):
+            repetitions = 2 if quick else GOAL_REPETITIONS if (shape, every) == ("2d", 1) else REPETITIONS
             with tempfile.TemporaryDirectory() as tmp:
                 extra = [NO_MONITOR, LIVE, LIVE_DEFAULT] if every == 1 else []
                 ratios = interleaved_ratios(shape, measured + extra, every, steps, repetitions, Path(tmp))
