@@ -39,3 +39,18 @@ def test_loading_a_case_imports_no_training_loop() -> None:
 def test_loading_a_case_imports_no_runner() -> None:
     """No import circle config -> recipes -> runner -> config: validating a case never reaches the runner."""
     assert _fresh(LOAD_CASE + "print('gendiag.runner' in sys.modules)") == "False"
+
+
+@pytest.mark.slow
+def test_the_readme_loop_and_its_report_load_neither_pot_nor_scipy_stats(tmp_path: Path) -> None:
+    """The README's own loop, trained and reported (its live checks and `finish`), in a fresh process: its W2
+    comparisons (at most 1,000 points) use SciPy's assignment solver and its statistics gendiag.metrics.statistics,
+    so the report costs no POT import (1-4 s measured on 2 cores, scikit-learn and scipy.stats with it)."""
+    import re
+
+    block = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL).group(1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    code = block + "\nimport sys\nprint(sorted(m for m in ('ot', 'scipy.stats', 'sklearn') if m in sys.modules))\n"
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

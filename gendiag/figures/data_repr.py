@@ -10,6 +10,7 @@ import torch
 
 from gendiag.figures import legend, new_figure
 from gendiag.flow.projection import principal_plane
+from gendiag.metrics.statistics import normal_plot_positions
 from gendiag.quantities.data_repr import Representation
 from gendiag.quantities.representation import as_batch, image_view
 
@@ -114,12 +115,10 @@ def montage(views: dict[str, torch.Tensor]) -> np.ndarray:
 
 def source_qq(source: torch.Tensor) -> Figure:
     """The source's values against N(0, 1) quantiles."""
-    from scipy import stats
-
     values = source.reshape(-1).numpy()
     if values.size > 4000:
         values = values[np.linspace(0, values.size - 1, 4000).round().astype(int)]
-    (theory, ordered), _ = stats.probplot(values, dist="norm")
+    ordered, theory = np.sort(values), normal_plot_positions(values.size)
     figure, axis = new_figure(figsize=(4.2, 4))
     axis.plot(theory, ordered, ".", markersize=2, label="source values")
     axis.plot(theory, theory, color="black", linewidth=1, label="N(0, 1)")

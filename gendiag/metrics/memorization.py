@@ -29,6 +29,7 @@ import numpy as np
 from gendiag.metrics.neighbours import (
     DEFAULT_CHUNK, as_points, close_pairs, kth_neighbour_distances, nearest_distances,
 )
+from gendiag.metrics.statistics import average_ranks
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,7 @@ def mann_whitney_z(a: Any, b: Any) -> float:
     m, n = len(a), len(b)
     if m == 0 or n == 0:
         raise ValueError(f"mann_whitney_z: need two non-empty samples, got sizes {m} and {n}")
-    from scipy.stats import rankdata  # scipy loads when a test is run, not with gendiag
-
-    ranks = rankdata(np.concatenate([a, b]))
+    ranks = average_ranks(np.concatenate([a, b]))
     u = ranks[:m].sum() - m * (m + 1) / 2
     return float((u - m * n / 2) / math.sqrt(m * n * (m + n + 1) / 12))
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from gendiag.metrics.statistics import spearman_rho
 from gendiag.rules.thresholds import GAN_SQUASHED_MATCH
 
 if TYPE_CHECKING:
@@ -141,7 +142,6 @@ def swing_growth(values: np.ndarray, min_steps: int) -> Swing | None:
     around the segment's own straight-line trend (drift out), of the loss averaged over a short window (per-step
     noise out). None with fewer than `min_steps` finite values."""
     import pandas as pd
-    from scipy.stats import spearmanr
 
     values = values[np.isfinite(values)]
     if len(values) < min_steps:
@@ -153,5 +153,5 @@ def swing_growth(values: np.ndarray, min_steps: int) -> Swing | None:
         position = np.arange(len(part))
         amplitudes.append(float(np.std(part - np.polyval(np.polyfit(position, part, 1), position))))
     growth = amplitudes[-1] / max(amplitudes[0], 1e-12)
-    correlation = float(spearmanr(np.arange(SEGMENTS), amplitudes).statistic) if np.ptp(amplitudes) > 0 else 0.0
+    correlation = spearman_rho(np.arange(SEGMENTS), amplitudes) if np.ptp(amplitudes) > 0 else 0.0
     return Swing(amplitudes, growth, correlation)

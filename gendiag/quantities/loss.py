@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gendiag.metrics.statistics import kendall_tau
 from gendiag.rules.thresholds import LOSS_MIN_POINTS, LOSS_SPIKE_MADS
 
 if TYPE_CHECKING:
@@ -117,15 +118,13 @@ class LossTerms:
     def summary(self) -> dict[str, dict[str, float]]:
         """Per term with at least WINDOWS values: the median of its first and last tenth, and Kendall's tau of its
         window medians over the windows."""
-        from scipy.stats import kendalltau
-
         found = {}
         for name, (steps, values) in self.series.items():
             if len(values) < WINDOWS:
                 continue
             windows = np.array_split(np.asarray(values), WINDOWS)
             medians = np.array([np.median(w) for w in windows])
-            tau = float(kendalltau(np.arange(WINDOWS), medians).statistic) if np.ptp(medians) > 0 else 0.0
+            tau = kendall_tau(np.arange(WINDOWS), medians) if np.ptp(medians) > 0 else 0.0
             found[name] = {"first": float(medians[0]), "last": float(medians[-1]), "tau": tau}
         return found
 
@@ -150,7 +149,6 @@ def summarise_loss(steps: np.ndarray, values: np.ndarray) -> dict[str, Any]:
     if len(values) < LOSS_MIN_POINTS:
         return summary
     import pandas as pd
-    from scipy.stats import kendalltau
 
     windows = np.array_split(np.arange(len(values)), WINDOWS)
     medians = np.array([np.median(values[w]) for w in windows])
@@ -162,8 +160,8 @@ def summarise_loss(steps: np.ndarray, values: np.ndarray) -> dict[str, Any]:
     rise = (medians[-1] - medians[best]) / scale
     peak = int(best + np.argmax(medians[best:]))
     blowup = (medians[peak] - medians[best]) / scale
-    tau = float(kendalltau(np.arange(WINDOWS - best), medians[best:]).statistic) if best <= WINDOWS - 3 else 0.0
-    fall_tau = float(kendalltau(np.arange(WINDOWS), medians).statistic)
+    tau = kendall_tau(np.arange(WINDOWS - best), medians[best:]) if best <= WINDOWS - 3 else 0.0
+    fall_tau = kendall_tau(np.arange(WINDOWS), medians)
     calm = int(np.argmin(swings))
     growth = swings[-1] / max(swings[calm], 1e-12)
     deviations = np.concatenate([np.abs(values[w] - np.median(values[w])) for w in windows])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gendiag.metrics.modes import Coverage
+from gendiag.metrics.statistics import chi2_quantile
 
 UNITS = {"mode": "modes", "class": "classes"}
 
@@ -80,7 +81,5 @@ def miss_chance(n_modes: int, n_samples: int) -> float:
 def kl_noise(n_units: int, n_in_histogram: int, quantile: float) -> float:
     """The `quantile` of KL(p || uniform) for n samples drawn evenly over K parts: 2 n KL is the G statistic,
     chi-squared with K - 1 degrees of freedom."""
-    from scipy.stats import chi2
-
-    return float(chi2.ppf(quantile, n_units - 1)) / (2 * max(n_in_histogram, 1))
+    return chi2_quantile(quantile, n_units - 1) / (2 * max(n_in_histogram, 1))
 

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from gendiag.metrics.statistics import ks_distance_to_normal
 from gendiag.rules.thresholds import (
     DATA_DUPLICATE_TOLERANCE as DUPLICATE_TOLERANCE, NOISE_INDEPENDENCE, NOISE_KS_FLOOR, NOISE_MEAN_LIMIT,
     NOISE_STD_HIGH, NOISE_STD_LOW, RENDER_CONSISTENCY,
@@ -357,9 +358,7 @@ def noise_check(source: Any, max_values: int = MAX_VALUES) -> NoiseCheck:
     if scale > 0:
         z = centred / scale
         skewness, kurtosis = float((z ** 3).mean()), float((z ** 4).mean()) - 3.0
-        from scipy import stats
-
-        ks = float(stats.kstest(z.numpy(), "norm").statistic)
+        ks = ks_distance_to_normal(z.numpy())
     else:
         skewness = kurtosis = math.nan
         ks = 1.0

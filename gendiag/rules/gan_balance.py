@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gendiag.findings import Finding
+from gendiag.metrics.statistics import spearman_rho
 from gendiag.quantities.gan_balance import LOGIT_FLOOR, SEGMENTS, Swing, longest_run, swing_growth
 from gendiag.rules.thresholds import (GAN_ACCURACY_NEAR_ONE, GAN_FAKE_NEAR_ZERO, GAN_GRAD_VANISHED,
                                       GAN_INVERTED_CORRELATION, GAN_INVERTED_MIN_STEPS, GAN_MIN_STRETCH_SHARE, GAN_MIN_STRETCH_STEPS, GAN_OSC_GROWTH,
@@ -180,15 +181,13 @@ def g_objective_inverted(frame: pd.DataFrame, d_output: str | None, figure: str 
     first quarter against last). Every generator objective falls as D rates the fakes more real, so from one
     step to the next G's loss and D(fake) move in opposite directions (changes, not levels: a term of G's loss
     that falls over the run, such as a reconstruction term, does not move with D's rating step by step)."""
-    from scipy.stats import spearmanr
-
     both = frame[np.isfinite(frame["loss_g"]) & np.isfinite(frame["d_fake"])]
     if len(both) < GAN_INVERTED_MIN_STEPS:
         return None
     loss_change, fake_change = np.diff(both["loss_g"].to_numpy()), np.diff(both["d_fake"].to_numpy())
     if np.ptp(loss_change) == 0 or np.ptp(fake_change) == 0:
         return None
-    correlation = float(spearmanr(loss_change, fake_change).statistic)
+    correlation = spearman_rho(loss_change, fake_change)
     if not correlation >= GAN_INVERTED_CORRELATION:
         return None
     quarter = max(1, len(both) // 4)
