@@ -162,6 +162,7 @@ def _data_repr_absorb(probe: Any, ctx: ProbeContext, ranks: list[dict[str, Any]]
 
 
 def _kept(reservoir: Reservoir | None) -> dict[str, Any] | None:
+    """What `reservoir` holds, for another process (None where this rank made none)."""
     return None if reservoir is None else reservoir.kept()
 
 
