@@ -24,7 +24,10 @@ import torch.distributed as dist
 from torch.distributed import distributed_c10d
 
 from gendiag.context import ProbeContext
+from gendiag.flow.reservoir import Reservoir
 from gendiag.probes.base import Probe
+from gendiag.quantities.samples_vs_data import KEEP_SAMPLES
+from gendiag.quantities.sampling_calls import TimeCoverage
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ def quiet(line: str) -> None:
 
 Extract = Callable[[Probe, ProbeContext], Any]
 Absorb = Callable[[Probe, ProbeContext, list[Any]], str | None]
+SAMPLES_SEED = 53  # the reservoir that draws, from every rank's last samples, those rank 0 compares with the data
 
 
 def _loss_by_t_extract(probe: Any, ctx: ProbeContext) -> dict[str, Any]:
@@ -157,6 +161,113 @@ def _data_repr_absorb(probe: Any, ctx: ProbeContext, ranks: list[dict[str, Any]]
     return None
 
 
+def _kept(reservoir: Reservoir | None) -> dict[str, Any] | None:
+    """What `reservoir` holds, for another process (None where this rank made none)."""
+    return None if reservoir is None else reservoir.kept()
+
+
+def _merged(reservoir: Reservoir | None, parts: list[dict[str, Any] | None]) -> Reservoir | None:
+    """`reservoir` (rank 0's, made here where rank 0 has none) holding a uniform sample of the rows every rank's
+    reservoir of the same store was offered; None where no rank has one."""
+    present = [part for part in parts if part is not None]
+    if not present:
+        return reservoir
+    if reservoir is None:
+        reservoir = Reservoir(present[0]["capacity"], seed=present[0]["seed"])
+    reservoir.merge(present)
+    return reservoir
+
+
+def _shapes_differ(stores: dict[str, list[dict[str, Any] | None]]) -> str | None:
+    """The first store whose ranks' rows differ in shape, with those shapes, or None."""
+    for store, parts in stores.items():
+        shapes = {part["shape"] for part in parts if part is not None and part["seen"]}
+        if len(shapes) > 1:
+            return f"the ranks' {store} rows differ in shape {sorted(shapes)}"
+    return None
+
+
+def _inputs_extract(probe: Any, ctx: ProbeContext) -> dict[str, Any]:
+    """The input rows this rank's inputs probe kept (training and sampling calls per network, with their times;
+    data and source rows), on the CPU, and which EMA copy each network was sampled through."""
+    return {"train": {name: kept.kept() for name, kept in probe._train.items()},
+            "sampling": {name: kept.kept() for name, kept in probe._sampling.items()},
+            "data": _kept(probe._data), "source": _kept(probe._source), "through": dict(probe._through)}
+
+
+def _inputs_absorb(probe: Any, ctx: ProbeContext, ranks: list[dict[str, Any]]) -> str | None:
+    """Each of rank 0's reservoirs of input rows becomes a uniform sample of every rank's rows of the same network
+    and mode (a network recorded on other ranks only is added); returns why not where the ranks' rows differ in
+    shape."""
+    stores = {f"{mode} input ({name})": [other[mode].get(name) for other in ranks]
+              for mode in ("train", "sampling") for name in dict.fromkeys(n for o in ranks for n in o[mode])}
+    stores.update({role: [other[role] for other in ranks] for role in ("data", "source")})
+    differ = _shapes_differ(stores)
+    if differ is not None:
+        return f"inputs: {differ}; its comparison is rank 0's"
+    for mode, store in (("train", probe._train), ("sampling", probe._sampling)):
+        for name in dict.fromkeys(n for other in ranks for n in other[mode]):
+            store[name] = _merged(store.get(name), [other[mode].get(name) for other in ranks])
+    probe._data = _merged(probe._data, [other["data"] for other in ranks])
+    probe._source = _merged(probe._source, [other["source"] for other in ranks])
+    for other in ranks[1:]:
+        for name, via in other["through"].items():
+            probe._through.setdefault(name, via)
+    probe._cache = None
+    return None
+
+
+def _sampling_calls_extract(probe: Any, ctx: ProbeContext) -> dict[str, Any]:
+    """The times this rank's watched networks were called with, per network: training times kept and one median
+    time per sampling call."""
+    return {name: {"train": coverage.train.kept(), "sampling": coverage.sampling.kept()}
+            for name, coverage in probe._coverage.items()}
+
+
+def _sampling_calls_absorb(probe: Any, ctx: ProbeContext, ranks: list[dict[str, Any]]) -> str | None:
+    """Rank 0's times per network become a uniform sample of every rank's (training and sampling alike), so that
+    `t-range-untrained` sets the sampler's times against what training drew on any rank; the sampling blocks it
+    follows stay rank 0's (a sampler's bug shows in every block)."""
+    for name in dict.fromkeys(n for other in ranks for n in other):
+        coverage = probe._coverage.setdefault(name, TimeCoverage())
+        coverage.train.merge([other[name]["train"] for other in ranks if name in other])
+        coverage.sampling.merge([other[name]["sampling"] for other in ranks if name in other])
+    probe._cache = None
+    return None
+
+
+def _samples_vs_data_extract(probe: Any, ctx: ProbeContext) -> dict[str, Any]:
+    """The data rows this rank's samples-against-data probe kept and the last samples it was shown, on the CPU."""
+    against = probe.against
+    return {"data": _kept(against.data), "samples": against.samples, "step": against.samples_step,
+            "shape": probe.shape}
+
+
+def _samples_vs_data_absorb(probe: Any, ctx: ProbeContext, ranks: list[dict[str, Any]]) -> str | None:
+    """Rank 0 compares the last samples of every rank that observed some (at most as many as one rank keeps, each
+    sample equally likely, from a reservoir of its own seed) with a uniform sample of every rank's data rows;
+    returns why not where the ranks' data rows or samples differ in shape or their last samples are of different
+    steps."""
+    differ = _shapes_differ({"data": [other["data"] for other in ranks]})
+    if differ is not None:
+        return f"samples_vs_data: {differ}; its comparison is rank 0's"
+    shown = [other for other in ranks if other["samples"] is not None]
+    widths, steps = {other["samples"].shape[1] for other in shown}, {other["step"] for other in shown}
+    if len(widths) > 1 or len(steps) > 1:
+        return (f"samples_vs_data: the ranks' last samples have {sorted(widths)} values each, observed at steps "
+                f"{sorted(steps)}; its comparison is rank 0's")
+    data = _merged(probe.against.data, [other["data"] for other in ranks])
+    samples = None
+    if shown:
+        kept = Reservoir(KEEP_SAMPLES, seed=SAMPLES_SEED)
+        for other in shown:
+            kept.add(other["samples"])
+        samples = kept.rows
+    probe.against.combined(data, samples, steps.pop() if steps else None)
+    probe.shape = probe.shape or next((other["shape"] for other in shown if other["shape"] is not None), None)
+    return None
+
+
 def _distributed_extract(probe: Any, ctx: ProbeContext) -> Any:
     return probe.fingerprints()
 
@@ -169,6 +280,9 @@ def _distributed_absorb(probe: Any, ctx: ProbeContext, ranks: list[Any]) -> None
 COMBINERS: dict[str, tuple[Extract, Absorb]] = {
     "loss_by_t": (_loss_by_t_extract, _loss_by_t_absorb),
     "data_repr": (_data_repr_extract, _data_repr_absorb),
+    "inputs": (_inputs_extract, _inputs_absorb),
+    "sampling_calls": (_sampling_calls_extract, _sampling_calls_absorb),
+    "samples_vs_data": (_samples_vs_data_extract, _samples_vs_data_absorb),
     "distributed": (_distributed_extract, _distributed_absorb),
 }
 

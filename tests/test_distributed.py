@@ -74,7 +74,7 @@ def test_one_run_folder_per_run_written_by_rank_0(runs: Path) -> None:
         assert (runs / variant / "report.md").is_file()
         assert "Trained on 2 processes (gloo)" in (runs / variant / "report.md").read_text()
         state = json.loads((runs / variant / "probe_data.json").read_text())["distributed"]
-        assert state["world_size"] == 2 and state["combined"] == ["loss_by_t"]
+        assert state["world_size"] == 2 and state["combined"] == ["loss_by_t", "inputs", "samples_vs_data"]
         assert json.loads((runs / f"{variant}-findings-rank1.json").read_text()) == []  # rank 1 reports nothing
 
 
@@ -108,6 +108,18 @@ def test_per_time_loss_counts_are_the_sum_over_both_ranks(runs: Path) -> None:
     table = next(section["table"] for section in sections if section["title"] == "Loss by t")
     counts = [row[table["columns"].index("samples")] for row in table["data"]]
     assert counts == expected.tolist() and sum(counts) == 2 * 48 * 32
+
+
+@pytest.mark.slow
+def test_rank_0_judges_the_inputs_and_samples_of_both_ranks(runs: Path) -> None:
+    """Each rank sampled 256 points in 10 recorded calls (64 rows of each recorded) after 48 steps (8 input rows of
+    each kept): rank 0 compares the samples of both ranks with data rows of both, and the sampling inputs of both
+    with the training inputs of both."""
+    state = json.loads((runs / "healthy" / "probe_data.json").read_text())["samples_vs_data"]
+    assert state["n_samples"] == 2 * 256 and state["n_data"] == 2048  # of 2 x 48 x 32 data rows: the reservoir
+    sections = json.loads((runs / "healthy" / "sections.json").read_text())
+    text = next(section["text"] for section in sections if section["title"] == "Training versus sampling inputs")
+    assert f"{2 * 48 * 8} training input rows (of {2 * 48 * 8} recorded) and {2 * 10 * 64} sampling input" in text
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import torch
 
@@ -32,6 +33,7 @@ class Reservoir:
         if capacity < 1:
             raise ValueError(f"Reservoir: capacity must be >= 1, got {capacity}")
         self.capacity = capacity
+        self.seed = seed
         self.seen = 0
         self.sample_shape: tuple[int, ...] | None = None
         self._rows: torch.Tensor | None = None
@@ -107,6 +109,43 @@ class Reservoir:
         self._rows[slots] = flat[chosen].to(self._rows)
         self._times[slots] = float("nan") if flat_times is None else flat_times[chosen].to(self._times)
 
+    def kept(self) -> dict[str, Any]:
+        """What it holds, on the CPU and picklable, for `merge` in another process: the rows in random order, their
+        times, how many rows were offered, the row shape, its capacity and seed."""
+        return {"rows": self.rows, "times": self.times, "seen": self.seen, "shape": self.sample_shape,
+                "capacity": self.capacity, "seed": self.seed}
+
+    def merge(self, parts: list[dict[str, Any]]) -> None:
+        """Hold, in place of its rows, a uniform sample of every row offered to the reservoirs whose `kept()` are
+        `parts` (this one's among them: the ranks' reservoirs at `finish`): as many rows as it keeps, every row
+        offered to any of them equally likely, in random order, drawn with its own generators. Rows offered later
+        are kept as by one reservoir offered all of those. Raises ValueError where the parts' rows differ in shape
+        or a part kept fewer rows than the draw asks of it (a smaller capacity)."""
+        shapes = {part["shape"] for part in parts if part["seen"]}
+        if len(shapes) > 1:
+            raise ValueError(f"Reservoir.merge: rows of shapes {sorted(shapes)} cannot be merged")
+        seen = sum(part["seen"] for part in parts)
+        if not seen:
+            return
+        counts = _drawn_counts([part["seen"] for part in parts], min(seen, self.capacity), self._generator)
+        for part, count in zip(parts, counts):
+            if count > len(part["rows"]):
+                raise ValueError(f"Reservoir.merge: a part kept {len(part['rows'])} of its {part['seen']} rows and "
+                                 f"{count} were drawn from it; it needs a capacity of at least {self.capacity}")
+        taken = [(part["rows"][:count], part["times"][:count]) for part, count in zip(parts, counts) if count]
+        order = torch.randperm(sum(counts), generator=self._generator)
+        rows, times = torch.cat([r for r, _ in taken])[order], torch.cat([t for _, t in taken])[order]
+        device = self._rows.device if self._rows is not None else torch.device("cpu")
+        self.sample_shape = shapes.pop()
+        self._rows = torch.empty(self.capacity, rows.shape[1], device=device)
+        self._times = torch.full((self.capacity,), float("nan"), device=device)
+        self._rows[: len(rows)], self._times[: len(rows)] = rows.to(device), times.to(device)
+        self.seen, self._shuffled = seen, True
+        if seen >= self.capacity:  # Algorithm L's weight: the capacity-th smallest of `seen` uniform keys (Renyi)
+            spacing = sum(-math.log(self._uniform()) / (seen - i) for i in range(self.capacity))
+            self._weight = -math.expm1(-spacing)
+            self._next_kept = seen + self._skip()
+
     def _uniform(self) -> float:
         return 1.0 - self._random.random()  # in (0, 1]: safe for log
 
@@ -114,3 +153,18 @@ class Reservoir:
         if self._weight >= 1.0:
             return 0
         return int(math.floor(math.log(self._uniform()) / math.log1p(-self._weight)))
+
+
+def _drawn_counts(sizes: list[int], draws: int, generator: torch.Generator) -> list[int]:
+    """How many of `draws` rows drawn without replacement from groups of `sizes` rows come from each group (a
+    multivariate hypergeometric draw, one uniform per row drawn)."""
+    left, counts, remaining = list(sizes), [0] * len(sizes), sum(sizes)
+    for uniform in torch.rand(draws, generator=generator, dtype=torch.float64).tolist():
+        point, group = min(int(uniform * remaining), remaining - 1), 0
+        while point >= left[group]:
+            point -= left[group]
+            group += 1
+        left[group] -= 1
+        counts[group] += 1
+        remaining -= 1
+    return counts

@@ -54,6 +54,12 @@ class SamplesAgainstData:
         return {"std_ratio": spread(self.samples) / scale,
                 "mean_offset": float((self.samples.mean(0) - data.mean(0)).norm()) / scale}
 
+    def combined(self, data: Reservoir | None, samples: torch.Tensor | None, step: int | None) -> None:
+        """Hold the data rows and the samples of every rank (merged at `finish`, `gendiag.distributed`) in place of
+        this process's."""
+        self.data, self.samples, self.samples_step = data, samples, step
+        self._gathered += 1
+
     def why_not(self) -> str | None:
         """Why the samples cannot be compared with the data (one clause), or None when they can."""
         return self._why_not(None if self.data is None else self._kept_rows())

@@ -6,7 +6,8 @@ over a fixed data set, t and noise from torch's global generator, and gendiag's 
 runs each named variant in turn, into OUT/<variant>: "healthy" seeds each rank apart and calls set_epoch;
 "same-noise" seeds every rank alike; "epoch-unset" never calls set_epoch; "rank1-stops" trains one epoch, after
 which rank 1 finishes as a stopped run and rank 0 as a whole one; "rank0-only" makes a Monitor on rank 0 alone, as
-loops that log from rank 0 do. Each rank also writes
+loops that log from rank 0 do. After training every rank of the first four samples a few hundred points with an
+Euler sampler through `model.module`, inside `mon.sampling()`, and observes them. Each rank also writes
 OUT/<variant>-times-rank<r>.json (the t it drew at each step, for the test to count) and
 OUT/<variant>-findings-rank<r>.json (the codes its `finish` returned)."""
 
@@ -26,6 +27,8 @@ import gendiag
 
 EPOCHS = 8
 BATCH = 32
+SAMPLES = 256
+SAMPLER_STEPS = 10
 
 
 class Velocity(nn.Module):
@@ -55,7 +58,7 @@ def train(out: Path, variant: str) -> None:
     data = TensorDataset(two_moons(6 * BATCH * world))
     sampler = DistributedSampler(data, shuffle=True, seed=0)
     loader = DataLoader(data, batch_size=BATCH, sampler=sampler, drop_last=True)
-    mon = gendiag.Monitor(out / variant, task="flow", probes=["loss", "loss_by_t", "inputs"], check_every=None)
+    mon = gendiag.Monitor(out / variant, task="flow", probes=["loss", "loss_by_t", "inputs", "samples_vs_data"], check_every=None)
     mon.watch(model)
     times = {}
     step = 0
@@ -76,6 +79,11 @@ def train(out: Path, variant: str) -> None:
             mon.observe_data(x0, role="source")
             mon.step(step, loss, t=t, per_sample_loss=per_sample)
             times[step] = t.tolist()
+    with torch.no_grad(), mon.sampling():
+        x = torch.randn(SAMPLES, 2)
+        for k in range(SAMPLER_STEPS):
+            x = x + model.module(x, torch.full((SAMPLES,), k / SAMPLER_STEPS)) / SAMPLER_STEPS
+    mon.observe_samples(x)
     report = mon.finish(partial="stopped on rank 1" if variant == "rank1-stops" and rank == 1 else None)
     (out / f"{variant}-times-rank{rank}.json").write_text(json.dumps(times))
     (out / f"{variant}-findings-rank{rank}.json").write_text(json.dumps([f.code for f in report.findings]))
