@@ -6,7 +6,9 @@ Findings (`gendiag.rules.optimizer`):
 - `lr-decayed-to-zero`: the learning rate spent a large part of the run at about 0 (below a thousandth of its
   peak), with the step it fell there and the share of the run left.
 - `weight-decay-dominates`: the weights' norm fell steadily by a large part while the loss did not improve (not
-  judged for GANs, whose losses do not measure progress)."""
+  judged for GANs, whose losses do not measure progress).
+
+Each finding's figure (`gendiag.figures.optimizer`) is drawn at `finish` only where the finding holds."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 import torch
 
 from gendiag.context import ProbeContext
+from gendiag.figures.optimizer import LR_CAPTION, WEIGHTS_CAPTION, lr_figure, weights_figure
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe, StepRecord
@@ -27,6 +30,8 @@ from gendiag.rules.optimizer import lr_decayed, weight_decay_dominates
 from gendiag.rules.thresholds import LR_ZERO_FRACTION
 
 STEP_LR = "the lr given to mon.step"
+LR_FIGURE = "optimizer_lr"
+WEIGHTS_FIGURE = "optimizer_weights"
 
 
 @register
@@ -88,13 +93,30 @@ class OptimizerProbe(Probe):
             lines.append(f"Weights' norm: {shrink['peak_norm']:.4g} at its peak (step {shrink['peak_step']}), "
                          f"{shrink['end_norm']:.4g} at the end; the loss {shrink['loss_at_peak']:.4g} then, "
                          f"{shrink['loss_at_end']:.4g} at the end.")
-        return ProbeSection(title="Learning rate and weight norm", text=" ".join(lines)) if lines else None
+        figures = []
+        if self._lr_findings():
+            figures.append(ctx.draw_figure(LR_FIGURE, lr_figure, self._series(), LR_ZERO_FRACTION,
+                                           caption=LR_CAPTION))
+        if self._weight_findings(ctx):
+            figures.append(ctx.draw_figure(WEIGHTS_FIGURE, weights_figure, list(self.weights.steps),
+                                           list(self.weights.norms), list(self.weights.losses), shrink,
+                                           caption=WEIGHTS_CAPTION))
+        if not lines:
+            return None
+        return ProbeSection(title="Learning rate and weight norm", text=" ".join(lines), figures=figures)
 
     def findings(self, ctx: ProbeContext) -> list[Finding]:
-        found = [finding for series in self._series() for finding in lr_decayed(lr_fall(series, LR_ZERO_FRACTION))]
-        if ctx.task != "gan":
-            found += weight_decay_dominates(weight_shrink(self.weights), self._weight_decay())
-        return found
+        return self._lr_findings() + self._weight_findings(ctx)
+
+    def _lr_findings(self) -> list[Finding]:
+        return [finding for series in self._series()
+                for finding in lr_decayed(lr_fall(series, LR_ZERO_FRACTION), f"figures/{LR_FIGURE}.png")]
+
+    def _weight_findings(self, ctx: ProbeContext) -> list[Finding]:
+        if ctx.task == "gan":
+            return []
+        return weight_decay_dominates(weight_shrink(self.weights), self._weight_decay(),
+                                      f"figures/{WEIGHTS_FIGURE}.png")
 
     def state(self) -> dict[str, Any]:
         return {"lr": {series.label: lr_fall(series, LR_ZERO_FRACTION) for series in self._series()},

@@ -6,18 +6,22 @@ loss reported to `mon.step`, over the last quarter of the run (`gendiag.quantiti
 
 Finding: `loss-at-baseline` (critical). Diffusion only: there the target's variance is known (1 per element for
 N(0, I) noise); a flow's target variance is not, and a loss that stays high there has other causes (a target that
-explodes near t = 1)."""
+explodes near t = 1). The figure (`gendiag.figures.regression`) is drawn at `finish` only where the
+finding holds."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from gendiag.figures.regression import CAPTION, baseline_figure
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import ForwardCall, ReadsTrainingCallsAtFlush, StepRecord
 from gendiag.quantities.regression import OutputSpread, late_summary
 from gendiag.report.section import ProbeSection
 from gendiag.rules.regression import loss_at_baseline
+
+FIGURE = "regression_baseline"
 
 
 @register
@@ -48,10 +52,14 @@ class RegressionProbe(ReadsTrainingCallsAtFlush):
         text = (f"Over steps {summary['since_step']}–{summary['last_step']}: loss {summary['loss']:.4g} (median), "
                 f"output of `{summary['model']}` varying across rows by {summary['output_spread']:.3g} per element "
                 f"(variance, median over {summary['calls']} calls of {summary['elements']} elements a row).")
-        return ProbeSection(title="Regression baseline", text=text)
+        figures = []
+        for finding in loss_at_baseline(summary, f"figures/{FIGURE}.png"):
+            figures.append(ctx.draw_figure(FIGURE, baseline_figure, list(self.spread.losses), list(self.spread.spread),
+                                           finding.evidence, caption=CAPTION))
+        return ProbeSection(title="Regression baseline", text=text, figures=figures)
 
     def findings(self, ctx: Any) -> list[Finding]:
-        return loss_at_baseline(late_summary(self.spread))
+        return loss_at_baseline(late_summary(self.spread), f"figures/{FIGURE}.png")
 
     def state(self) -> dict[str, Any]:
         return late_summary(self.spread) or {}

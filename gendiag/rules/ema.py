@@ -15,10 +15,11 @@ ADVICE = ("Lower the EMA decay so that it averages over a small part of the run:
           "called after every optimizer step, on this copy, and that the copy sampled from is the one updated.")
 
 
-def ema_lagging(track: EmaTrack) -> list[Finding]:
+def ema_lagging(track: EmaTrack, figure: str | None) -> list[Finding]:
     """`ema-lagging`: at the last reading, EMA_MIN_STEPS or more after the copy was watched and with the network
     moved at least EMA_MIN_MODEL_MOVE of its starting norm, the copy moved less than EMA_LAG_WARNING of the
-    network's distance (critical under EMA_LAG_CRITICAL). Distances that are not finite are not judged."""
+    network's distance (critical under EMA_LAG_CRITICAL). Distances that are not finite are not judged. `figure`:
+    the run-relative path of the figure that shows it."""
     if not track.readings:
         return []
     last = track.readings[-1]
@@ -49,4 +50,4 @@ def ema_lagging(track: EmaTrack) -> list[Finding]:
                 "threshold_warning": EMA_LAG_WARNING, "threshold_critical": EMA_LAG_CRITICAL}
     return [Finding(code="ema-lagging", severity="critical" if ratio < EMA_LAG_CRITICAL else "warning",
                     title=f"The EMA copy `{ema}` moved {ratio:.0%} as far as `{follows}` over the run",
-                    message=message, evidence=evidence, suggestion=ADVICE)]
+                    message=message, evidence=evidence, suggestion=ADVICE, figure=figure)]

@@ -19,9 +19,10 @@ WD_ADVICE = ("Lower the weight decay (AdamW: 0.01 to 0.1; SGD/Adam with L2: 1e-5
              "(an optimizer's weight_decay and an L2 term in the loss).")
 
 
-def lr_decayed(fall: dict[str, Any] | None) -> list[Finding]:
+def lr_decayed(fall: dict[str, Any] | None, figure: str | None) -> list[Finding]:
     """`lr-decayed-to-zero`: over at least LR_MIN_READINGS readings, the learning rate spent at least LR_ZERO_SHARE of
-    the run (critical from LR_ZERO_CRITICAL) below LR_ZERO_FRACTION of its peak, after the peak."""
+    the run (critical from LR_ZERO_CRITICAL) below LR_ZERO_FRACTION of its peak, after the peak. `figure`: the
+    run-relative path of the figure that shows it."""
     if fall is None or fall["readings"] < LR_MIN_READINGS or fall["first_below_step"] is None:
         return []
     share = fall["share_below"]
@@ -42,12 +43,14 @@ def lr_decayed(fall: dict[str, Any] | None) -> list[Finding]:
     return [Finding(code="lr-decayed-to-zero", severity="critical" if share >= LR_ZERO_CRITICAL else "warning",
                     title=f"The learning rate is about 0 from step {first}, {fall['share_left']:.0%} of the run "
                           "before its end",
-                    message=message, evidence=evidence, suggestion=LR_ADVICE)]
+                    message=message, evidence=evidence, suggestion=LR_ADVICE, figure=figure)]
 
 
-def weight_decay_dominates(shrink: dict[str, Any] | None, weight_decay: float | None) -> list[Finding]:
+def weight_decay_dominates(shrink: dict[str, Any] | None, weight_decay: float | None,
+                           figure: str | None) -> list[Finding]:
     """`weight-decay-dominates` (warning): over at least WD_MIN_STEPS steps after their peak the watched weights'
-    norm fell by WD_SHRINK or more while the loss improved by less than WD_LOSS_FLAT of its value at the peak."""
+    norm fell by WD_SHRINK or more while the loss improved by less than WD_LOSS_FLAT of its value at the peak.
+    `figure`: the run-relative path of the figure that shows it."""
     if shrink is None or shrink["last_step"] - shrink["peak_step"] < WD_MIN_STEPS:
         return []
     if not (shrink["shrink"] >= WD_SHRINK and shrink["loss_improvement"] < WD_LOSS_FLAT):
@@ -67,4 +70,4 @@ def weight_decay_dominates(shrink: dict[str, Any] | None, weight_decay: float | 
                 "threshold_shrink": WD_SHRINK, "threshold_loss_flat": WD_LOSS_FLAT}
     return [Finding(code="weight-decay-dominates", severity="warning",
                     title=f"The weights shrink by {shrink['shrink']:.0%} while the loss does not improve",
-                    message=message, evidence=evidence, suggestion=WD_ADVICE)]
+                    message=message, evidence=evidence, suggestion=WD_ADVICE, figure=figure)]

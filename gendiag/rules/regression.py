@@ -13,11 +13,11 @@ ADVICE = ("Use the same noise in the target as in x_t: draw ε once, build x_t =
           "regress the network's output on that ε (not on a fresh torch.randn_like).")
 
 
-def loss_at_baseline(summary: dict[str, Any] | None) -> list[Finding]:
+def loss_at_baseline(summary: dict[str, Any] | None, figure: str | None) -> list[Finding]:
     """The finding when, over the last quarter of at least BASELINE_MIN_STEPS steps, a noise-prediction loss per
     element (the loss as a mean over elements, or the loss over the elements of a row as a sum) lies within
     BASELINE_NOISE_BAND of 1, the loss of predicting 0, and the output's variance across rows is at most
-    BASELINE_SPREAD of it."""
+    BASELINE_SPREAD of it. `figure`: the run-relative path of the figure that shows it."""
     if summary is None or summary["steps"] < BASELINE_MIN_STEPS or summary["elements"] < 1:
         return []
     spread, loss, elements = summary["output_spread"], summary["loss"], summary["elements"]
@@ -37,4 +37,4 @@ def loss_at_baseline(summary: dict[str, Any] | None) -> list[Finding]:
                 "threshold_spread": BASELINE_SPREAD, "noise_band": BASELINE_NOISE_BAND}
     return [Finding(code="loss-at-baseline", severity="critical",
                     title=f"The loss stays at the baseline of predicting the mean ({per_element:.3g} per element)",
-                    message=message, evidence=evidence, suggestion=ADVICE)]
+                    message=message, evidence=evidence, suggestion=ADVICE, figure=figure)]
