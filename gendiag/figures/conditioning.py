@@ -122,8 +122,8 @@ def null_label_figure(model: str, train: dict[str, int], sampling: dict[str, int
     axis.set_xticks(shown, [f"{keys[i]}\n(null)" if keys[i] == null else keys[i] for i in shown])
     axis.set_xlabel("condition")
     axis.set_ylabel("share of the recorded rows")
-    axis.set_title(f"network '{model}': null condition {null} on {in_training} training rows, {in_sampling} sampling rows",
-                   fontsize=10)
+    axis.set_title(f"network '{model}': null condition {null} on {in_training} training rows, "
+                   f"{in_sampling} sampling rows", fontsize=10)
     legend(axis, fontsize=8)
     figure.tight_layout()
     return figure
