@@ -7,15 +7,20 @@ watched network's calls (`watch(net, cond_arg=2)` or `inputs` returning (x, t, c
 - `null-label-untrained`: guided sampling (`guidance=` fact, pairs of calls on one state, or null-condition calls)
   calls the network with a null condition (`null_cond=` fact, None, an all-zero one-hot row, or the condition
   constant in every guided pair) that no recorded training row carried.
+
+Each is shown by a figure of `gendiag.figures.conditioning`, drawn at finish only where the finding holds.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import numpy as np
 import torch
 
 from gendiag.findings import Finding
+from gendiag.flow.projection import principal_plane
 from gendiag.probes import register
 from gendiag.probes.base import TASKS, ForwardCall, Probe
 from gendiag.quantities.conditioning import Agreement, ConditionedData, LabelCounts, class_labels, label_keys, \
@@ -24,6 +29,7 @@ from gendiag.report.section import ProbeSection
 from gendiag.rules.conditioning import conditioning_ignored, null_label_untrained
 
 TITLE = "Conditioning"
+AGREEMENT_FIGURE = "conditioning_agreement"
 
 
 @register
@@ -100,12 +106,31 @@ class ConditioningProbe(Probe):
             import pandas as pd
 
             table = pd.DataFrame([{"class": k, **v} for k, v in sorted(agreement.per_class.items())]).set_index("class")
-        return ProbeSection(title=TITLE, text=" ".join(text), table=table)
+        return ProbeSection(title=TITLE, text=" ".join(text), table=table, figures=self._draw(ctx, agreement))
+
+    def _draw(self, ctx: Any, agreement: Agreement | None) -> list[str]:
+        """The figures of the findings that hold now (none on a healthy run: it pays nothing for them)."""
+        ignored = conditioning_ignored(agreement)
+        untrained = [(model, null) for model, null, how in self._nulls(ctx)
+                     if null_label_untrained(model, self._counts[model], null, how)]
+        if not ignored and not untrained:
+            return []
+        from gendiag.figures.conditioning import AGREEMENT_CAPTION, NULL_CAPTION, agreement_figure, null_label_figure
+
+        figures = []
+        if ignored:
+            figures.append(ctx.draw_figure(AGREEMENT_FIGURE, agreement_figure, agreement, *_on_plane(self._store),
+                                           caption=AGREEMENT_CAPTION))
+        for model, null in untrained:
+            counts = self._counts[model]
+            figures.append(ctx.draw_figure(_null_figure(model), null_label_figure, model, _shown(counts.train),
+                                           _shown(counts.sampling), str(null), caption=NULL_CAPTION))
+        return figures
 
     def findings(self, ctx: Any) -> list[Finding]:
-        found = conditioning_ignored(self._agreement(ctx))
+        found = conditioning_ignored(self._agreement(ctx), f"figures/{AGREEMENT_FIGURE}.png")
         for model, null, how in self._nulls(ctx):
-            found += null_label_untrained(model, self._counts[model], null, how)
+            found += null_label_untrained(model, self._counts[model], null, how, f"figures/{_null_figure(model)}.png")
         return found
 
     def state(self) -> dict[str, Any]:
@@ -116,3 +141,30 @@ class ConditioningProbe(Probe):
                          score=agreement.score)
         state["null_pairs"] = self._guidance.pairs
         return state
+
+
+def _null_figure(model: str) -> str:
+    """The name of a network's null-condition figure (its name kept to letters, digits, '-', '_' and '.')."""
+    return "conditioning_null_" + re.sub(r"[^A-Za-z0-9_.-]", "_", model)
+
+
+def _shown(counts: Any) -> dict[str, int]:
+    """Rows per condition key, the keys as the figure names them."""
+    return {str(key): int(rows) for key, rows in counts.items()}
+
+
+def _on_plane(store: ConditionedData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, str]]:
+    """The kept data rows and labelled samples on one plane, with their labels and the plane's axis names: the data
+    space where 2-D, its first two principal axes where wider; 1-D values against their label."""
+    rows, labels = store.data()
+    samples = torch.cat(store.samples).flatten(1).double() if store.samples else rows.flatten(1)[:0].double()
+    asked = torch.cat(store.sample_labels) if store.samples else labels[:0]
+    rows = rows.flatten(1).double()
+    if rows.shape[1] == 1:
+        data_xy = torch.cat([rows, labels[:, None].double()], 1)
+        samples_xy = torch.cat([samples, asked[:, None].double()], 1)
+        names = ("x", "class")
+    else:
+        plane = principal_plane(rows)
+        data_xy, samples_xy, names = plane.project(rows), plane.project(samples), plane.axis_labels()
+    return data_xy.numpy(), labels.numpy(), samples_xy.numpy(), asked.numpy(), names

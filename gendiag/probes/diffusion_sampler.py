@@ -8,7 +8,8 @@ first rows of the samples observed after it (`gendiag.quantities.diffusion_sampl
 `gendiag.rules.diffusion_sampler`). A block that ran several chains, or called the network twice at one time
 (guidance, a second-order solver), is not judged.
 
-Findings: `sampler-parameterization-mismatch`, `sampler-schedule-misindexed` (critical)."""
+Findings: `sampler-parameterization-mismatch`, `sampler-schedule-misindexed` (critical). Either is shown by
+the figure `gendiag.figures.diffusion_sampler`, drawn at finish only where one holds."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from gendiag.quantities.forward_process import ScheduleTimes
 from gendiag.report.section import ProbeSection
 from gendiag.rules.diffusion_sampler import sampler_findings
 from gendiag.rules.thresholds import SAMPLER_FIT, SAMPLER_OTHER, SAMPLER_TRAINED_GAP, SAMPLER_TRAINED_NEAR
+
+FIGURE = "diffusion_sampler"
 
 
 @register
@@ -98,10 +101,16 @@ class DiffusionSamplerProbe(ReadsTrainingCallsAtFlush):
             last = measured["last"]
             text.append(f"The samples are {last['a']:.3g}·x0̂ {last['b']:+.3g}·ε̂ of the last call (residual "
                         f"{last['residual']:.2g}).")
-        return ProbeSection(title="Diffusion sampler", text=" ".join(text))
+        figures = []
+        if sampler_findings(measured):  # drawn only where a finding needs it: a healthy run pays nothing
+            from gendiag.figures.diffusion_sampler import CAPTION, sampler_readings
+
+            figures.append(ctx.draw_figure(FIGURE, sampler_readings, measured["steps"], trained, measured["last"],
+                                           measured["reading"], caption=CAPTION))
+        return ProbeSection(title="Diffusion sampler", text=" ".join(text), figures=figures)
 
     def findings(self, ctx: Any) -> list[Finding]:
-        return sampler_findings(self._measure())
+        return sampler_findings(self._measure(), f"figures/{FIGURE}.png")
 
     def state(self) -> dict[str, Any]:
         measured = self._measure()

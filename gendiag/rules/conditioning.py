@@ -26,17 +26,17 @@ NULL_ADVICE = (
     "the same null value (or None, or an all-zero one-hot row) as the sampler passes; or sample without guidance.")
 
 
-def conditioning_ignored(agreement: Agreement | None) -> list[Finding]:
+def conditioning_ignored(agreement: Agreement | None, figure: str | None = None) -> list[Finding]:
     """`conditioning-ignored`: critical where the data's own labels are within CONDITIONING_LABELS_AT_CHANCE of
     chance (over at least CONDITIONING_MIN_ROWS_PER_CLASS rows per class: labels shuffled apart from their rows);
     else critical where the samples' score (see `Agreement.score`) is below
     CONDITIONING_CRITICAL_SCORE, a warning below CONDITIONING_WARNING_SCORE; judged on at least
-    CONDITIONING_MIN_SAMPLES labelled samples, where the data's own agreement exceeds chance by CONDITIONING_MIN_MARGIN."""
+    CONDITIONING_MIN_SAMPLES labelled samples, where the data's own agreement exceeds chance by CONDITIONING_MIN_MARGIN.
+    `figure`: the path of the figure that shows the agreement, named in the finding."""
     if agreement is None:
         return []
-    if agreement.data_rate - agreement.chance < CONDITIONING_LABELS_AT_CHANCE and agreement.data_rows_per_class >= \
-            CONDITIONING_MIN_ROWS_PER_CLASS:
-        return [_labels_at_chance(agreement)]
+    if labels_at_chance(agreement):
+        return [_labels_at_chance(agreement, figure)]
     if agreement.samples < CONDITIONING_MIN_SAMPLES or agreement.data_rate - agreement.chance < CONDITIONING_MIN_MARGIN:
         return []
     score = agreement.score
@@ -66,11 +66,19 @@ def conditioning_ignored(agreement: Agreement | None) -> list[Finding]:
                   "per_class": {str(k): v for k, v in sorted(agreement.per_class.items())},
                   "threshold_warning": CONDITIONING_WARNING_SCORE,
                   "threshold_critical": CONDITIONING_CRITICAL_SCORE},
+        figure=figure,
         suggestion=IGNORED_ADVICE,
     )]
 
 
-def _labels_at_chance(agreement: Agreement) -> Finding:
+def labels_at_chance(agreement: Agreement) -> bool:
+    """Whether the data's own labels are within CONDITIONING_LABELS_AT_CHANCE of chance, over at least
+    CONDITIONING_MIN_ROWS_PER_CLASS rows per class."""
+    return (agreement.data_rate - agreement.chance < CONDITIONING_LABELS_AT_CHANCE
+            and agreement.data_rows_per_class >= CONDITIONING_MIN_ROWS_PER_CLASS)
+
+
+def _labels_at_chance(agreement: Agreement, figure: str | None) -> Finding:
     """The data's own labels do not tell its rows apart: nothing to condition on."""
     samples = (f" The samples land in the class asked for {agreement.sample_rate:.0%} of the time."
                if agreement.samples else "")
@@ -87,13 +95,16 @@ def _labels_at_chance(agreement: Agreement) -> Finding:
                   "agreement": round(agreement.sample_rate, 4), "data_agreement": round(agreement.data_rate, 4),
                   "chance": round(agreement.chance, 4), "data_rows_per_class": agreement.data_rows_per_class,
                   "threshold_labels_at_chance": CONDITIONING_LABELS_AT_CHANCE},
+        figure=figure,
         suggestion=IGNORED_ADVICE,
     )
 
 
-def null_label_untrained(model: str, counts: LabelCounts, null: Hashable, how: str) -> list[Finding]:
+def null_label_untrained(model: str, counts: LabelCounts, null: Hashable, how: str,
+                         figure: str | None = None) -> list[Finding]:
     """`null-label-untrained` (critical): the null condition is on sampling rows but on at most NULL_TRAIN_SHARE of
-    at least NULL_MIN_TRAIN_ROWS recorded training rows."""
+    at least NULL_MIN_TRAIN_ROWS recorded training rows. `figure`: the path of the figure of the conditions'
+    counts, named in the finding."""
     in_sampling, in_training = counts.sampling[null], counts.train[null]
     trained = sum(counts.train.values())
     if not in_sampling or trained < NULL_MIN_TRAIN_ROWS or in_training > NULL_TRAIN_SHARE * trained:
@@ -110,5 +121,6 @@ def null_label_untrained(model: str, counts: LabelCounts, null: Hashable, how: s
                   "training_rows": trained, "null_in_sampling": in_sampling,
                   "sampling_rows": sum(counts.sampling.values()), "threshold_share": NULL_TRAIN_SHARE,
                   "min_training_rows": NULL_MIN_TRAIN_ROWS},
+        figure=figure,
         suggestion=NULL_ADVICE,
     )]

@@ -13,15 +13,16 @@ from gendiag.rules.thresholds import SAMPLER_FIT, SAMPLER_LAST_STEP, SAMPLER_OTH
 NAMES = {"eps": "the noise ε", "x0": "the clean sample x0"}
 
 
-def sampler_findings(measured: dict[str, Any] | None) -> list[Finding]:
+def sampler_findings(measured: dict[str, Any] | None, figure: str | None = None) -> list[Finding]:
     """The findings on one sampling chain's measurements: `reading` (the chain's, from `chain_reading`), `steps`
-    (`step_readings`), `trained` (`trained_reading`), `last` (`last_step_fit`), `model`, `step`."""
+    (`step_readings`), `trained` (`trained_reading`), `last` (`last_step_fit`), `model`, `step`; `figure`: the path
+    of the figure that shows them, named in the finding."""
     if measured is None or measured["reading"] is None:
         return []
     reading, trained, model = measured["reading"], measured["trained"], measured["model"]
     steps = [{k: round(v, 6) if isinstance(v, float) else v for k, v in step.items()} for step in measured["steps"]]
     if trained is not None and trained["reading"] is not None and trained["reading"] != reading:
-        return [_mismatch(measured, steps)]
+        return [_mismatch(measured, steps, figure)]
     last = measured["last"]
     if reading != "eps" or last is None or last["residual"] > SAMPLER_FIT:
         return []
@@ -40,12 +41,13 @@ def sampler_findings(measured: dict[str, Any] | None) -> list[Finding]:
         message=message,
         evidence={"model": model, "step": measured["step"], "last_step": {k: round(v, 6) for k, v in last.items()},
                   "steps": steps, "threshold_last_step": SAMPLER_LAST_STEP, "threshold_fit": SAMPLER_FIT},
+        figure=figure,
         suggestion=("At the last step use ᾱ_prev = 1 (alphas_cumprod_prev = cat([1], alphas_cumprod[:-1]), indexed "
                     "by the same t as alphas_cumprod): `abar_prev = abar[t - 1] if t > 0 else 1.0`, and return x0̂ "
                     "there without adding noise."))]
 
 
-def _mismatch(measured: dict[str, Any], steps: list[dict[str, Any]]) -> Finding:
+def _mismatch(measured: dict[str, Any], steps: list[dict[str, Any]], figure: str | None) -> Finding:
     reading, trained, model = measured["reading"], measured["trained"], measured["model"]
     end = "ᾱ_t >= 0.98" if trained["reading"] == "x0" else "ᾱ_t <= 0.02"
     near = trained["distance_clean"] if trained["reading"] == "x0" else trained["distance_noisy"]
@@ -65,6 +67,7 @@ def _mismatch(measured: dict[str, Any], steps: list[dict[str, Any]]) -> Finding:
                   "trained": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in trained.items()},
                   "steps": steps,
                   "threshold_fit": SAMPLER_FIT, "threshold_other": SAMPLER_OTHER},
+        figure=figure,
         suggestion=(f"Make the sampler read the output as the training target: {fix}; or train on the quantity the "
                     "sampler expects."))
 
