@@ -17,6 +17,7 @@ Findings (`gendiag.rules.autoregressive`):
 - `train-sample-input-mismatch` (critical): the samples, or the sampler's last inputs of a run, hold values off
   the levels of the training values (probabilities written back instead of draws).
 - `ar-samples-identical` (critical when all are one, else warning): far fewer distinct samples than data rows.
+The figures are `gendiag.figures.autoregressive`; those of the last two findings are drawn only where they hold.
 """
 
 from __future__ import annotations
@@ -27,19 +28,25 @@ import numpy as np
 import torch
 
 from gendiag.context import ProbeContext
-from gendiag.figures.autoregressive import CAUSAL_CAPTION, LOSS_CAPTION, causal_check, loss_by_position, summary_text
+from gendiag.figures.autoregressive import (
+    CAUSAL_CAPTION, DISTINCT_CAPTION, INPUTS_CAPTION, LOSS_CAPTION, causal_check, distinct_samples, loss_by_position,
+    sampler_values, summary_text,
+)
 from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import ForwardCall, Probe, ProbeSection, StepRecord, not_run
 from gendiag.quantities.autoregressive import (
     Dependence, NetworkCheck, PositionLoss, Summary, TargetOffset, ValueCounts, by_position, dependence,
-    distinct_rows, layout, off_level_share,
+    distinct_rows, layout, off_level_share, top_shares,
 )
-from gendiag.rules.autoregressive import autoregressive_findings
+from gendiag.rules.autoregressive import (
+    MIN_SAMPLED_POSITIONS, autoregressive_findings, sample_inputs, samples_identical,
+)
 from gendiag.rules.thresholds import AR_LEVEL_TOLERANCE
 
 KEPT_ROWS = 1024  # data rows and samples kept to count distinct ones
-FIGURES = {"loss": "autoregressive_loss_by_position", "causal": "autoregressive_causal_check"}
+FIGURES = {"loss": "autoregressive_loss_by_position", "causal": "autoregressive_causal_check",
+           "inputs": "autoregressive_sampler_values", "distinct": "autoregressive_distinct_samples"}
 
 
 @register
@@ -66,6 +73,8 @@ class AutoregressiveProbe(Probe):
         self.sampling_off_level: list[float] = []
         self.sampling_positions = 0
         self.samples: dict[str, Any] = {}
+        self.sample_rows: torch.Tensor | None = None  # the latest observed samples (at most KEPT_ROWS, on the host)
+        self.sampler_input: torch.Tensor | None = None  # the last input of the latest judged sampling run (host)
         self.figures: dict[str, str] = {}
 
     # -- gathering ------------------------------------------------------------------------------------
@@ -108,7 +117,8 @@ class AutoregressiveProbe(Probe):
         self._close_sampling_runs()
         rows = samples[:KEPT_ROWS].detach().cpu()
         levels = self.data.levels()
-        data = torch.cat([r.reshape(len(r), -1) for r in self.data_rows])[:len(rows)] if self.data_rows else None
+        data = self._data_rows(len(rows))
+        self.sample_rows = rows
         self.samples = {
             "count": len(rows), "distinct": distinct_rows(rows),
             "data_distinct": distinct_rows(data) if data is not None else None,
@@ -117,6 +127,10 @@ class AutoregressiveProbe(Probe):
                           if levels is not None and rows.is_floating_point() else None),
         }
 
+    def _data_rows(self, count: int) -> torch.Tensor | None:
+        """The first `count` kept data rows, flattened (None before any data)."""
+        return torch.cat([r.reshape(len(r), -1) for r in self.data_rows])[:count] if self.data_rows else None
+
     def _close_sampling_runs(self) -> None:
         """A sampling run ends (a training call, observed samples, the end): judge the last inputs it fed."""
         levels = self.training_values.levels()
@@ -124,6 +138,7 @@ class AutoregressiveProbe(Probe):
             if levels is not None and kind != "tokens":
                 self.sampling_off_level.append(off_level_share(x, levels, AR_LEVEL_TOLERANCE))
                 self.sampling_positions = int(by_position(x, kind).shape[1])
+                self.sampler_input = x
         self.pending.clear()
 
     def _check(self, ctx: ProbeContext, model: str, step: int) -> None:
@@ -174,11 +189,29 @@ class AutoregressiveProbe(Probe):
         if any(check.checks for check in summary.networks):
             self.figures["causal"] = ctx.save_figure(causal_check(summary.networks), FIGURES["causal"],
                                                      caption=CAUSAL_CAPTION)
+        self._draw_sampler_figures(ctx, summary)
         if recent is None and not summary.networks:
             return None
         return ProbeSection(title="Autoregressive", text=summary_text(summary.networks, self.loss.steps, recent,
                                                                       marginal),
                             figures=list(self.figures.values()))
+
+    def _draw_sampler_figures(self, ctx: ProbeContext, summary: Summary) -> None:
+        """The figures of `train-sample-input-mismatch` and `ar-samples-identical`, each drawn only where its finding
+        holds (a healthy run draws neither)."""
+        if sample_inputs(summary) is not None:
+            levels = self.training_values.levels()
+            counts = np.array([self.training_values.counts[level][0] for level in levels])
+            runs = summary.sampling_off_level if summary.sampling_positions >= MIN_SAMPLED_POSITIONS else []
+            self.figures["inputs"] = ctx.draw_figure(
+                FIGURES["inputs"], sampler_values, levels, counts, _finite_values(self.sampler_input),
+                _finite_values(self.sample_rows), runs, summary.samples_off_level, caption=INPUTS_CAPTION)
+        if samples_identical(summary) is not None:
+            data = self._data_rows(summary.data_compared)
+            self.figures["distinct"] = ctx.draw_figure(
+                FIGURES["distinct"], distinct_samples, summary.samples, summary.samples_distinct,
+                summary.data_compared, summary.data_distinct, top_shares(self.sample_rows), top_shares(data),
+                caption=DISTINCT_CAPTION)
 
     def findings(self, ctx: ProbeContext) -> list[Finding]:
         figures = {key: f"figures/{name}.png" for key, name in FIGURES.items()}
@@ -206,3 +239,11 @@ class AutoregressiveProbe(Probe):
         if len(marginal) == len(recent) + 1:
             return marginal[1:]
         return marginal if len(marginal) == len(recent) else None
+
+
+def _finite_values(values: torch.Tensor | None) -> np.ndarray:
+    """The finite values of a kept host tensor as one flat array (empty for None)."""
+    if values is None:
+        return np.empty(0)
+    flat = values.double().reshape(-1).numpy()
+    return flat[np.isfinite(flat)]

@@ -8,7 +8,8 @@ on what it observes. This probe turns those counts into findings (`gendiag.rules
 - `samples-nonfinite` (critical from `observed.samples_critical_share` of the samples, else warning): observed
   samples or the outputs of sampling calls did.
 - `batch-skipped` (info): batches that were 0-d, empty, complex, or of another row shape than the first.
-Each names the first step, the place and the share of rows.
+Each names the first step, the place and the share of rows. The three non-finite findings name one figure, drawn
+only where one of them holds: the non-finite rows of each place over the steps (`gendiag.figures.observed`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from gendiag.findings import Finding
 from gendiag.probes import register
 from gendiag.probes.base import Probe
 from gendiag.quantities.observed import ObservedValues
+from gendiag.report.section import ProbeSection
 from gendiag.rules.observed import observed_findings
+
+FIGURE = "observed_nonfinite"
+NONFINITE = ("data-nonfinite", "outputs-nonfinite", "samples-nonfinite")
 
 
 @register
@@ -36,8 +41,25 @@ class ObservedValuesProbe(Probe):
     def setup(self, ctx: ProbeContext) -> None:
         self.observed = ctx.observed
 
+    def finish(self, ctx: ProbeContext) -> ProbeSection | None:
+        found = [finding for finding in observed_findings(ctx.observed, ctx.task) if finding.code in NONFINITE]
+        if not found:
+            return None
+        from gendiag.figures.observed import CAPTION, nonfinite_figure
+
+        places = [where for where in ctx.observed.tallies
+                  if any(where in finding.evidence["places"] for finding in found)]
+        series = {where: (*ctx.observed.by_step[where].series(), ctx.observed.by_step[where].width)
+                  for where in places}
+        figure = ctx.draw_figure(FIGURE, nonfinite_figure, series, caption=CAPTION)
+        tallies = [ctx.observed.tallies[where] for where in places]
+        text = "Rows holding NaN or infinite values: " + "; ".join(
+            f"{where}: {tally.nonfinite_rows} of {tally.rows} from step {tally.first_step} to {tally.last_step}"
+            for where, tally in zip(places, tallies)) + "."
+        return ProbeSection(title="Observed values", text=text, figures=[figure])
+
     def findings(self, ctx: ProbeContext) -> list[Finding]:
-        return observed_findings(ctx.observed, ctx.task)
+        return observed_findings(ctx.observed, ctx.task, f"figures/{FIGURE}.png")
 
     def state(self) -> dict[str, Any]:
         return {} if self.observed is None else self.observed.state()

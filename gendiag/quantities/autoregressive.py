@@ -131,6 +131,13 @@ def distinct_rows(batch: torch.Tensor) -> int:
     return int(torch.unique(batch.detach().cpu().reshape(batch.shape[0], -1), dim=0).shape[0])
 
 
+def top_shares(batch: torch.Tensor, count: int = 10) -> np.ndarray:
+    """The share of `batch`'s rows taken by each of its `count` most frequent distinct rows, largest first."""
+    flat = batch.detach().cpu().reshape(batch.shape[0], -1)
+    _, counts = torch.unique(flat, dim=0, return_counts=True)
+    return (counts.sort(descending=True).values[:count].double() / max(batch.shape[0], 1)).numpy()
+
+
 def layout(x: torch.Tensor, output: torch.Tensor) -> str | None:
     """How positions sit in a call: "tokens" (whole-number (B, L) ids, (B, L, V) logits), "sequence" ((B, L) values,
     output (B, L, ...)), "image" ((B, C, H, W) or (B, H, W), output (B, ..., H, W)); None for anything else."""

@@ -13,13 +13,15 @@ rules (`gendiag.rules.observed`) turn the counts into findings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 DATA = ("data", "source")  # what the loop feeds the model
 SAMPLED = ("samples", "sampling outputs")  # samples, and the outputs of sampling calls ("sampling outputs of 'G'")
 TRAINED = ("latents", "training outputs")  # the model's own values in training ("training outputs of 'G'")
+BUCKETS = 200  # step buckets per place kept for the figure (`StepCounts`)
 
 
 @dataclass
@@ -48,6 +50,36 @@ class Tally:
 
 
 @dataclass
+class StepCounts:
+    """Rows and non-finite rows per bucket of `width` steps (bucket k holds steps k·width to (k + 1)·width - 1), at
+    most BUCKETS of them: where one more is needed the width doubles and neighbouring buckets merge, so a run of any
+    length keeps a bounded record. Made from the counts `ObservedValues.count` gets, nothing read from a tensor."""
+
+    width: int = 1
+    buckets: dict[int, list[int]] = field(default_factory=dict)  # bucket -> [rows, non-finite rows]
+
+    def add(self, step: int, rows: int, nonfinite: int) -> None:
+        kept = self.buckets.setdefault(step // self.width, [0, 0])
+        kept[0] += rows
+        kept[1] += nonfinite
+        while len(self.buckets) > BUCKETS:
+            self.width *= 2
+            merged: dict[int, list[int]] = {}
+            for bucket, (seen, bad) in self.buckets.items():
+                into = merged.setdefault(bucket // 2, [0, 0])
+                into[0] += seen
+                into[1] += bad
+            self.buckets = merged
+
+    def series(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(first step of each bucket, its rows, its non-finite rows), in step order."""
+        order = sorted(self.buckets)
+        return (np.array([bucket * self.width for bucket in order], dtype=np.int64),
+                np.array([self.buckets[bucket][0] for bucket in order], dtype=np.int64),
+                np.array([self.buckets[bucket][1] for bucket in order], dtype=np.int64))
+
+
+@dataclass
 class Skipped:
     """Batches from one place that no probe could use, with the first one's reason and step."""
 
@@ -57,11 +89,13 @@ class Skipped:
 
 
 class ObservedValues:
-    """Screens each observed tensor (`screen`) and keeps the counts per place (`tallies`, `skipped`)."""
+    """Screens each observed tensor (`screen`) and keeps the counts per place (`tallies`, `skipped`) and over the
+    steps (`by_step`)."""
 
     def __init__(self) -> None:
         self.tallies: dict[str, Tally] = {}
         self.skipped: dict[str, Skipped] = {}
+        self.by_step: dict[str, StepCounts] = {}
         self._row_shapes: dict[str, tuple[int, ...]] = {}
 
     def screen(self, batch: torch.Tensor, where: str, step: int) -> torch.Tensor | None:
@@ -102,6 +136,7 @@ class ObservedValues:
         tally.batches += 1
         tally.rows += rows
         tally.last_batch = (step, rows, nonfinite or 0)
+        self.by_step.setdefault(where, StepCounts()).add(step, rows, nonfinite or 0)
         if not nonfinite:
             return
         tally.nonfinite_rows += nonfinite

@@ -14,6 +14,7 @@ import torch
 SIGMOID_0 = 0.5
 SIGMOID_1 = 1 / (1 + math.exp(-1))
 MARGIN = 1e-3  # how far outside [0, 1] a data value must lie to count
+KEPT_VALUES = 4096  # values of the latest samples and data batch kept for the figures
 
 
 @dataclass
@@ -38,20 +39,27 @@ class Range:
 @dataclass
 class OutputRanges:
     """The range of the samples (the decoder's outputs on the prior); the data's range and its values outside
-    [sigmoid(0), sigmoid(1)] and outside [0, 1]; the lowest loss (and reported `recon`) with its step."""
+    [sigmoid(0), sigmoid(1)] and outside [0, 1]; the lowest loss (and reported `recon`) with its step; up to
+    KEPT_VALUES values of the latest samples and of the latest data batch (`kept_samples`, `kept_data`: copies on
+    the batch's device, read only where a figure is drawn)."""
 
     samples: Range = field(default_factory=Range)
     data: Range = field(default_factory=Range)
     data_outside_squash: int = 0
     data_outside_unit: int = 0
     lowest: dict[str, tuple[float, int]] = field(default_factory=dict)
+    kept_samples: torch.Tensor | None = None
+    kept_data: torch.Tensor | None = None
 
     def add_samples(self, batch: torch.Tensor) -> None:
-        self.samples.add(batch.detach().float())
+        values = batch.detach().float()
+        self.samples.add(values)
+        self.kept_samples = spread(values)
 
     def add_data(self, batch: torch.Tensor) -> None:
         values = batch.detach().float()
         self.data.add(values)
+        self.kept_data = spread(values)
         self.data_outside_squash += int(((values < SIGMOID_0) | (values > SIGMOID_1)).sum())
         self.data_outside_unit += int(((values < -MARGIN) | (values > 1 + MARGIN)).sum())
 
@@ -64,3 +72,9 @@ class OutputRanges:
 
     def share_outside_unit(self) -> float:
         return self.data_outside_unit / self.data.values if self.data.values else 0.0
+
+
+def spread(values: torch.Tensor, count: int = KEPT_VALUES) -> torch.Tensor:
+    """At most `count` of the tensor's values, evenly spaced over it, copied on its device (nothing read back)."""
+    flat = values.reshape(-1)
+    return flat[::max(1, -(-flat.numel() // count))].clone()

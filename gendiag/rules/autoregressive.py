@@ -116,7 +116,7 @@ def loss_floor(summary: Summary) -> tuple[float, float] | None:
     return loss, entropy
 
 
-def sample_inputs(summary: Summary) -> Finding | None:
+def sample_inputs(summary: Summary, figure: str | None = None) -> Finding | None:
     """`train-sample-input-mismatch` (critical): more than AR_OFF_LEVEL_SHARE of the observed samples' values, or of
     the sampler's last inputs in a run, lie off every level of the training values."""
     samples = summary.samples_off_level
@@ -143,12 +143,13 @@ def sample_inputs(summary: Summary) -> Finding | None:
                  "sample follows the same deterministic path."),
         evidence={"samples_off_level_share": samples, "sampler_inputs_off_level_share": worst_input,
                   "training_levels": summary.levels[:16], "runs_judged": len(judged)},
+        figure=figure,
         suggestion=("Draw each value and write the draw back: x[:, i] = torch.bernoulli(p) for binary values, "
                     "torch.multinomial(probs, 1) for categorical ones (256 levels: the drawn level / 255)."),
     )
 
 
-def samples_identical(summary: Summary) -> Finding | None:
+def samples_identical(summary: Summary, figure: str | None = None) -> Finding | None:
     """`ar-samples-identical`: critical when all of at least AR_MIN_SAMPLES samples are one, a warning when their
     share of distinct rows is under AR_DISTINCT_RATIO of the data's over as many rows."""
     n = summary.samples
@@ -170,6 +171,7 @@ def samples_identical(summary: Summary) -> Finding | None:
                  "same sample again."),
         evidence={"samples": n, "distinct_samples": summary.samples_distinct, "data_rows": summary.data_compared,
                   "distinct_data_rows": summary.data_distinct},
+        figure=figure,
         suggestion=("Draw every value: torch.bernoulli(p) or torch.multinomial(probs, 1) (with a temperature if you "
                     "want sharper samples), never argmax or a threshold, with fresh random numbers for each sample."),
     )
@@ -177,5 +179,6 @@ def samples_identical(summary: Summary) -> Finding | None:
 
 def autoregressive_findings(summary: Summary, figures: dict[str, str]) -> list[Finding]:
     """Every rule of the autoregressive probe on one summary."""
-    found = [causal_leak(summary, figures), sample_inputs(summary), samples_identical(summary)]
+    found = [causal_leak(summary, figures), sample_inputs(summary, figures.get("inputs")),
+             samples_identical(summary, figures.get("distinct"))]
     return [finding for finding in found if finding is not None]

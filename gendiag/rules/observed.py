@@ -25,11 +25,12 @@ _SAMPLES_ADVICE = {
 }
 
 
-def observed_findings(observed: ObservedValues, task: str) -> list[Finding]:
-    """Every finding the counts support, in the order data, training values, samples, skipped batches."""
-    found = [_nonfinite("data-nonfinite", observed, DATA, task),
-             _nonfinite("outputs-nonfinite", observed, TRAINED, task),
-             _nonfinite("samples-nonfinite", observed, SAMPLED, task), _skipped(observed)]
+def observed_findings(observed: ObservedValues, task: str, figure: str | None = None) -> list[Finding]:
+    """Every finding the counts support, in the order data, training values, samples, skipped batches; `figure`:
+    the figure of the non-finite rows over the steps, named by the non-finite findings."""
+    found = [_nonfinite("data-nonfinite", observed, DATA, task, figure),
+             _nonfinite("outputs-nonfinite", observed, TRAINED, task, figure),
+             _nonfinite("samples-nonfinite", observed, SAMPLED, task, figure), _skipped(observed)]
     return [finding for finding in found if finding is not None]
 
 
@@ -38,7 +39,8 @@ def _places(observed: ObservedValues, kinds: tuple[str, ...]) -> dict[str, Tally
             if where.startswith(kinds) and tally.nonfinite_rows}
 
 
-def _nonfinite(code: str, observed: ObservedValues, kinds: tuple[str, ...], task: str) -> Finding | None:
+def _nonfinite(code: str, observed: ObservedValues, kinds: tuple[str, ...], task: str,
+               figure: str | None) -> Finding | None:
     places = _places(observed, kinds)
     if not places:
         return None
@@ -59,7 +61,7 @@ def _nonfinite(code: str, observed: ObservedValues, kinds: tuple[str, ...], task
             title=f"The training data hold NaN or infinite values, first observed at step {first.first_step}",
             message=(f"Rows with NaN or infinite values were observed ({listed}). A NaN in a batch makes the loss "
                      "and then every weight NaN. The probes used the finite rows only."),
-            evidence=evidence,
+            evidence=evidence, figure=figure,
             suggestion=("Check the data pipeline for divisions by zero (normalising by a std of 0), log of 0, "
                         "missing values read as NaN, and the source/noise draw; assert torch.isfinite(batch).all() "
                         "where the batch is made."))
@@ -71,7 +73,7 @@ def _nonfinite(code: str, observed: ObservedValues, kinds: tuple[str, ...], task
             message=(f"During training the model produced NaN or infinite values ({listed}): its weights or "
                      "activations overflowed, and it learns nothing from there on. The probes used the finite rows "
                      "only."),
-            evidence=evidence,
+            evidence=evidence, figure=figure,
             suggestion=("Lower the learning rate, clip gradients (torch.nn.utils.clip_grad_norm_), and check for "
                         "log, exp and divisions that can overflow (a log-variance passed to exp unclamped)."))
     samples = places.get("samples")
@@ -84,7 +86,7 @@ def _nonfinite(code: str, observed: ObservedValues, kinds: tuple[str, ...], task
         title=f"{share:.0%} of {what} are NaN or infinite, first observed at step {first.first_step}",
         message=(f"Sampling gave NaN or infinite values ({listed}). The sample probes judged the finite rows only"
                  + (", and the last samples had none." if samples is not None and share >= 1 else ".")),
-        evidence=evidence, suggestion=advice(_SAMPLES_ADVICE, task))
+        evidence=evidence, figure=figure, suggestion=advice(_SAMPLES_ADVICE, task))
 
 
 def _skipped(observed: ObservedValues) -> Finding | None:

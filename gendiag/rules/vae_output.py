@@ -9,7 +9,7 @@ from gendiag.quantities.vae_output import MARGIN, SIGMOID_0, SIGMOID_1, OutputRa
 from gendiag.rules.thresholds import BCE_OUT_OF_RANGE_SHARE, VAE_SQUASH_DATA_SHARE, VAE_SQUASH_MIN_VALUES
 
 
-def squashed(ranges: OutputRanges) -> list[Finding]:
+def squashed(ranges: OutputRanges, figure: str | None = None) -> list[Finding]:
     """The finding when at least VAE_SQUASH_MIN_VALUES sample values all lie in [0.5, 0.731], while at least
     VAE_SQUASH_DATA_SHARE of the data values lie outside it."""
     share, seen = ranges.share_outside_squash(), ranges.samples
@@ -29,21 +29,21 @@ def squashed(ranges: OutputRanges) -> list[Finding]:
                   "output_values": seen.values, "data_low": round(ranges.data.low, 6),
                   "data_high": round(ranges.data.high, 6), "data_share_outside": round(share, 4),
                   "squashed_range": [SIGMOID_0, round(SIGMOID_1, 6)], "threshold_data_share": VAE_SQUASH_DATA_SHARE},
+        figure=figure,
         suggestion=("Apply the sigmoid once: end the decoder with a Sigmoid and use binary_cross_entropy, or return "
                     "logits and use binary_cross_entropy_with_logits (torch.sigmoid only when sampling)."))]
 
 
-def bce_target(ranges: OutputRanges) -> list[Finding]:
+def bce_target(ranges: OutputRanges, figure: str | None = None) -> list[Finding]:
     """The finding when at least BCE_OUT_OF_RANGE_SHARE of the data values lie outside [0, 1], at least
     VAE_SQUASH_MIN_VALUES sample values lie in [0, 1] (a Bernoulli decoder's means), and the loss (or `recon`) went
     below 0."""
     share, seen = ranges.share_outside_unit(), ranges.samples
-    negative = {name: low for name, low in ranges.lowest.items() if low[0] < 0}
-    if share < BCE_OUT_OF_RANGE_SHARE or not negative or seen.values < VAE_SQUASH_MIN_VALUES \
+    negative = negative_term(ranges)
+    if share < BCE_OUT_OF_RANGE_SHARE or negative is None or seen.values < VAE_SQUASH_MIN_VALUES \
             or not seen.within(0.0, 1.0):
         return []
-    name = "recon" if "recon" in negative else next(iter(negative))
-    value, step = negative[name]
+    name, value, step = negative
     message = (f"{share:.0%} of the data values lie outside [0, 1] (from {ranges.data.low:.3g} to "
                f"{ranges.data.high:.3g}), while the samples lie in [0, 1] as a Bernoulli decoder's do, and the "
                f"{'reconstruction term' if name == 'recon' else 'loss'} went down to {value:.4g} (step {step}). A "
@@ -59,6 +59,17 @@ def bce_target(ranges: OutputRanges) -> list[Finding]:
                   "samples_range": [round(seen.low, 6), round(seen.high, 6)],
                   "lowest": {k: [round(v, 6), s] for k, (v, s) in ranges.lowest.items()},
                   "threshold_share": BCE_OUT_OF_RANGE_SHARE},
+        figure=figure,
         suggestion=("Give the binary cross-entropy targets in [0, 1]: undo the data's normalisation for the loss "
                     "((x + 1) / 2 for data in [-1, 1]; no mean/std normalisation), or use a Gaussian likelihood (MSE) "
                     "for data that is not in [0, 1]."))]
+
+
+def negative_term(ranges: OutputRanges) -> tuple[str, float, int] | None:
+    """The loss term `bce_target` judges: the reported `recon` where it went below 0, else the loss where it did;
+    with its lowest value and that value's step. None where neither went below 0."""
+    negative = {name: low for name, low in ranges.lowest.items() if low[0] < 0}
+    if not negative:
+        return None
+    name = "recon" if "recon" in negative else next(iter(negative))
+    return (name, *negative[name])
