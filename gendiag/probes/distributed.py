@@ -12,6 +12,8 @@ no ranks to compare).
 Findings:
 - `ddp-same-noise-across-ranks` (warning): another rank drew the same times and noise as rank 0, step for step.
 - `distributed-sampler-epoch-unset` (warning): a rank's data batches come back in the same order every epoch.
+
+Their figures (`gendiag.figures.distributed`) are drawn by rank 0 at `finish`, each only where its finding holds.
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ from typing import Any
 import torch
 
 from gendiag.context import ProbeContext
+from gendiag.figures.distributed import NOISE_CAPTION, ORDER_CAPTION, epoch_order_figure, same_noise_figure
 from gendiag.findings import Finding
 from gendiag.probes.base import ForwardCall, Probe, StepRecord
 from gendiag.quantities.distributed import Fingerprints
 from gendiag.report.section import ProbeSection
-from gendiag.rules.distributed import distributed_findings, judge_ranks
+from gendiag.rules.distributed import DRAWN, distributed_findings, fixed_order_ranks, judge_ranks
+
+NOISE_FIGURE, ORDER_FIGURE = "distributed_same_noise", "distributed_epoch_order"
+SUM = 1  # the column of a fingerprint row holding the tensor's sum: what the figures plot
 
 
 class DistributedProbe(Probe):
@@ -65,7 +71,9 @@ class DistributedProbe(Probe):
 
     def findings(self, ctx: ProbeContext) -> list[Finding]:
         judged = self.judged()
-        return [] if judged is None else distributed_findings(judged)
+        if judged is None:
+            return []
+        return distributed_findings(judged, f"figures/{NOISE_FIGURE}.png", f"figures/{ORDER_FIGURE}.png")
 
     def finish(self, ctx: ProbeContext) -> ProbeSection:
         processes = f"{self.world} process{'es' if self.world > 1 else ''}"
@@ -80,7 +88,25 @@ class DistributedProbe(Probe):
         if judged is None:
             lines.append("The ranks' draws and data order were not compared (a rank stopped early, or not every "
                          "rank made this Monitor).")
-        return ProbeSection(title="Distributed training", text="\n\n".join(lines))
+        figures = [] if judged is None or self.everyone is None else self._draw(ctx, judged, self.everyone)
+        return ProbeSection(title="Distributed training", text="\n\n".join(lines), figures=figures)
+
+    def _draw(self, ctx: ProbeContext, judged: dict[str, Any], everyone: list[dict[str, list[tuple]]]) -> list[str]:
+        """The figure of each finding that holds, from every rank's fingerprint tables."""
+        codes = {finding.code for finding in distributed_findings(judged)}
+        figures = []
+        if "ddp-same-noise-across-ranks" in codes:
+            seen = [stream for stream in DRAWN if any(row["compared"] for row in judged["same"][stream])]
+            sums = {DRAWN[stream]: [[row[SUM] for row in tables.get(stream, [])] for tables in everyone]
+                    for stream in seen}
+            shares = [(DRAWN[stream], row["rank"], row["share"]) for stream in seen for row in judged["same"][stream]]
+            figures.append(ctx.draw_figure(NOISE_FIGURE, same_noise_figure, sums, shares, caption=NOISE_CAPTION))
+        if "distributed-sampler-epoch-unset" in codes:
+            ranks = [(row["rank"], row["period"], row["share"],
+                      [fingerprint[SUM] for fingerprint in everyone[row["rank"]].get("data", [])])
+                     for row in fixed_order_ranks(judged)]
+            figures.append(ctx.draw_figure(ORDER_FIGURE, epoch_order_figure, ranks, caption=ORDER_CAPTION))
+        return figures
 
     def state(self) -> dict[str, Any]:
         return {"world_size": self.world, "backend": self.backend, "combined": self.combined,

@@ -107,9 +107,11 @@ CODES: tuple[CodeMap, ...] = (
 
     # --- issue 21: multi-process training ---
     CodeMap("ddp-same-noise-across-ranks", quantity="gendiag.quantities.distributed:matching_share",
-            rule="gendiag.rules.distributed:same_draw_ranks", figure=None),
+            rule="gendiag.rules.distributed:same_draw_ranks",
+            figure="gendiag.figures.distributed:same_noise_figure"),
     CodeMap("distributed-sampler-epoch-unset", quantity="gendiag.quantities.distributed:repeat_period",
-            rule="gendiag.rules.distributed:fixed_order_ranks", figure=None),
+            rule="gendiag.rules.distributed:fixed_order_ranks",
+            figure="gendiag.figures.distributed:epoch_order_figure"),
     # --- issue 27: EMA copies, the optimizer, the generator's objective ---
     CodeMap("ema-lagging", quantity="gendiag.quantities.ema:EmaTrack",
             rule="gendiag.rules.ema:ema_lagging", figure="gendiag.figures.ema:ema_figure"),

@@ -56,19 +56,21 @@ def fixed_order_ranks(judged: dict[str, Any]) -> list[dict[str, Any]]:
             and row["share"] >= DISTRIBUTED_REPEAT_SHARE]
 
 
-def distributed_findings(judged: dict[str, Any]) -> list[Finding]:
-    """`ddp-same-noise-across-ranks` and `distributed-sampler-epoch-unset`, where they hold."""
+def distributed_findings(judged: dict[str, Any], noise_figure: str | None = None,
+                         order_figure: str | None = None) -> list[Finding]:
+    """`ddp-same-noise-across-ranks` and `distributed-sampler-epoch-unset`, where they hold, each naming its figure
+    (`noise_figure`, `order_figure`: relative paths) where one is given."""
     findings = []
     same = same_draw_ranks(judged)
     if same:
-        findings.append(same_noise_finding(judged, same))
+        findings.append(same_noise_finding(judged, same, noise_figure))
     fixed = fixed_order_ranks(judged)
     if fixed:
-        findings.append(sampler_epoch_finding(judged, fixed))
+        findings.append(sampler_epoch_finding(judged, fixed, order_figure))
     return findings
 
 
-def same_noise_finding(judged: dict[str, Any], ranks: list[int]) -> Finding:
+def same_noise_finding(judged: dict[str, Any], ranks: list[int], figure: str | None = None) -> Finding:
     rows = {stream: [row for row in judged["same"][stream] if row["rank"] in ranks] for stream in DRAWN}
     seen = [stream for stream in DRAWN if any(row["compared"] for row in rows[stream])]
     parts = [f"{DRAWN[stream]}: {min(row['share'] for row in rows[stream]):.0%} of {rows[stream][0]['compared']} "
@@ -85,10 +87,11 @@ def same_noise_finding(judged: dict[str, Any], ranks: list[int]) -> Finding:
         suggestion=("Seed each rank apart for its draws (keep the model's initialisation common): for example "
                     "torch.manual_seed(seed + dist.get_rank()) after building the model, or a torch.Generator per "
                     "rank seeded with seed * world_size + rank."),
+        figure=figure,
     )
 
 
-def sampler_epoch_finding(judged: dict[str, Any], rows: list[dict[str, Any]]) -> Finding:
+def sampler_epoch_finding(judged: dict[str, Any], rows: list[dict[str, Any]], figure: str | None = None) -> Finding:
     row = rows[0]
     ranks = [r["rank"] for r in rows]
     return Finding(
@@ -102,4 +105,5 @@ def sampler_epoch_finding(judged: dict[str, Any], rows: list[dict[str, Any]]) ->
         evidence={"world_size": judged["world_size"], "ranks": rows},
         suggestion=("Call sampler.set_epoch(epoch) at the start of every epoch, before iterating the DataLoader "
                     "(DistributedSampler(dataset, shuffle=True) reshuffles only then)."),
+        figure=figure,
     )
