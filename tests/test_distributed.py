@@ -141,6 +141,19 @@ def test_a_sampler_whose_epoch_is_never_set_is_named(runs: Path) -> None:
 
 
 @pytest.mark.slow
+def test_rank_0_draws_each_figure_only_where_its_finding_holds(runs: Path) -> None:
+    for variant, figure, code in (("same-noise", "distributed_same_noise", "ddp-same-noise-across-ranks"),
+                                  ("epoch-unset", "distributed_epoch_order", "distributed-sampler-epoch-unset")):
+        assert (runs / variant / "figures" / f"{figure}.png").is_file()
+        finding = next(f for f in json.loads((runs / variant / "findings.json").read_text())["findings"]
+                       if f["code"] == code)
+        assert finding["figure"] == f"figures/{figure}.png"
+    assert not list((runs / "healthy").glob("figures/distributed_*.png"))
+    assert not (runs / "same-noise" / "figures" / "distributed_epoch_order.png").exists()
+    assert not (runs / "epoch-unset" / "figures" / "distributed_same_noise.png").exists()
+
+
+@pytest.mark.slow
 def test_a_shipped_case_runs_under_torchrun(tmp_path) -> None:
     out = torchrun(lambda out: ["-m", "gendiag", "run", "cases/pointcloud_moons.yaml", "--out", str(out),
                                 "--set", "training.steps=40", "--set", "sampling.n_samples=200",

@@ -18,16 +18,19 @@ NOISE_CAPTION = ("Each step's draw on another rank against the same step's draw 
 ORDER_CAPTION = ("Each data batch's fingerprint (the sum of its values) against its place in the period the batches "
                  "repeat with, one line per period: a sampler reshuffled every epoch draws different lines, lines "
                  "laid on one another are the same order every epoch.")
+LABELS = {"times": "times", "call_times": "call times", "noise": "noise"}  # the drawn streams, short for the axes
 MAX_EPOCHS = 10  # periods drawn per rank: more lines on one another show nothing more
 MAX_RANKS = 4  # panels of the epoch order figure: the first ranks named show it as well as all of them
 
 
 def same_noise_figure(streams: dict[str, list[list[float]]], shares: list[tuple[str, int, float]]) -> Figure:
-    """One panel per drawn stream (`streams[name][rank]`: the sum of each step's draw on that rank, in order):
-    every other rank's values against rank 0's at the same step, with the diagonal; and a last panel of the share
-    of equal steps per (stream, rank) in `shares`, against DISTRIBUTED_SAME_SHARE."""
+    """One panel per drawn stream (`streams[stream][rank]`: the sum of each step's draw on that rank, in order;
+    `stream` a key of LABELS, "call_times" the times a watched network was called with): every other rank's values
+    against rank 0's at the same step, with the diagonal; and a last panel of the share of equal steps per
+    (stream, rank) in `shares`, against DISTRIBUTED_SAME_SHARE."""
     figure, axes = new_figure(1, len(streams) + 1, figsize=(4.2 * (len(streams) + 1), 3.8), squeeze=False)
-    for axis, (name, ranks) in zip(axes[0], streams.items()):
+    for axis, (stream, ranks) in zip(axes[0], streams.items()):
+        name = LABELS.get(stream, stream)
         reference = ranks[0]
         for rank, values in enumerate(ranks[1:], start=1):
             steps = min(len(reference), len(values))
@@ -35,20 +38,20 @@ def same_noise_figure(streams: dict[str, list[list[float]]], shares: list[tuple[
         low = min(min(values) for values in ranks if values)
         high = max(max(values) for values in ranks if values)
         axis.plot([low, high], [low, high], color="black", ls="--", lw=1, label="identical draws")
-        axis.set_title(f"{name}: each step on rank 0 and on another rank", fontsize=10)
+        axis.set_title(f"{name}: each step, rank 0 against the others", fontsize=10)
         axis.set_xlabel(f"rank 0: sum of the step's {name}")
-        axis.set_ylabel(f"other rank: sum of the same step's {name}")
+        axis.set_ylabel(f"other rank: sum of its {name}")
         legend(axis, fontsize=8)
     bars = axes[0][-1]
-    labels = [f"{name}\nrank {rank}" for name, rank, _ in shares]
+    labels = [f"{LABELS.get(stream, stream)}\nrank {rank}" for stream, rank, _ in shares]
     bars.bar(range(len(shares)), [share for _, _, share in shares], color="tab:blue")
     bars.axhline(DISTRIBUTED_SAME_SHARE, color="tab:red", ls="--", lw=1,
                  label=f"{DISTRIBUTED_SAME_SHARE:.0%}: the rank draws as rank 0")
     bars.set_xticks(range(len(shares)), labels, fontsize=8)
-    bars.set_ylim(0, 1.05)
+    bars.set_ylim(0, 1.25)  # room above full bars for the legend
     bars.set_title("Share of steps drawn identically to rank 0", fontsize=10)
     bars.set_ylabel("share of compared steps")
-    legend(bars, fontsize=8)
+    legend(bars, fontsize=8, loc="upper right")
     figure.tight_layout()
     return figure
 

@@ -97,9 +97,9 @@ class DistributedProbe(Probe):
         figures = []
         if "ddp-same-noise-across-ranks" in codes:
             seen = [stream for stream in DRAWN if any(row["compared"] for row in judged["same"][stream])]
-            sums = {DRAWN[stream]: [[row[SUM] for row in tables.get(stream, [])] for tables in everyone]
+            sums = {stream: [[row[SUM] for row in tables.get(stream, [])] for tables in everyone]
                     for stream in seen}
-            shares = [(DRAWN[stream], row["rank"], row["share"]) for stream in seen for row in judged["same"][stream]]
+            shares = [(stream, row["rank"], row["share"]) for stream in seen for row in judged["same"][stream]]
             figures.append(ctx.draw_figure(NOISE_FIGURE, same_noise_figure, sums, shares, caption=NOISE_CAPTION))
         if "distributed-sampler-epoch-unset" in codes:
             ranks = [(row["rank"], row["period"], row["share"],
