@@ -77,9 +77,12 @@ def normal_plot_positions(n: int) -> np.ndarray:
 
 
 def chi2_quantile(probability: float, dof: int) -> float:
-    """The `probability` quantile of the chi-squared distribution with `dof` degrees of freedom."""
-    if not 0.0 < probability < 1.0 or dof < 1:
-        raise ValueError(f"chi2_quantile: need 0 < probability < 1 and dof >= 1, got {probability} and {dof}")
+    """The `probability` quantile of the chi-squared distribution with `dof` degrees of freedom; NaN for fewer than
+    one degree of freedom (a histogram of one part), as scipy.stats.chi2.ppf gives."""
+    if not 0.0 < probability < 1.0:
+        raise ValueError(f"chi2_quantile: need 0 < probability < 1, got {probability}")
+    if dof < 1:
+        return math.nan
     from scipy.special import gammaincinv  # scipy.special alone: a fifth of scipy.stats' import
 
     return 2.0 * float(gammaincinv(dof / 2.0, probability))
