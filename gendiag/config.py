@@ -11,7 +11,7 @@ Layout of a case file::
     model: {...}
     training: {...}
     sampling: {...}
-    probes: {set: default, every: 1, strict: false}
+    probes: {set: default, every: 1, strict: false, figures: all}
     run: {checkpoint_every: 500, on_nonfinite: stop, threads: null}
     output: {root: reports}
     profiles:                         # named sets of overrides by key path; the file's values are the default
@@ -51,6 +51,9 @@ class ProbesConfig(Section):
     strict: bool = False
     check_every: int = Field(CHECK_EVERY, ge=0, description="steps between live checks of the findings (0: none)")
     check_seconds: float = Field(CHECK_SECONDS, ge=0, description="least wall time between two live checks")
+    figures: Literal["all", "findings"] = Field(
+        "all", description="the report's figures: every probe's (all) or the overview and those of findings that "
+                           "hold (findings, the Monitor's default)")
 
 
 class RunConfig(Section):

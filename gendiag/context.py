@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import torch
 
 from gendiag.figures.drawing import Drawer, png_bytes
+from gendiag.figures.evidence import evidence_codes
 from gendiag.quantities.guidance import GuidanceWatch
 from gendiag.quantities.observed import ObservedValues
 from gendiag.sinks import Sink
@@ -88,6 +89,8 @@ class ProbeContext:
     scaler: Any = None  # the loop's torch.amp.GradScaler, when given to `Monitor.watch`/`watch_optimizer`
     observed: ObservedValues = field(default_factory=ObservedValues)  # what the Monitor screened (NaN rows, skips)
     guidance: GuidanceWatch = field(default_factory=GuidanceWatch)  # guided sampling, seen in the sampling calls
+    figures: str = "all"  # "findings": a figure that is evidence for some codes waits for `draw_evidence`
+    deferred: dict[str, tuple[frozenset[str], Callable[[], "Figure"], str, int | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.sinks is None:
@@ -107,8 +110,28 @@ class ProbeContext:
                     caption: str | None = None) -> str:
         """`save_figure(function(*args), name, ...)`, with `function` run where the figure is drawn (in a child
         process where it can be), so that building the figure costs the run nothing either; `function` must only
-        read its arguments. Returns the figure's relative path."""
+        read its arguments. Returns the figure's relative path.
+
+        Under `figures="findings"` a figure that is evidence for some finding codes (`gendiag.figures.evidence`)
+        is only noted here; `draw_evidence` draws it at the end if one of its codes holds."""
+        codes = evidence_codes(function)
+        if codes and self.figures == "findings":
+            relative = self._figure_path(name, caption)
+            self.deferred[relative] = (codes, lambda: function(*args), name, step)
+            return relative
         return self._draw(lambda: function(*args), name, step, caption)
+
+    def draw_evidence(self, holding: set[str]) -> list[str]:
+        """Draw the deferred figures that show one of the `holding` codes; returns the relative paths of those
+        left undrawn."""
+        left_out = []
+        for relative, (codes, make, name, step) in self.deferred.items():
+            if codes & holding:
+                self._draw(make, name, step, None)
+            else:
+                left_out.append(relative)
+        self.deferred.clear()
+        return left_out
 
     def save_figure(self, figure: "Figure", name: str, step: int | None = None, caption: str | None = None) -> str:
         """Write a figure to figures/NAME.png and log the same image to every sink (drawn once, in a child process
@@ -120,13 +143,17 @@ class ProbeContext:
             pyplot.close(figure)
         return relative
 
-    def _draw(self, make: Callable[[], "Figure"], name: str, step: int | None, caption: str | None) -> str:
+    def _figure_path(self, name: str, caption: str | None) -> str:
         if not name or name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
             raise ValueError(f"save_figure: name {name!r} must be a relative name inside the run folder "
                              "(no '..', no absolute path)")
         relative = f"figures/{name}.png"
         if caption:
             self.captions[relative] = caption
+        return relative
+
+    def _draw(self, make: Callable[[], "Figure"], name: str, step: int | None, caption: str | None) -> str:
+        relative = self._figure_path(name, caption)
         path = self.run_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         at = self.step if step is None else step

@@ -21,6 +21,7 @@ import torch
 from gendiag.context import Call, Inputs, ProbeContext, WatchedModel, batch_times
 from gendiag.distributed import combine, enlist_monitor, quiet, remove_scratch, scratch_dir, unwrapped
 from gendiag.facts import check_facts
+from gendiag.figures.evidence import check_figure_policy
 from gendiag.findings import Finding, link_consequences, sort_findings
 from gendiag.io import atomic_write_json, atomic_write_text
 from gendiag.live import (CHECK_EVERY, CHECK_SECONDS, JOURNAL, Announce, LiveChecks, check_schedule, check_stop_on,
@@ -75,6 +76,10 @@ class Monitor:
             named by the step it appeared in. Flushes come at the first step and at the multiples of `flush_every`
             (the first step past each, for a loop that skips step numbers). 1: every step (the host waits each
             step).
+        figures: "findings" (default) or "all". Under "findings" the report draws the run's overview (the loss
+            curve, the samples against the data) and, of every other figure, only those that show a finding that
+            holds at the end (`gendiag.figures.evidence`): most of `finish`'s time is drawing. "all" draws every
+            probe's figure, healthy or not (`gendiag run` does, for a case's report).
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
             `reference=data`, `likelihood="bernoulli"`, `entropy=nats_per_position` (autoregressive),
@@ -107,6 +112,7 @@ class Monitor:
         total_steps: int | None = None,
         announce: Announce | None = None,
         flush_every: int = FLUSH_EVERY,
+        figures: str = "findings",
         **facts: Any,
     ) -> None:
         if task not in TASKS:
@@ -115,10 +121,11 @@ class Monitor:
             raise ValueError(f"Monitor: record_rows must be >= 1, got {record_rows}")
         check_facts(facts, keywords=("task", "probes", "every", "strict", "record_rows", "overwrite", "resume",
                                      "sinks", "check_every", "check_seconds", "stop_on", "total_steps", "announce",
-                                     "flush_every"))
+                                     "flush_every", "figures"))
         if isinstance(flush_every, bool) or not isinstance(flush_every, int) or flush_every < 1:
             raise ValueError(f"Monitor: flush_every must be an integer >= 1, got {flush_every!r}")
         self.stop_on = check_stop_on(stop_on)
+        check_figure_policy(figures)
         check_schedule(check_every, check_seconds)
         if total_steps is not None and (isinstance(total_steps, bool) or not isinstance(total_steps, int)
                                         or total_steps < 1):
@@ -144,7 +151,7 @@ class Monitor:
         self.record_rows = record_rows
         tb, table = TensorBoardSink(self.run_dir / "tb"), ScalarTable()
         self.ctx = ProbeContext(run_dir=self.run_dir, task=task, facts=facts, tb=tb, table=table,
-                                sinks=[tb, table, *sinks])
+                                sinks=[tb, table, *sinks], figures=figures)
         self.probes: list[Probe] = select_probes(probes, task=task, every=every)
         if self.ranks is not None:
             from gendiag.probes.distributed import DistributedProbe  # a probe module: loaded with the probes
@@ -507,6 +514,7 @@ class Monitor:
         findings = sort_findings(findings + failed)
         cleared = sort_findings(self._stamp(findings))
         sections = conclusions + sections
+        _leave_out(sections, self.ctx.draw_evidence({finding.code for finding in findings}))
         for section in sections:
             for figure in section.figures:
                 if figure in self.ctx.captions:
@@ -853,6 +861,19 @@ def _findings_text(findings: list[Finding]) -> str:
     if not findings:
         return "No findings."
     return "\n\n".join(f"**{f.severity.upper()}** `{f.code}` — {f.title}: {f.message}" for f in findings)
+
+
+LEFT_OUT = ("*Figure not drawn: it shows findings that did not hold in this run "
+            "(`Monitor(figures=\"all\")` draws every figure).*")
+
+
+def _leave_out(sections: list[ProbeSection], left_out: list[str]) -> None:
+    """Take the figures left undrawn out of their sections, with a line saying why."""
+    undrawn = set(left_out)
+    for section in sections:
+        if undrawn.intersection(section.figures):
+            section.figures = [figure for figure in section.figures if figure not in undrawn]
+            section.text = f"{section.text}\n\n{LEFT_OUT}" if section.text else LEFT_OUT
 
 
 def _log_findings(sinks: list[Sink], findings: list[Finding], last_step: int) -> None:

@@ -70,7 +70,7 @@ class RunContext:
                                strict=probes.strict, resume=self.resume is not None, stop_on=self.stop_on,
                                check_every=probes.check_every or None, check_seconds=probes.check_seconds,
                                total_steps=int(getattr(self.case.training, "steps", 0)) or None,
-                               announce=self.announce, **facts)
+                               announce=self.announce, figures=probes.figures, **facts)
         if self.resume is not None:
             self.monitor.table.extend(self.resume["metrics"])
         return self.monitor

@@ -36,7 +36,7 @@ def gan_run(run_dir: Path) -> None:
     held_out = ring(256)
     with gendiag.Monitor(run_dir, task="gan", probes=["gan-balance", "mode-collapse", "samples_vs_data",
                                                       "memorization"],
-                         modes=RING, mode_std=0.05, reference=held_out, check_every=None) as mon:
+                         modes=RING, mode_std=0.05, reference=held_out, check_every=None, figures="all") as mon:
         for step in range(1, 41):
             real = ring(128)
             mon.observe_data(real)

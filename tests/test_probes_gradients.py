@@ -25,7 +25,7 @@ def gradient_data(run_dir: Path) -> dict:
 
 
 def test_healthy_adam_is_silent_and_its_ratio_is_in_the_healthy_range(tmp_path: Path) -> None:
-    report = train_flow(tmp_path, FlowSetup(steps=120), probes=["gradients"], sample=False)
+    report = train_flow(tmp_path, FlowSetup(steps=120), probes=["gradients"], sample=False, figures="all")
     assert not stalled(report)
     data = gradient_data(tmp_path)
     assert HEALTHY_RATIO[0] < data["update_ratio_median"] < HEALTHY_RATIO[1]

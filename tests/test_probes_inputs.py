@@ -89,7 +89,7 @@ def test_fires_when_training_feeds_the_source_batch_at_every_t(tmp_path: Path) -
 
 
 def test_silent_on_a_healthy_flow_matching_loop(tmp_path: Path) -> None:
-    report = train_flow(tmp_path, FlowSetup(), probes=["inputs"])
+    report = train_flow(tmp_path, FlowSetup(), probes=["inputs"], figures="all")
     assert "train-sample-input-mismatch" not in codes(report, ("critical", "warning", "info"))
     section = next(s for s in report.sections if s.title == "Training versus sampling inputs")
     assert float(section.table["ratio"].max()) < WARNING_RATIO

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gendiag.context import ProbeContext
+from gendiag.monitor import LEFT_OUT
 from gendiag.probes import loss_by_t
 from gendiag.probes.base import StepRecord
 from gendiag.probes.thinning import LogStride
@@ -66,8 +67,10 @@ def test_sections_figures_and_logged_series(healthy) -> None:
     run_dir, report = healthy
     titles = {s.title: s for s in report.sections}
     assert {"Loss", "Loss by t"} <= set(titles)
-    for section in (titles["Loss"], titles["Loss by t"]):
-        assert section.figures and all((run_dir / f).is_file() for f in section.figures)
+    assert titles["Loss"].figures and all((run_dir / f).is_file() for f in titles["Loss"].figures)
+    # the loss curve is the overview, drawn on every run; loss by t shows findings that do not hold here
+    assert not titles["Loss by t"].figures and LEFT_OUT in titles["Loss by t"].text
+    assert not (run_dir / "figures" / "loss_by_t.png").exists()
     assert list(titles["Loss by t"].table["samples"]) and titles["Loss by t"].table["share of loss"].sum() == \
         pytest.approx(1.0)
     tags = set(pd.read_csv(run_dir / "metrics.csv")["tag"])

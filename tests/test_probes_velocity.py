@@ -68,7 +68,7 @@ def test_relative_variation() -> None:
 
 
 def test_healthy_field_is_close_to_exact_and_raises_nothing(tmp_path: Path) -> None:
-    report = train_flow(tmp_path, FlowSetup(), probes=["velocity"], sample=False)
+    report = train_flow(tmp_path, FlowSetup(), probes=["velocity"], sample=False, figures="all")
     assert not {"field-ignores-x", "field-ignores-t"} & {f.code for f in report.findings}
     section = next(s for s in report.sections if s.title.startswith("Velocity field"))
     assert len(section.figures) == 2 and all((tmp_path / f).is_file() for f in section.figures)

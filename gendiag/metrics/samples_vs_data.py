@@ -27,7 +27,7 @@ import torch
 
 from gendiag.metrics.energy import energy_distance
 from gendiag.metrics.prdc import prdc
-from gendiag.metrics.wasserstein import wasserstein2
+from gendiag.metrics.wasserstein import wasserstein2_later
 
 LOW_DIM = 10  # W2 and coverage in the data space up to this many dimensions
 PCA_DIM = 10  # else in this many principal components of the data
@@ -133,25 +133,29 @@ def compare_to_data(samples: Any, data: Any, generator: torch.Generator | None =
     data_low, samples_low = projection(data), projection(samples)
     low_spread = _spread(data_low, data_low.mean(0))
     gaussian = _gaussian_like(data_low, generator)
-    w2, w2_floor, w2_gaussian, coverage, coverage_floor, scale_floor, offset_floor = [], [], [], [], [], [], []
+    coverage, coverage_floor, scale_floor, offset_floor = [], [], [], []
     energy, energy_floor = [], []
+    draws = []
     for _ in range(repeats):
         order = torch.randperm(len(data), generator=generator).numpy()
-        reference, other = order[:n], order[n:2 * n]
-        picked = torch.randperm(len(samples), generator=generator)[:n].numpy()
-        w2.append(wasserstein2(samples_low[picked], data_low[reference]))
-        w2_floor.append(wasserstein2(data_low[other], data_low[reference]))
-        energy.append(energy_distance(torch.from_numpy(samples_low[picked]), torch.from_numpy(data_low[reference])))
-        energy_floor.append(energy_distance(torch.from_numpy(data_low[other]), torch.from_numpy(data_low[reference])))
-        if not w2_gaussian:
-            w2_gaussian.append(wasserstein2(gaussian[other], data_low[reference]))
-        k = min(K_COVERAGE, n - 1)
-        coverage.append(prdc(data_low[reference], samples_low[picked], k=k).coverage)
-        coverage_floor.append(prdc(data_low[reference], data_low[other], k=k).coverage)
-        subset = data[other]
-        ratio = _spread(subset, subset.mean(0)) / spread
-        scale_floor.append(max(ratio, 1 / ratio) if ratio > 0 else float("inf"))
-        offset_floor.append(float(np.linalg.norm(subset.mean(0) - data_mean)) / spread)
+        draws.append((order[:n], order[n:2 * n], torch.randperm(len(samples), generator=generator)[:n].numpy()))
+    pairs = [pair for reference, other, picked in draws
+             for pair in ((samples_low[picked], data_low[reference]), (data_low[other], data_low[reference]))]
+    with wasserstein2_later(pairs + [(gaussian[draws[0][1]], data_low[draws[0][0]])]) as distances:
+        for reference, other, picked in draws:
+            energy.append(energy_distance(torch.from_numpy(samples_low[picked]),
+                                          torch.from_numpy(data_low[reference])))
+            energy_floor.append(energy_distance(torch.from_numpy(data_low[other]),
+                                                torch.from_numpy(data_low[reference])))
+            k = min(K_COVERAGE, n - 1)
+            coverage.append(prdc(data_low[reference], samples_low[picked], k=k).coverage)
+            coverage_floor.append(prdc(data_low[reference], data_low[other], k=k).coverage)
+            subset = data[other]
+            ratio = _spread(subset, subset.mean(0)) / spread
+            scale_floor.append(max(ratio, 1 / ratio) if ratio > 0 else float("inf"))
+            offset_floor.append(float(np.linalg.norm(subset.mean(0) - data_mean)) / spread)
+        measured = distances()
+    w2, w2_floor, w2_gaussian = measured[0:-1:2], measured[1:-1:2], measured[-1:]
     return SampleGap(
         n_samples=len(samples), n_data=len(data), n_compared=n, repeats=repeats, dimension=data.shape[1],
         space=projection.name, explained_variance=projection.explained,

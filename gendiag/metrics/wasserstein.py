@@ -3,8 +3,14 @@ assignment solver) for small sets, POT's network simplex for larger ones."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
+
 import numpy as np
 import torch
+
+from gendiag.threads import physical_cores
 
 # Points up to which the assignment solver is used: as fast as POT's network simplex there (0.13 s against 0.125 s
 # at 1,000 points on one core) and no POT import, which took 1-4 s on 2 cores and loads scikit-learn and
@@ -40,3 +46,19 @@ def wasserstein2(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> 
     if log["warning"] is not None:
         raise RuntimeError(f"wasserstein2: the transport solver did not reach the optimum: {log['warning']}")
     return float(np.sqrt(max(float(squared), 0.0)))
+
+
+@contextmanager
+def wasserstein2_later(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> Iterator[Callable[[], list[float]]]:
+    """Starts `wasserstein2` of each pair on threads (one per physical core, at most one a pair) and yields a
+    function that waits for the distances, in order: SciPy's assignment solver and torch let go of the GIL, so the
+    caller's own work inside the block runs beside them. The report's seven comparisons at 1,000 points and the
+    rest of `compare_to_data` take 0.85 s instead of 1.5 s on two cores (SciPy's import included). Meant for the end
+    of a run, when the training's own threads are idle."""
+    workers = min(len(pairs), physical_cores())
+    if workers <= 1:
+        yield lambda: [wasserstein2(a, b) for a, b in pairs]
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="gendiag-w2") as pool:
+        futures = [pool.submit(wasserstein2, a, b) for a, b in pairs]
+        yield lambda: [future.result() for future in futures]

@@ -182,12 +182,12 @@ class AutoregressiveProbe(Probe):
         recent = summary.loss
         marginal = self._marginal(recent)
         if recent is not None:
-            self.figures["loss"] = ctx.save_figure(
-                loss_by_position(recent, self.loss.early(), marginal, summary.entropy), FIGURES["loss"],
+            self.figures["loss"] = ctx.draw_figure(
+                FIGURES["loss"], loss_by_position, recent, self.loss.early(), marginal, summary.entropy,
                 caption=LOSS_CAPTION)
             ctx.log_scalar("autoregressive/loss_per_position", float(np.mean(recent)))
         if any(check.checks for check in summary.networks):
-            self.figures["causal"] = ctx.save_figure(causal_check(summary.networks), FIGURES["causal"],
+            self.figures["causal"] = ctx.draw_figure(FIGURES["causal"], causal_check, summary.networks,
                                                      caption=CAUSAL_CAPTION)
         self._draw_sampler_figures(ctx, summary)
         if recent is None and not summary.networks:

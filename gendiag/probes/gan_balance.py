@@ -74,7 +74,7 @@ class GanBalanceProbe(Probe):
         squashing = self._squashed(ctx, frame, f"figures/{FIGURE}.png")
         floor = None if squashing is None else squashing.evidence["loss_d_floor_averaged" if squashing.evidence[
             "loss_d_averaged"] else "loss_d_floor_summed"]
-        figure = ctx.save_figure(balance_figure(frame, self.log.d_output or "prob", stretch, floor), FIGURE,
+        figure = ctx.draw_figure(FIGURE, balance_figure, frame, self.log.d_output or "prob", stretch, floor,
                                  caption=CAPTION)
         last = frame.tail(max(1, len(frame) // 10))
         text = (f"{len(frame)} steps recorded; discriminator output given as {self.log.d_output!r}. Over the last "

@@ -67,7 +67,7 @@ class MemorizationProbe(Probe):
         from gendiag.figures.memorization import CAPTION, copies_figure
 
         copying = watch.copying(MEM_COPY_QUANTILE)
-        figure = ctx.save_figure(copies_figure(copying, watch.train.shape), FIGURE, caption=CAPTION)
+        figure = ctx.draw_figure(FIGURE, copies_figure, copying, watch.train.shape, caption=CAPTION)
         result, duplicates = copying.result, copying.duplicates
         text = (f"Compared {len(copying.generated)} generated samples (step {watch.samples_step}) and "
                 f"{copying.n_heldout} held-out real samples with the {len(copying.train)} distinct training rows kept "

@@ -111,8 +111,8 @@ class ModeCollapseProbe(Probe):
             return None
         from gendiag.figures.modes import CAPTION, coverage_figure
 
-        figure = ctx.save_figure(coverage_figure(self.modes, self.classes, self.last_samples, self.centers,
-                                                 self.stds, self.last_labels), FIGURE, caption=CAPTION)
+        figure = ctx.draw_figure(FIGURE, coverage_figure, self.modes, self.classes, self.last_samples, self.centers,
+                                 self.stds, self.last_labels, caption=CAPTION)
         return ProbeSection(title="Mode collapse: modes and classes covered over training",
                             text="\n\n".join(map(_text, self._timelines())), figures=[figure])
 

@@ -70,7 +70,7 @@ class SamplingCallsProbe(Probe):
             return ProbeSection(title=TITLE, text=("Nothing to follow: it needs calls of a watched network inside "
                                                    "`with mon.sampling():`."))
         shown = measured["frozen"] or (measured["motions"][0] if measured["motions"] else None)
-        figure = ctx.save_figure(sampling_calls_figure(shown, measured["coverage"]), FIGURE)
+        figure = ctx.draw_figure(FIGURE, sampling_calls_figure, shown, measured["coverage"])
         text = [f"{len(measured['motions'])} sampling block(s) followed through the first rows of each call's x."]
         for motion in measured["motions"]:
             text.append(f"`{motion['model']}` at step {motion['step']}: {motion['calls']} calls at "

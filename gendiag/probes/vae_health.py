@@ -55,7 +55,7 @@ class VaeHealthProbe(Probe):
         from gendiag.figures.vae_health import CAPTION, latent_figure
 
         final = self.timeline.last
-        figure = ctx.save_figure(latent_figure(self.timeline), FIGURE, caption=CAPTION)
+        figure = ctx.draw_figure(FIGURE, latent_figure, self.timeline, caption=CAPTION)
         latent = len(final.kl)
         text = (f"At step {final.step} ({final.samples} encoded samples): {final.active(VAE_ACTIVE_VARIANCE)} of "
                 f"{latent} latent units active (variance across the data of the posterior mean > "
