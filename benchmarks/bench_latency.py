@@ -6,8 +6,15 @@ within the first 20% of the run.
 A few cases only, and all but the flagship at reduced size (the overrides are in each row's note): the flagship
 `flattened_moons` at its default 200 steps, `ddpm_swissroll`, `gan_d_dominates` and `vae_mnist_collapse` shortened.
 A finding no live check saw (one computed from the final samples) counts as known at the last step. One run per
-case (the case's seed, one torch thread): the spread column is 0. Compute-bound (several minutes on a busy
-2-core machine): behind `python -m benchmarks --cases`."""
+case (the case's seed, one torch thread): the spread column is 0.
+
+The goal rows are the critical *causes*. Outcomes (`gendiag.live.OUTCOMES`: the model's and the samples' stages,
+such as `samples-unlike-data`, `mode-collapse`, `posterior-collapse`) are judged on the trained model: a healthy
+run's early samples are unlike the data and a healthy GAN covers few modes at first, so live checks record them
+but never announce them (no false alarm, no stop), and a recipe draws its samples at the end. Their latency is
+reported beside, not held to the goal.
+
+Compute-bound (several minutes on a busy 2-core machine): behind `python -m benchmarks --cases`."""
 
 from __future__ import annotations
 
@@ -17,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from gendiag.config import load_case
-from gendiag.live import CHECK_EVERY, CHECK_SECONDS
+from gendiag.live import CHECK_EVERY, CHECK_SECONDS, OUTCOMES
 from gendiag.runner import run_case
 
 CASES_ONLY = True
 CASES = Path(__file__).resolve().parent.parent / "cases"
-GOAL = 0.20  # share of the run by which every critical finding is known
+GOAL = 0.20  # share of the run by which every critical cause is known
 RUNS = {
     "flattened_moons": [],
     "ddpm_swissroll": ["training.steps=1000", "sampling.n_samples=500", "data.heldout=500"],
@@ -47,6 +54,7 @@ def run(quick: bool = False) -> list[dict]:
     rows: list[dict] = []
     shares: list[float] = []
     critical: list[float] = []
+    outcomes: list[float] = []
     schedule = f"live checks every {CHECK_EVERY} steps, at least {CHECK_SECONDS:g} s apart (the defaults)"
     with tempfile.TemporaryDirectory() as tmp:
         for name, overrides in (QUICK if quick else RUNS).items():
@@ -55,17 +63,21 @@ def run(quick: bool = False) -> list[dict]:
             for finding in found:
                 share = finding["first_step"] / steps
                 shares.append(share)
-                is_critical = finding["severity"] == "critical"
+                is_critical = finding["severity"] == "critical" and finding["code"] not in OUTCOMES
                 if is_critical:
                     critical.append(share)
+                elif finding["severity"] == "critical":
+                    outcomes.append(share)
                 rows.append({
                     "benchmark": "detection latency", "figure": f"{name}: {finding['code']} ({finding['severity']})",
                     "median": share, "spread": 0.0, "unit": "share of the run",
-                    "goal": f"≤ {GOAL:.0%}" if is_critical else "reported",
+                    "goal": f"≤ {GOAL:.0%}" if is_critical else "reported (an outcome, judged on the trained model)"
+                    if finding["code"] in OUTCOMES else "reported",
                     "met": (share <= GOAL) if is_critical and not quick else None,
                     "note": f"first seen at step {finding['first_step']} of {steps}; {settings}; {schedule}",
                 })
-    for label, values, goal in (("every finding", shares, None), ("critical findings", critical, GOAL)):
+    for label, values, goal in (("every finding", shares, None), ("critical causes", critical, GOAL),
+                                ("critical outcomes", outcomes, None)):
         if not values:
             continue
         note = f"{len(values)} findings over {len(RUNS)} cases; {schedule}"

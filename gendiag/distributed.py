@@ -26,7 +26,7 @@ from torch.distributed import distributed_c10d
 from gendiag.context import ProbeContext
 from gendiag.flow.reservoir import Reservoir
 from gendiag.probes.base import Probe
-from gendiag.quantities.samples_vs_data import KEEP_SAMPLES
+from gendiag.quantities.samples_vs_data import samples_kept
 from gendiag.quantities.sampling_calls import TimeCoverage
 
 
@@ -259,7 +259,7 @@ def _samples_vs_data_absorb(probe: Any, ctx: ProbeContext, ranks: list[dict[str,
     data = _merged(probe.against.data, [other["data"] for other in ranks])
     samples = None
     if shown:
-        kept = Reservoir(KEEP_SAMPLES, seed=SAMPLES_SEED)
+        kept = Reservoir(samples_kept(widths.pop()), seed=SAMPLES_SEED)
         for other in shown:
             kept.add(other["samples"])
         samples = kept.rows

@@ -106,7 +106,7 @@ class LiveChecks:
         self.checks = 0
         self._last_step: int | None = None
         self._last_time = clock()
-        self._wait = seconds
+        self._wait = 0.0  # the first check waits for `every` steps only: on a fast loop, a cause is named at step 25
 
     def due(self, step: int) -> bool:
         since = step - (self._last_step if self._last_step is not None else 0)

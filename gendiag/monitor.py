@@ -58,9 +58,9 @@ class Monitor:
         sinks: more destinations for every scalar, figure and text the run logs (subclasses of
             `gendiag.sinks.Sink`), besides the two defaults: TensorBoard (`tb/`) and the scalar table (`metrics.csv`).
         check_every: live checks: every probe's rules are asked after a step once at least this many steps and
-            `check_seconds` of wall time have passed since the last check; the first time a warning or critical
-            finding holds it is announced once (a console line, a TensorBoard text entry, a line of
-            `findings_live.jsonl`), and again when it stops holding. None: no live checks (findings at the end only).
+            `check_seconds` of wall time have passed since the last check (the first check after `check_every` steps
+            alone); the first time a warning or critical finding holds it is announced once (a console line, a
+            TensorBoard text entry, a line of `findings_live.jsonl`), and again when it stops holding. None: no live checks (findings at the end only).
         check_seconds: the least wall time between two live checks, which keeps them nearly free on fast loops;
             a check also waits until the checks so far take at most 2% of the wall time.
         stop_on: None, "warning" or "critical": `should_stop` becomes true once a live check finds a finding of

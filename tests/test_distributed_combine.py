@@ -17,7 +17,7 @@ from gendiag.probes.base import ForwardCall
 from gendiag.probes.inputs import InputsProbe
 from gendiag.probes.samples_vs_data import SamplesVsDataProbe
 from gendiag.probes.sampling_calls import SamplingCallsProbe
-from gendiag.quantities.samples_vs_data import KEEP_SAMPLES
+from gendiag.quantities.samples_vs_data import KEEP_SAMPLES, samples_kept
 
 
 def marked(rank: int, rows: int, width: int, start: int = 0) -> torch.Tensor:
@@ -115,6 +115,20 @@ def test_the_samples_and_data_rows_of_every_rank_are_combined() -> None:
     assert len(against.samples) == KEEP_SAMPLES and against.samples_step == 200
     assert 900 < int((against.samples[:, 0] == 1).sum()) < 1148  # 1,024 expected, hypergeometric sd 16
     assert against.why_not() is None
+
+
+def test_large_samples_are_kept_and_sent_by_bytes_not_rows() -> None:
+    """Samples of 64x64x3 images: each rank keeps, and rank 0 combines, at most 2^21 numbers of them (170 rows, 8 MB),
+    not 2,048 rows (100 MB a rank); the comparison uses at most half the data rows, which are capped alike."""
+    probes = [SamplesVsDataProbe(), SamplesVsDataProbe()]
+    for rank, probe in enumerate(probes):
+        probe.on_data(None, marked(rank, 400, 64 * 64 * 3), "data")
+        probe.against.add_samples(marked(rank, 400, 64 * 64 * 3), step=200)
+        assert len(probe.against.samples) == samples_kept(64 * 64 * 3) == 2**21 // (64 * 64 * 3) == 170
+    assert combined("samples_vs_data", probes) is None
+    against = probes[0].against
+    assert len(against.samples) == 170 and set(against.samples[:, 0].tolist()) == {0.0, 1.0}
+    assert len(against.samples) <= 2 * against.gap().n_compared
 
 
 def test_samples_of_different_steps_or_rows_of_another_shape_are_not_combined() -> None:

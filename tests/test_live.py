@@ -232,10 +232,10 @@ def test_a_finding_of_a_probe_switched_off_is_not_called_cleared(tmp_path: Path)
 def test_checks_wait_for_both_the_steps_and_the_wall_time(tmp_path: Path) -> None:
     now = [0.0]
     live = LiveChecks(tmp_path, sinks=[], every=10, seconds=2.0, clock=lambda: now[0])
-    assert not live.due(9) and not live.due(10)  # ten steps, but no time has passed
-    now[0] = 2.0
-    assert live.due(10)
+    assert not live.due(9) and live.due(10)  # the first check waits for the steps only
     live.record(10, [])
+    now[0] = 1.9
+    assert not live.due(20) and not live.due(40)  # steps enough, but under 2 s since the last check
     now[0] = 10.0
     assert not live.due(19) and live.due(20)
     with pytest.raises(ValueError, match="check_every must be an integer >= 1"):

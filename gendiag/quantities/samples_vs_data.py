@@ -1,5 +1,6 @@
 """Generated samples against the data rows the loop showed: a reservoir of data rows (uniform over all rows of all
-batches, at most `MAX_ROWS` rows and 2^21 numbers, its own seeded generator), the last samples, and their
+batches, at most `MAX_ROWS` rows and 2^21 numbers, its own seeded generator), the last samples (at most
+`KEEP_SAMPLES` rows and 2^21 numbers, 8 MB: a comparison uses at most half as many as there are data rows), and their
 `SampleGap` (`gendiag.metrics.samples_vs_data`), cached on what has been gathered since it was computed."""
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ MAX_ROWS = 2048
 KEEP_SAMPLES = 2048
 DATA_SEED = 43  # the reservoir's generator
 COMPARE_SEED = 41  # the data subsets of the floors: the same draws at every computation
+
+
+def samples_kept(numel: int) -> int:
+    """How many of the last samples are kept, for samples of `numel` numbers each (also what one rank sends rank 0
+    under torchrun)."""
+    return capacity_for(numel, KEEP_SAMPLES, KEEP_SAMPLES)
 
 
 def spread(rows: torch.Tensor) -> float:
@@ -40,9 +47,10 @@ class SamplesAgainstData:
         self._gathered += 1
 
     def add_samples(self, samples: torch.Tensor, step: int) -> dict[str, float]:
-        """Keep the first `KEEP_SAMPLES` samples; returns their scale against the data's (std ratio, mean offset in
+        """Keep the first `samples_kept` samples; returns their scale against the data's (std ratio, mean offset in
         data spreads), or {} when there are no comparable data rows yet."""
-        self.samples = samples[:KEEP_SAMPLES].detach().reshape(min(len(samples), KEEP_SAMPLES), -1).float().cpu()
+        keep = samples_kept(int(samples[0].numel()))
+        self.samples = samples[:keep].detach().reshape(min(len(samples), keep), -1).float().cpu()
         self.samples_step = step
         self._gathered += 1
         data = self.data.rows if self.data is not None else None
