@@ -121,12 +121,12 @@ class ProbeContext:
             return relative
         return self._draw(lambda: function(*args), name, step, caption)
 
-    def draw_evidence(self, holding: set[str]) -> list[str]:
-        """Draw the deferred figures that show one of the `holding` codes; returns the relative paths of those
-        left undrawn."""
+    def draw_evidence(self, holding: set[str], shown: set[str]) -> list[str]:
+        """Draw the deferred figures that show one of the `holding` codes or whose path a finding names (`shown`);
+        returns the relative paths of those left undrawn."""
         left_out = []
         for relative, (codes, make, name, step) in self.deferred.items():
-            if codes & holding:
+            if codes & holding or relative in shown:
                 self._draw(make, name, step, None)
             else:
                 left_out.append(relative)

@@ -60,7 +60,8 @@ class Monitor:
         check_every: live checks: every probe's rules are asked after a step once at least this many steps and
             `check_seconds` of wall time have passed since the last check (the first check after `check_every` steps
             alone); the first time a warning or critical finding holds it is announced once (a console line, a
-            TensorBoard text entry, a line of `findings_live.jsonl`), and again when it stops holding. None: no live checks (findings at the end only).
+            TensorBoard text entry, a line of `findings_live.jsonl`), and again when it stops holding. None: no live
+            checks (findings at the end only).
         check_seconds: the least wall time between two live checks, which keeps them nearly free on fast loops;
             a check also waits until the checks so far take at most 2% of the wall time.
         stop_on: None, "warning" or "critical": `should_stop` becomes true once a live check finds a finding of
@@ -77,8 +78,9 @@ class Monitor:
             (the first step past each, for a loop that skips step numbers). 1: every step (the host waits each
             step).
         figures: "findings" (default) or "all". Under "findings" the report draws the run's overview (the loss
-            curve, the samples against the data) and, of every other figure, only those that show a finding that
-            holds at the end (`gendiag.figures.evidence`): most of `finish`'s time is drawing. "all" draws every
+            curve, the samples against the data, a GAN's balance and modes, a VAE's latent units) and, of every other
+            figure, only those that show a finding that holds at the end or that a finding names
+            (`gendiag.figures.evidence`): most of `finish`'s time is drawing. "all" draws every
             probe's figure, healthy or not (`gendiag run` does, for a case's report).
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
@@ -514,7 +516,8 @@ class Monitor:
         findings = sort_findings(findings + failed)
         cleared = sort_findings(self._stamp(findings))
         sections = conclusions + sections
-        _leave_out(sections, self.ctx.draw_evidence({finding.code for finding in findings}))
+        _leave_out(sections, self.ctx.draw_evidence({finding.code for finding in findings},
+                                                    {finding.figure for finding in findings if finding.figure}))
         for section in sections:
             for figure in section.figures:
                 if figure in self.ctx.captions:

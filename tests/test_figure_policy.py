@@ -51,9 +51,19 @@ def test_a_figure_waits_for_its_finding(tmp_path: Path) -> None:
     other = ctx.draw_figure("quivers", _named(quivers.__module__, "quivers"), "z")
     ctx.flush_figures()
     assert (tmp_path / shown).is_file() and not (tmp_path / waiting).exists() and not (tmp_path / other).exists()
-    assert ctx.draw_evidence({"target-explodes"}) == [other]
+    assert ctx.draw_evidence({"target-explodes"}, set()) == [other]
     ctx.flush_figures()
     assert (tmp_path / waiting).is_file() and not (tmp_path / other).exists()
+    ctx.tb.close()
+
+
+def test_a_figure_a_finding_names_is_drawn(tmp_path: Path) -> None:
+    """A finding whose figure is drawn by a function the code table gives to other codes still gets its figure."""
+    ctx = context(tmp_path, "findings")
+    path = ctx.draw_figure("quivers", _named(quivers.__module__, "quivers"), "z")
+    assert ctx.draw_evidence({"loss-diverging"}, {path}) == []
+    ctx.flush_figures()
+    assert (tmp_path / path).is_file()
     ctx.tb.close()
 
 
@@ -61,7 +71,7 @@ def test_all_draws_every_figure_at_once(tmp_path: Path) -> None:
     ctx = context(tmp_path, "all")
     path = ctx.draw_figure("quivers", _named(quivers.__module__, "quivers"), "z")
     ctx.flush_figures()
-    assert (tmp_path / path).is_file() and ctx.draw_evidence(set()) == []
+    assert (tmp_path / path).is_file() and ctx.draw_evidence(set(), set()) == []
     ctx.tb.close()
 
 
