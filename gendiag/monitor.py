@@ -595,7 +595,7 @@ class Monitor:
         found, and note the first finding that calls for a stop."""
         start = time.perf_counter()
         findings: list[Finding] = []
-        for probe in list(self.probes):
+        for probe in [probe for probe in self.probes if probe.live]:
             for finding in self._call(probe, "findings") or []:
                 finding.probe = finding.probe or probe.name
                 findings.append(finding)

@@ -308,3 +308,17 @@ def test_a_slow_check_waits_until_checks_are_two_percent_of_the_time(tmp_path: P
     live.record(100, [], spent=0.001)
     now[0] = 25.2
     assert live.due(101)  # a cheap check waits only 0.05 s
+
+
+def test_live_checks_skip_a_probe_that_only_costs_time(tmp_path: Path) -> None:
+    """The sampler probe runs the user's sampler and finds outcomes only: live checks leave it to the end."""
+    mon = gendiag.Monitor(tmp_path / "run", task="flow", probes=["sampler", "loss"], check_every=5, check_seconds=0)
+    asked: dict[str, list[int]] = {"sampler": [], "loss": []}
+    for probe in mon.probes:
+        original = probe.findings
+        probe.findings = lambda ctx, name=probe.name, original=original: asked[name].append(ctx.step) or original(ctx)
+    for step in range(1, 21):
+        mon.step(step, 1.0)
+    assert asked["loss"][:1] == [5] and asked["sampler"] == []  # checked at step 5 (later ones: the 2% share)
+    mon.finish()
+    assert asked["sampler"] == [20]

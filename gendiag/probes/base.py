@@ -68,6 +68,9 @@ class Probe:
     tasks: ClassVar[tuple[str, ...]] = TASKS
     default: ClassVar[bool] = True
     wants_forward: ClassVar[bool] = False
+    # Whether live checks ask this probe's rules: False for one whose rules run the user's own code at length and
+    # whose findings are all outcomes (never announced, never a stop), so a check would only cost time.
+    live: ClassVar[bool] = True
 
     def __init__(self, every: int = 1) -> None:
         if every < 1:

@@ -34,6 +34,7 @@ class SamplerProbe(Probe):
 
     name = "sampler"
     tasks = ("flow",)
+    live = False  # runs the user's sampler a dozen times (1.4 s on the flagship); its findings are outcomes
 
     def __init__(self, every: int = 1) -> None:
         super().__init__(every)
