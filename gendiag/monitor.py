@@ -81,7 +81,8 @@ class Monitor:
             curve, the samples against the data, a GAN's balance and modes, a VAE's latent units) and, of every other
             figure, only those that show a finding that holds at the end or that a finding names
             (`gendiag.figures.evidence`): most of `finish`'s time is drawing. "all" draws every
-            probe's figure, healthy or not (`gendiag run` does, for a case's report).
+            figure the probes make, healthy or not (`gendiag run` does, for a case's report); a few probes make
+            one only for their own finding.
         **facts: what the user knows about the problem, for the probes: `schedule=alphas_cumprod`,
             `image_shape=(C, H, W)`, `modes=centers`, `mode_std=s`, `classifier=fn`, `n_classes=k`,
             `reference=data`, `likelihood="bernoulli"`, `entropy=nats_per_position` (autoregressive),

@@ -1,9 +1,10 @@
 """Which finding codes a figure is evidence for, read from the code table (`gendiag.rules.codes`).
 
 By default `Monitor.finish` draws a probe's figure only where it serves: the run's overview (the loss curve, the
-samples against the data, and their counterparts for a GAN and a VAE) always, and every other figure of a probe only where a finding it is evidence for holds.
-Drawing is most of the report's cost (≈ 0.1–0.6 s a figure on one core), and on a healthy run most figures would
-show measurements that found nothing. `Monitor(figures="all")` draws every one."""
+samples against the data, and their counterparts for a GAN and a VAE) always, and every other figure of a probe
+only where a finding it is evidence for holds. Drawing is most of the report's cost (≈ 0.1–0.6 s a figure on one
+core), and on a healthy run most figures would show measurements that found nothing. `Monitor(figures="all")` draws
+every figure the probes make (a few make one only where their own finding holds)."""
 
 from __future__ import annotations
 
