@@ -33,6 +33,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from gendiag.errors import CaseError
 from gendiag.live import CHECK_EVERY, CHECK_SECONDS
+from gendiag.pending import FLUSH_EVERY
 from gendiag.recipes import get_recipe
 
 __all__ = ["Case", "CaseError", "CaseFile", "DistributionName", "DistributionParams", "Section", "distribution_name",
@@ -51,6 +52,8 @@ class ProbesConfig(Section):
     strict: bool = False
     check_every: int = Field(CHECK_EVERY, ge=0, description="steps between live checks of the findings (0: none)")
     check_seconds: float = Field(CHECK_SECONDS, ge=0, description="least wall time between two live checks")
+    flush_every: int = Field(FLUSH_EVERY, ge=1, description="steps between two flushes, where what the steps gathered "
+                                                            "reaches the host (under torchrun live checks come there)")
     figures: Literal["all", "findings"] = Field(
         "all", description="the report's figures: every probe's (all) or the overview and those of findings that "
                            "hold (findings, the Monitor's default)")

@@ -4,12 +4,14 @@ how the probes' statistics from every rank are combined at the end.
 Every rank's Monitor gathers as in a single process. Only rank 0 writes the run folder, TensorBoard and the report;
 the other ranks write into a private scratch folder that `finish` removes. At `finish` every rank sends what the
 combinable probes gathered (`COMBINERS`, one collective: `all_gather_object`, which gloo and NCCL both carry) and rank
-0 folds it into its own probes before their rules decide, once, on the combined data. The runner (`gendiag run`
-under torchrun) uses the helpers at the bottom: start the process group from torchrun's environment, give each
+0 folds it into its own probes before their rules decide, once, on the combined data. A live check does the same
+at a flush every rank reaches, into copies of rank 0's probes (`combined_view`). The runner (`gendiag run` under
+torchrun) uses the helpers at the bottom: start the process group from torchrun's environment, give each
 rank its own random streams, average the gradients before each optimizer step."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import shutil
@@ -70,9 +72,15 @@ def enlist_monitor() -> Ranks | None:
 def ranks_with_monitor(ranks: Ranks) -> int:
     """How many ranks made this Monitor, as the first rank to finish it counted: every rank gets the same answer,
     without a collective (a rank with no Monitor takes part in none)."""
+    return _fixed_count(ranks, "counted")
+
+
+def _fixed_count(ranks: Ranks, name: str) -> int:
+    """The number of ranks that made this Monitor, as the first rank to ask under `name` found it (the store keeps
+    that first answer for every later asker)."""
     store, key = _store(), f"gendiag/monitor{ranks.monitor}"
     seen = store.add(f"{key}/ranks", 0)
-    return int(store.compare_set(f"{key}/counted", "", str(seen)))
+    return int(store.compare_set(f"{key}/{name}", "", str(seen)))
 
 
 def _store() -> dist.Store:
@@ -287,10 +295,12 @@ COMBINERS: dict[str, tuple[Extract, Absorb]] = {
 }
 
 
-def combine(probes: list[Probe], ctx: ProbeContext, ranks: Ranks, complete: bool) -> tuple[list[str], list[str]]:
+def combine(probes: list[Probe], ctx: ProbeContext, ranks: Ranks, complete: bool,
+            last_step: int | None) -> tuple[list[str], list[str]]:
     """Collective (every rank must call it once, at `finish`): every rank's combinable statistics to every rank,
-    folded into rank 0's probes, unless a rank's run is not `complete` (it stopped early: the ranks' statistics
-    need not line up). Returns (the probes combined across ranks, one line per probe that could not be) on rank 0,
+    folded into rank 0's probes, unless the ranks' runs ended apart (one stopped early while another finished, or
+    at another step: their statistics need not line up; every rank stopped at one step, as on a live check's stop,
+    is combined). Returns (the probes combined across ranks, one line per probe that could not be) on rank 0,
     ([], []) elsewhere."""
     present = ranks_with_monitor(ranks)
     if present < ranks.world:
@@ -298,8 +308,54 @@ def combine(probes: list[Probe], ctx: ProbeContext, ranks: Ranks, complete: bool
                   f"statistics; every probe judged what rank 0 saw"]
         _note(probes, [], missed)
         return [], missed
-    if any_rank(not complete)[0]:
+    ends: list[Any] = [None] * ranks.world
+    dist.all_gather_object(ends, (complete, last_step))
+    if len(set(ends)) > 1:
         return [], []
+    everyone = _gathered(probes, ctx, ranks)
+    if not ranks.writes:
+        return [], []
+    combined, missed = [], []
+    for probe in probes:
+        if probe.name in COMBINERS:
+            why = _absorbed(probe, ctx, everyone)
+            combined.extend([probe.name] if why is None else [])
+            missed.extend([] if why is None else [why])
+    _note(probes, combined, missed)
+    return combined, missed
+
+
+def checks_together(ranks: Ranks) -> bool:
+    """Whether every rank made this Monitor, so that its live checks can combine the ranks' statistics: fixed once,
+    by the first rank to ask (every rank gets the same answer, without a collective). Asked at the first step a live
+    check may come, when every rank of a data-parallel loop has long made its Monitor."""
+    return _fixed_count(ranks, "live") == ranks.world
+
+
+def combined_view(probes: list[Probe], ctx: ProbeContext, ranks: Ranks) -> list[tuple[Probe, Probe]] | None:
+    """Collective (every rank calls it at the same live check): every rank's combinable statistics, folded on rank 0
+    into copies of its probes, so that a live check judges every rank's data while the probes' own state is combined
+    once, at `finish`. Returns on rank 0 (probe, what to ask for its findings: the combined copy, or the probe itself
+    where its statistics could not be combined); None elsewhere."""
+    everyone = _gathered(probes, ctx, ranks)
+    if not ranks.writes:
+        return None
+    view = []
+    for probe in probes:
+        asked = probe
+        if probe.name in COMBINERS:
+            try:
+                copied = copy.deepcopy(probe)
+            except Exception:  # a state that cannot be copied (a tensor in a graph): this check judges rank 0's
+                copied = None  # rows for this probe; `finish` combines the probe itself and says if it cannot
+            if copied is not None and _absorbed(copied, ctx, everyone) is None:
+                asked = copied
+        view.append((probe, asked))
+    return view
+
+
+def _gathered(probes: list[Probe], ctx: ProbeContext, ranks: Ranks) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """Collective: every rank's (extracts of its combinable probes, the errors of those whose extract raised)."""
     mine: dict[str, Any] = {}
     failed: dict[str, str] = {}
     for probe in probes:
@@ -308,30 +364,23 @@ def combine(probes: list[Probe], ctx: ProbeContext, ranks: Ranks, complete: bool
                 mine[probe.name] = COMBINERS[probe.name][0](probe, ctx)
             except Exception as error:  # one probe's state must not cost the others their combining
                 failed[probe.name] = f"{type(error).__name__}: {error}"
-    everyone: list[tuple[dict[str, Any], dict[str, str]] | None] = [None] * ranks.world
+    everyone: list[Any] = [None] * ranks.world
     dist.all_gather_object(everyone, (mine, failed))
-    if not ranks.writes:
-        return [], []
-    combined, missed = [], []
-    for probe in probes:
-        if probe.name not in COMBINERS:
-            continue
-        lacking = [rank for rank, (states, _) in enumerate(everyone) if probe.name not in states]
-        if lacking:
-            errors = sorted({errors[probe.name] for _, errors in everyone if probe.name in errors})
-            why = f"raised {'; '.join(errors)}" if errors else "was switched off"
-            missed.append(f"{probe.name}: on ranks {lacking} it {why}; its results are rank 0's alone")
-            continue
-        try:
-            why = COMBINERS[probe.name][1](probe, ctx, [states[probe.name] for states, _ in everyone])
-        except Exception as error:  # as above: the report names the probe and the error
-            why = f"{probe.name}: combining raised {type(error).__name__}: {error}; its results are rank 0's alone"
-        if why is None:
-            combined.append(probe.name)
-        else:
-            missed.append(why)
-    _note(probes, combined, missed)
-    return combined, missed
+    return everyone
+
+
+def _absorbed(probe: Probe, ctx: ProbeContext, everyone: list[tuple[dict[str, Any], dict[str, str]]]) -> str | None:
+    """Fold every rank's extract into `probe`; returns why it could not be (a rank lacks it, or absorbing refused or
+    raised), or None."""
+    lacking = [rank for rank, (states, _) in enumerate(everyone) if probe.name not in states]
+    if lacking:
+        errors = sorted({errors[probe.name] for _, errors in everyone if probe.name in errors})
+        why = f"raised {'; '.join(errors)}" if errors else "was switched off"
+        return f"{probe.name}: on ranks {lacking} it {why}; its results are rank 0's alone"
+    try:
+        return COMBINERS[probe.name][1](probe, ctx, [states[probe.name] for states, _ in everyone])
+    except Exception as error:  # as above: the report names the probe and the error
+        return f"{probe.name}: combining raised {type(error).__name__}: {error}; its results are rank 0's alone"
 
 
 def _note(probes: list[Probe], combined: list[str], missed: list[str]) -> None:

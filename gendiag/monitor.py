@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from gendiag.context import Call, Inputs, ProbeContext, WatchedModel, batch_times
-from gendiag.distributed import combine, enlist_monitor, quiet, remove_scratch, scratch_dir, unwrapped
+from gendiag.distributed import (checks_together, combine, combined_view, enlist_monitor, from_rank_0, quiet,
+                                 remove_scratch, scratch_dir, unwrapped)
 from gendiag.facts import check_facts
 from gendiag.figures.evidence import check_figure_policy
 from gendiag.findings import Finding, link_consequences, sort_findings
@@ -94,7 +95,9 @@ class Monitor:
 
     Under `torch.distributed` (a process group initialised before the Monitor is made, as under torchrun) make a
     Monitor on every rank alike: only rank 0 writes `run_dir` (the others a scratch folder of their own), `finish`
-    is a collective that combines the ranks' statistics before rank 0 decides (`gendiag.distributed`).
+    is a collective that combines the ranks' statistics before rank 0 decides (`gendiag.distributed`). Live checks
+    then come at flushes, when rank 0's schedule says one is due: each combines the ranks' statistics, rank 0's rules
+    decide, and `should_stop` is rank 0's on every rank.
     """
 
     def __init__(
@@ -178,6 +181,7 @@ class Monitor:
         self._live = None if check_every is None else LiveChecks(self.run_dir, self.ctx.sinks, announce, check_every,
                                                                  check_seconds)
         self._stopped_on: tuple[Finding, int] | None = None
+        self._together: bool | None = None  # live checks under torch.distributed combine the ranks (fixed once)
         self.total_steps = total_steps
         self.flush_every = flush_every
         self._pending = PendingSteps()
@@ -374,11 +378,15 @@ class Monitor:
             self._phase_seconds.clear()
         self._dispatch("at_step", record)
         self._pending.add(record)
-        live_due = self._live is not None and self._live.due(record.step)
-        if live_due or self._flushes == 0 or record.step // self.flush_every > self._flushed_block:
+        together = self._checks_together(record.step)
+        live_due = not together and self._live is not None and self._live.due(record.step)
+        flush_due = self._flushes == 0 or record.step // self.flush_every > self._flushed_block
+        if live_due or flush_due:
             self.flush()
+        if together and flush_due:
+            live_due = from_rank_0(self._live.due(record.step) if self.ranks.writes else None)
         if live_due:
-            self._check_live(record.step)
+            self._check_live(record.step, together)
 
     @property
     def should_stop(self) -> bool:
@@ -497,7 +505,7 @@ class Monitor:
         for handle in self._hooks:
             handle.remove()
         if self.ranks is not None:
-            combine(self.probes, self.ctx, self.ranks, complete=partial is None)
+            combine(self.probes, self.ctx, self.ranks, complete=partial is None, last_step=self._last_step)
         if self.ranks is not None and not self.ranks.writes:
             self.close()
             self._finished = Report(self._shared_run_dir, findings=[], partial=partial)
@@ -576,8 +584,9 @@ class Monitor:
     def flush(self) -> None:
         """Bring what the steps since the last flush gathered to the host now (one copy per device): log their loss
         and scalars, count the rows of the data batches and recorded outputs that held NaN or infinite values, hand
-        each step's record to the probes, let the probes read their own device buffers. The Monitor flushes by itself (see `flush_every`);
-        call it where the loop waits for the device anyway and wants everything logged, before a checkpoint."""
+        each step's record to the probes, let the probes read their own device buffers. The Monitor flushes by
+        itself (see `flush_every`); call it where the loop waits for the device anyway and wants everything logged,
+        before a checkpoint."""
         self._flushes += 1
         self._flushed_block = (self._last_step or 0) // self.flush_every
         records, batches = self._pending.read()
@@ -591,20 +600,35 @@ class Monitor:
             self._dispatch("on_step", record)
         self._dispatch("on_flush")
 
-    def _check_live(self, step: int) -> None:
+    def _checks_together(self, step: int) -> bool:
+        """Whether this step's live check, if one is due, is a collective of every rank: under torch.distributed,
+        once a check may come (`check_every` steps in) and where every rank made this Monitor (fixed then, once)."""
+        if self.ranks is None or self._live is None or step < self._live.every:
+            return False
+        if self._together is None:
+            self._together = checks_together(self.ranks)
+        return self._together
+
+    def _check_live(self, step: int, together: bool = False) -> None:
         """Ask every probe's rules now (a probe that raises is switched off as anywhere else), record what they
-        found, and note the first finding that calls for a stop."""
+        found, and note the first finding that calls for a stop. `together`: a collective on every rank, whose
+        probes' statistics rank 0 judges combined (`combined_view`) and whose stop every rank takes from rank 0."""
         start = time.perf_counter()
-        findings: list[Finding] = []
-        for probe in [probe for probe in self.probes if probe.live]:
-            for finding in self._call(probe, "findings") or []:
-                finding.probe = finding.probe or probe.name
-                findings.append(finding)
-        self._live.record(step, findings, spent=time.perf_counter() - start)
-        if self._stopped_on is None:
-            worst = sort_findings([f for f in findings if stops(f, self.stop_on)])
-            if worst:
-                self._stopped_on = (worst[0], step)
+        live = [probe for probe in self.probes if probe.live]
+        view = combined_view(live, self.ctx, self.ranks) if together else [(probe, probe) for probe in live]
+        if view is not None:
+            findings: list[Finding] = []
+            for probe, asked in view:
+                for finding in self._call(probe, "findings", through=asked) or []:
+                    finding.probe = finding.probe or probe.name
+                    findings.append(finding)
+            self._live.record(step, findings, spent=time.perf_counter() - start)
+            if self._stopped_on is None:
+                worst = sort_findings([f for f in findings if stops(f, self.stop_on)])
+                if worst:
+                    self._stopped_on = (worst[0], step)
+        if together:
+            self._stopped_on = from_rank_0(self._stopped_on)
 
     def _stamp(self, findings: list[Finding]) -> list[Finding]:
         """Put on each final finding the step it first held (the last step for a finding no live check saw, or the
@@ -667,9 +691,11 @@ class Monitor:
         for probe in listeners:
             self._call(probe, method, *args)
 
-    def _call(self, probe: Probe, method: str, *args: Any) -> Any:
+    def _call(self, probe: Probe, method: str, *args: Any, through: Probe | None = None) -> Any:
+        """`probe.method(ctx, *args)` (or `through`'s: a combined copy of `probe`), guarded: a probe that raises is
+        switched off and reported, and training goes on."""
         try:
-            return getattr(probe, method)(self.ctx, *args)
+            return getattr(through or probe, method)(self.ctx, *args)
         except Exception as error:  # a probe must never stop the user's training
             if self.strict:
                 raise

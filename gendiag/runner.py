@@ -69,6 +69,7 @@ class RunContext:
         self.monitor = Monitor(self.run_dir, task=task, probes=probes.set, every=probes.every,
                                strict=probes.strict, resume=self.resume is not None, stop_on=self.stop_on,
                                check_every=probes.check_every or None, check_seconds=probes.check_seconds,
+                               flush_every=probes.flush_every,
                                total_steps=int(getattr(self.case.training, "steps", 0)) or None,
                                announce=self.announce, figures=probes.figures, **facts)
         if self.resume is not None:

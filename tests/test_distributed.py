@@ -23,7 +23,7 @@ from gendiag.rules.distributed import distributed_findings, judge_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = ROOT / "tests" / "ddp_scripts" / "flow_ddp.py"
-VARIANTS = ("healthy", "same-noise", "epoch-unset", "rank1-stops", "rank0-only")
+VARIANTS = ("healthy", "same-noise", "epoch-unset", "rank1-stops", "stop-on", "rank0-only")  # rank0-only last
 
 
 def free_port() -> int:
@@ -87,6 +87,27 @@ def test_a_run_stopped_on_one_rank_is_judged_on_rank_0_alone(runs: Path) -> None
 
 
 @pytest.mark.slow
+def test_live_checks_judge_every_rank_and_every_rank_stops_with_rank_0(runs: Path) -> None:
+    """Live checks every 12 steps: the first (step 12) already compares both ranks' draws, which only combining can
+    (each rank alone sees nothing amiss), and names the identical seeds; `should_stop` is rank 0's on both ranks, so
+    the loop leaves on both at that step with no collective of its own (a rank that went on would wait for ever in
+    DistributedDataParallel's backward), and the final findings of the two stopped ranks are still combined."""
+    live = [json.loads(line) for line in (runs / "stop-on" / "findings_live.jsonl").read_text().splitlines()]
+    assert [(entry["step"], entry["event"], entry["code"]) for entry in live] == \
+        [(12, "appeared", "ddp-same-noise-across-ranks")]
+    ranks = [json.loads((runs / f"stop-on-findings-rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [rank["stopped"] for rank in ranks] == [12, 12]
+    assert "ddp-same-noise-across-ranks" in ranks[0]["codes"] and ranks[1]["codes"] == []
+    assert json.loads((runs / "stop-on" / "probe_data.json").read_text())["distributed"]["combined"] == \
+        ["loss_by_t", "inputs", "samples_vs_data"]
+    for variant, code in (("same-noise", "ddp-same-noise-across-ranks"),
+                          ("epoch-unset", "distributed-sampler-epoch-unset")):
+        live = [json.loads(line) for line in (runs / variant / "findings_live.jsonl").read_text().splitlines()]
+        assert [(entry["step"], entry["code"]) for entry in live] == [(12, code)]
+    assert not (runs / "healthy" / "findings_live.jsonl").exists()  # its live checks announced nothing
+
+
+@pytest.mark.slow
 def test_a_monitor_on_rank_0_alone_finishes_without_the_others(runs: Path) -> None:
     """A loop that makes its Monitor on rank 0 only (as it does its other logging): `finish` asks no other rank for
     anything (they never call it), and the report says so."""
@@ -97,7 +118,8 @@ def test_a_monitor_on_rank_0_alone_finishes_without_the_others(runs: Path) -> No
 
 @pytest.mark.slow
 def test_per_time_loss_counts_are_the_sum_over_both_ranks(runs: Path) -> None:
-    """48 steps make one chunk, so the table's counts are every step's: each rank's t binned, added."""
+    """48 steps make one chunk, so the table's counts are every step's: each rank's t binned, added once (the live
+    check at step 12, which combined the ranks too, folded them into copies of rank 0's probes)."""
     expected = np.zeros(10, dtype=int)
     for rank in (0, 1):
         times = json.loads((runs / f"healthy-times-rank{rank}.json").read_text())
@@ -166,11 +188,12 @@ def test_a_shipped_case_runs_under_torchrun(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_stop_on_stops_every_rank_at_one_step(tmp_path) -> None:
-    """Rank 0's live check finds the schedule's fault at step 20; both ranks end there (neither waits for ever in a
-    collective the other left) and rank 0 writes the partial report."""
+    """Rank 0's live check (at a flush: every 20 steps here) finds the schedule's fault at step 20; both ranks end
+    there (neither waits for ever in a collective the other left) and rank 0 writes the partial report."""
     out = torchrun(lambda out: ["-m", "gendiag", "run", "cases/ddpm_swissroll.yaml", "--out", str(out),
                                 "--set", "training.steps=300", "--set", "probes.check_every=20",
-                                "--set", "probes.check_seconds=0", "--stop-on", "warning"], tmp_path, timeout=400)
+                                "--set", "probes.check_seconds=0", "--set", "probes.flush_every=20",
+                                "--stop-on", "warning"], tmp_path, timeout=400)
     (folder,) = list((out / "ddpm_swissroll").iterdir())
     header = json.loads((folder / "run.json").read_text())
     assert header["status"].startswith("stopped on critical finding schedule-not-reaching-noise at step 20")

@@ -6,10 +6,13 @@ over a fixed data set, t and noise from torch's global generator, and gendiag's 
 runs each named variant in turn, into OUT/<variant>: "healthy" seeds each rank apart and calls set_epoch;
 "same-noise" seeds every rank alike; "epoch-unset" never calls set_epoch; "rank1-stops" trains one epoch, after
 which rank 1 finishes as a stopped run and rank 0 as a whole one; "rank0-only" makes a Monitor on rank 0 alone, as
-loops that log from rank 0 do. After training every rank of the first four samples a few hundred points with an
-Euler sampler through `model.module`, inside `mon.sampling()`, and observes them. Each rank also writes
-OUT/<variant>-times-rank<r>.json (the t it drew at each step, for the test to count) and
-OUT/<variant>-findings-rank<r>.json (the codes its `finish` returned)."""
+loops that log from rank 0 do (it comes last: Monitors are matched across ranks by the order each rank made them
+in, and rank 1 makes none here); "stop-on" seeds every rank alike, as "same-noise", and every rank leaves its loop
+on `mon.should_stop` (stop_on="warning") with no collective of its own. Live checks come every 12 steps. After
+training every rank of the first four samples a few hundred points with an Euler sampler through `model.module`,
+inside `mon.sampling()`, and observes them. Each rank also writes OUT/<variant>-times-rank<r>.json (the t it drew
+at each step, for the test to count) and OUT/<variant>-findings-rank<r>.json (the codes its `finish` returned, and
+for "stop-on" the step it stopped at)."""
 
 import json
 import math
@@ -53,16 +56,20 @@ def train(out: Path, variant: str) -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)
     model = DDP(Velocity())
-    torch.manual_seed(1234 if variant == "same-noise" else 1234 + rank)
+    torch.manual_seed(1234 if variant in ("same-noise", "stop-on") else 1234 + rank)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     data = TensorDataset(two_moons(6 * BATCH * world))
     sampler = DistributedSampler(data, shuffle=True, seed=0)
     loader = DataLoader(data, batch_size=BATCH, sampler=sampler, drop_last=True)
-    mon = gendiag.Monitor(out / variant, task="flow", probes=["loss", "loss_by_t", "inputs", "samples_vs_data"], check_every=None)
+    mon = gendiag.Monitor(out / variant, task="flow", probes=["loss", "loss_by_t", "inputs", "samples_vs_data"],
+                          check_every=12, check_seconds=0, flush_every=12,
+                          stop_on="warning" if variant == "stop-on" else None)
     mon.watch(model)
     times = {}
     step = 0
     for epoch in range(1 if variant == "rank1-stops" else EPOCHS):
+        if mon.should_stop:
+            break
         if variant != "epoch-unset":
             sampler.set_epoch(epoch)
         for (x1,) in loader:
@@ -79,14 +86,21 @@ def train(out: Path, variant: str) -> None:
             mon.observe_data(x0, role="source")
             mon.step(step, loss, t=t, per_sample_loss=per_sample)
             times[step] = t.tolist()
+            if mon.should_stop:
+                break
     with torch.no_grad(), mon.sampling():
         x = torch.randn(SAMPLES, 2)
         for k in range(SAMPLER_STEPS):
             x = x + model.module(x, torch.full((SAMPLES,), k / SAMPLER_STEPS)) / SAMPLER_STEPS
     mon.observe_samples(x)
-    report = mon.finish(partial="stopped on rank 1" if variant == "rank1-stops" and rank == 1 else None)
+    partial = "stopped on rank 1" if variant == "rank1-stops" and rank == 1 else None
+    if mon.should_stop:
+        partial = f"stopped on {mon.stopped_on[0].code} at step {step}"
+    report = mon.finish(partial=partial)
     (out / f"{variant}-times-rank{rank}.json").write_text(json.dumps(times))
-    (out / f"{variant}-findings-rank{rank}.json").write_text(json.dumps([f.code for f in report.findings]))
+    codes = [f.code for f in report.findings]
+    (out / f"{variant}-findings-rank{rank}.json").write_text(json.dumps(codes if variant != "stop-on" else
+                                                                       {"codes": codes, "stopped": step}))
 
 
 def train_rank0_only(out: Path) -> None:
@@ -97,7 +111,7 @@ def train_rank0_only(out: Path) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     mon = None
     if rank == 0:
-        mon = gendiag.Monitor(out / "rank0-only", task="flow", probes=["loss_by_t"], check_every=None)
+        mon = gendiag.Monitor(out / "rank0-only", task="flow", probes=["loss_by_t"], check_every=8, check_seconds=0)
     for step in range(1, 33):
         x1 = two_moons(4096)[torch.randint(0, 4096, (BATCH,))]
         x0 = torch.randn_like(x1)
