@@ -8,6 +8,7 @@ argument checks each public call owes its caller; the work behind those calls li
 from __future__ import annotations
 
 import contextlib
+import functools
 import numbers
 import shutil
 import time
@@ -39,6 +40,21 @@ from gendiag.sinks.tensorboard import TensorBoardSink
 
 
 WATCH_HINT = " (mon.watch: t_arg=None for a network without time, or inputs=lambda args, kwargs: (x, t))"
+
+
+def _normal_tensors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` run with inference mode off where its caller has it on (a sampler under `torch.inference_mode()`):
+    the tensors the probes make and keep are then normal ones, which a later update outside inference mode may
+    change in place (an inference tensor refuses: "Inplace update to inference tensor outside InferenceMode")."""
+
+    @functools.wraps(method)
+    def outside_inference_mode(*args: Any, **kwargs: Any) -> Any:
+        if not torch.is_inference_mode_enabled():
+            return method(*args, **kwargs)
+        with torch.inference_mode(False):
+            return method(*args, **kwargs)
+
+    return outside_inference_mode
 
 
 class Monitor:
@@ -305,6 +321,7 @@ class Monitor:
             raise ValueError(f"{where}: a different GradScaler was given before; a run has one scaler")
         self.ctx.scaler = scaler
 
+    @_normal_tensors
     def observe_data(self, batch: torch.Tensor, role: str = "data", *, cond: Any = None) -> None:
         """A batch of training data (role "data") or of the noise/prior the model starts from ("source").
         `cond`: each data row's condition (class labels (B,), one-hot (B, K)), for the check that samples follow
@@ -343,6 +360,7 @@ class Monitor:
         finally:
             self._phase_seconds[name] += time.perf_counter() - start
 
+    @_normal_tensors
     def step(self, step: int | None = None, loss: float | torch.Tensor | None = None, t: torch.Tensor | None = None,
              per_sample_loss: torch.Tensor | None = None, *, epoch: int | None = None, **scalars: Any) -> None:
         """Once per training step, after the optimizer step. Extra scalars are logged as given; tensors
@@ -409,6 +427,7 @@ class Monitor:
         finally:
             self._mode = before
 
+    @_normal_tensors
     def observe_samples(self, samples: torch.Tensor, step: int | None = None, *, cond: Any = None) -> None:
         """Generated samples, for the quality and collapse probes. NaN or infinite rows are counted
         (`samples-nonfinite`, naming the first step) and the probes judge the finite rows; see `observe_data`.
@@ -424,6 +443,7 @@ class Monitor:
         if cond is not None and samples.shape[0] == rows:
             self._dispatch("on_conditions", samples, _check_cond(cond, rows, "observe_samples"), "samples")
 
+    @_normal_tensors
     def observe_latents(self, mu: torch.Tensor, logvar: torch.Tensor, step: int | None = None) -> None:
         """A VAE's posterior parameters on one batch, for the latent-health probes. Rows where either holds NaN or
         infinite values are counted (`outputs-nonfinite`) and left out; mu and logvar of different shapes are
@@ -644,6 +664,7 @@ class Monitor:
     def _forward_hook(self, name: str, hooked: torch.nn.Module) -> Any:
         watched = self.ctx.models[name]
 
+        @_normal_tensors
         def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
             if module is not hooked:  # a copy.deepcopy of the watched network carries this hook along
                 return
