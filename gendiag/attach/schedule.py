@@ -11,8 +11,9 @@ so the choice is deterministic for given durations."""
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
+
+import numpy as np
 
 SHARE = 0.05  # gendiag's share of the script's time while it trains; its imports and the report come on top
 FULL_ROUNDS = 64  # rounds recorded in full after the warm-up: a short run (a test, a first try) is seen whole
@@ -74,7 +75,7 @@ class Schedule:
         quiet_ones = [d for d, alone, _ in self.durations if alone] or self.warmup
         if not quiet_ones:
             return
-        self.step_seconds = statistics.median(quiet_ones)
+        self.step_seconds = float(np.median(quiet_ones))
         recorded = sum(kept for _, _, kept in self.durations)
         extra = sum(d - self.step_seconds for d, _, _ in self.durations)
         self.cost_seconds = max(extra / max(recorded, 1), 0.0)
