@@ -275,13 +275,31 @@ def test_schedule_learns_the_interval_from_round_durations() -> None:
     for _ in range(3):
         schedule.unwatched(0.002)
     assert not schedule.records(3) and all(schedule.records(r) for r in range(4, 12))
+    recorded = []
     for round_ in range(4, 200):  # the script's rounds take 2 ms, a recorded one 2 ms more
+        if schedule.records(round_):
+            recorded.append(round_)
         schedule.round_took(round_, 0.004 if schedule.records(round_) else 0.002)
-    assert schedule.every == 32 and schedule.step_seconds == 0.002
-    assert [r for r in range(150, 200) if schedule.records(r)] == [160, 192]
+        if round_ == 11:
+            assert schedule.every == 64  # nothing left alone yet: the longest, to time the script's own rounds
+    assert schedule.every == 32 and schedule.step_seconds == 0.002 and schedule.cost_seconds == 0.002
+    assert recorded == [*range(4, 12), 64, 96, 128, 160, 192]
     schedule.saw_batch(64)  # batches of 64 rows: k at most 64 / 16 = 4
     schedule.round_took(224, 0.004)
     assert schedule.every == 4
+
+
+def test_schedule_of_a_small_batch_script_times_it_by_its_warmup() -> None:
+    schedule = Schedule(first_round=4, share=0.05, full_rounds=8)
+    for _ in range(3):
+        schedule.unwatched(0.002)
+    schedule.saw_batch(32)  # k at most 2: no round is ever left alone to time
+    for round_ in range(4, 12):
+        schedule.round_took(round_, 0.0021)  # recording costs 5% of a round: every round is recorded
+    assert schedule.every == 1
+    for round_ in range(12, 80):
+        schedule.round_took(round_, 0.004 if schedule.records(round_) else 0.002)
+    assert schedule.every == 2
 
 
 def test_suspended_recording_hides_optimizer_steps_from_the_probes(tmp_path: Path) -> None:
@@ -306,7 +324,7 @@ def test_a_long_run_is_recorded_on_a_schedule_the_report_states(tmp_path: Path) 
     attached = run_attached(["python", str(path), "mse"], tmp_path / "run")
     text = inferred(attached.run_dir)
     found = re.search(r"(\d+) of the 237 rounds after the warm-up were recorded and shown to the probes: the first "
-                      r"64, then one in every (\d+) by the end", text)
+                      r"64, then one round in k, k (\d+) at the end", text)
     assert found is not None, text
     recorded, every = int(found[1]), int(found[2])
     assert 64 < recorded < 237 and every in (2, 4, 8)  # batches of 128 rows: at most 128 / 16

@@ -5,13 +5,14 @@ the loss by t above all, need rows: a small-batch script is recorded every round
 only count calls and steps.
 
 k is chosen from the rounds' own durations (from one step of the first optimizer to its next): the script's step
-time is the median duration of rounds gendiag left alone, and the cost of a recorded round the time the last
-`WINDOW` rounds took beyond that, shared among the recorded rounds among them. The times are given by the caller,
-so the choice is deterministic for given durations."""
+time is the median duration of the last `WINDOW` rounds gendiag left alone, and the cost of a recorded round the
+median, over the last `WINDOW` recorded rounds, of the time the spans it touched took beyond that (medians: a
+shared machine's pauses land on any round). The times are given by the caller, so the choice is deterministic for
+given durations."""
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 
 import numpy as np
 
@@ -40,11 +41,13 @@ class Schedule:
         self.share, self.longest = share, longest
         self.every = 1
         self.decided: dict[int, bool] = {}
-        self.durations: deque[tuple[float, bool, bool]] = deque(maxlen=WINDOW)  # (seconds, quiet, recorded)
+        self.alone: deque[float] = deque(maxlen=WINDOW)  # durations of spans without gendiag's work
+        self.spans: dict[int, list[float]] = {}  # recorded round -> [its share of its spans' seconds, of the spans]
+        self.recorded_spans: deque[tuple[float, float]] = deque(maxlen=WINDOW)  # the same, of complete rounds
         self.warmup: list[float] = []
         self.step_seconds: float | None = None
         self.cost_seconds: float | None = None
-        self.batch: int | None = None  # the smallest training batch seen
+        self.batches: Counter[int] = Counter()  # rows of the training calls seen
 
     def records(self, round_: int) -> bool:
         """Whether round `round_` is recorded (never one before `first_round`); asked again, the same answer even
@@ -58,7 +61,12 @@ class Schedule:
 
     def saw_batch(self, rows: int) -> None:
         """A training call on `rows` rows."""
-        self.batch = rows if self.batch is None else min(self.batch, rows)
+        self.batches[rows] += 1
+
+    @property
+    def batch(self) -> int | None:
+        """The commonest training batch (an epoch's short last batch does not count), None before any."""
+        return self.batches.most_common(1)[0][0] if self.batches else None
 
     def unwatched(self, seconds: float) -> None:
         """The duration of a warm-up round (before anything was recorded): the first estimate of a step's time."""
@@ -66,18 +74,28 @@ class Schedule:
 
     def round_took(self, round_: int, seconds: float) -> None:
         """Round `round_` took `seconds` (from the step before it to its own). Its span also held gendiag's work on
-        the two rounds before it (the report of `round_ - 2`, the gradients of `round_ - 1`); where none of the three
-        is recorded it is the script's own time. k is chosen again after each recorded round."""
-        quiet = not any(self.records(r) for r in (round_ - 2, round_ - 1, round_))
-        self.durations.append((seconds, quiet, self.records(round_)))
-        if quiet or round_ <= self.full_until and round_ % 8:
+        the two rounds before it (the report of `round_ - 2`, the gradients of `round_ - 1`): where none of the three
+        is recorded it is the script's own time, else it is shared among the recorded ones. k is chosen again at each
+        recorded round from the last of the full ones on: the first time, before any round was left alone, the
+        longest allowed, so that some are and can be timed (where k cannot reach 4, no span is left alone and the
+        warm-up's rounds stand for the script's)."""
+        touching = [r for r in (round_ - 2, round_ - 1, round_) if self.records(r)]
+        if not touching:
+            self.alone.append(seconds)
+        for r in touching:
+            spans = self.spans.setdefault(r, [0.0, 0.0])
+            spans[0] += seconds / len(touching)
+            spans[1] += 1 / len(touching)
+        if round_ - 2 in self.spans:
+            self.recorded_spans.append(tuple(self.spans.pop(round_ - 2)))
+        if not self.records(round_) or round_ < self.full_until:
             return
-        quiet_ones = [d for d, alone, _ in self.durations if alone] or self.warmup
-        if not quiet_ones:
-            return
-        self.step_seconds = float(np.median(quiet_ones))
-        recorded = sum(kept for _, _, kept in self.durations)
-        extra = sum(d - self.step_seconds for d, _, _ in self.durations)
-        self.cost_seconds = max(extra / max(recorded, 1), 0.0)
         longest = self.longest if self.batch is None else min(self.longest, self.batch // ROWS_PER_ROUND)
+        steps = self.alone or (self.warmup if longest < 4 else None)
+        if not steps or not self.recorded_spans:
+            self.every = max(longest, 1)
+            return
+        self.step_seconds = float(np.median(steps))
+        self.cost_seconds = max(float(np.median([total - share * self.step_seconds
+                                                 for total, share in self.recorded_spans])), 0.0)
         self.every = interval(self.step_seconds, self.cost_seconds, self.share, longest)

@@ -91,10 +91,10 @@ def _recorded(session: "Session") -> str | None:
         why += (f": a round of the script took {schedule.step_seconds * 1e3:.3g} ms and recording one "
                 f"{schedule.cost_seconds * 1e3:.3g} ms more")
     if schedule.batch is not None:
-        why += f"; at most the smallest training batch ({schedule.batch} rows) over {ROWS_PER_ROUND}"
+        why += f"; at most the training batch ({schedule.batch} rows) over {ROWS_PER_ROUND}"
     return (f"{session.recorded_rounds} of the {after} rounds after the warm-up were recorded and shown to the "
-            f"probes: the first {FULL_ROUNDS}, then one in every {schedule.every} by the end ({why}). On the other "
-            "rounds the hooks only counted calls and steps.")
+            f"probes: the first {FULL_ROUNDS}, then one round in k, k {schedule.every} at the end ({why}). On the "
+            "other rounds the hooks only counted calls and steps.")
 
 
 def _gaps(session: "Session") -> list[str]:
