@@ -5,9 +5,9 @@ are called and how, which optimizers step, what the losses are made of. Then it 
 builds the Monitor, watches the networks and optimizers there, and from then on feeds it the rounds its
 `Schedule` records (`schedule.py`); over the others it only counts training calls and steps, with the Monitor's own
 hooks suspended, until a sampling or evaluation call, which is always recorded:
-- `Monitor.step` once per recorded round: the loss (the sum of the round's backward passes), and for flow and diffusion the
-  per-sample losses, times and target sizes read from the loss's graph (`graph.py`); for a GAN the two losses and
-  the discriminator's outputs on real and on generated batches;
+- `Monitor.step` once per recorded round: the loss (the sum of the round's backward passes), and for flow and
+  diffusion the per-sample losses, times and target sizes read from the loss's graph (`graph.py`); for a GAN the
+  two losses and the discriminator's outputs on real and on generated batches;
 - training and sampling calls: a call without gradients or in eval mode is sampling when every row has one time
   (an evaluation with random times per row is left out), and the Monitor's own hooks record it as such;
 - data: DataLoader batches; without a DataLoader, for flow matching the end point the regression implies
