@@ -180,7 +180,8 @@ class ProbeContext:
 
     @contextlib.contextmanager
     def suspended_recording(self) -> Iterator[None]:
-        """Forward calls made by probes themselves are not recorded as training or sampling."""
+        """Forward calls made meanwhile are not recorded as training or sampling (a probe running the network
+        itself), nor are watched optimizers' steps (rounds `gendiag attach` leaves unrecorded)."""
         before = self.recording_suspended
         self.recording_suspended = True
         try:

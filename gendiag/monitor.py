@@ -305,9 +305,9 @@ class Monitor:
             return optimizer
         self._optimizers.append(optimizer)
         self._hooks.append(optimizer.register_step_pre_hook(
-            lambda opt, args, kwargs: self._dispatch("before_optimizer_step", opt)))
+            lambda opt, args, kwargs: self._step_hook("before_optimizer_step", opt)))
         self._hooks.append(optimizer.register_step_post_hook(
-            lambda opt, args, kwargs: self._dispatch("after_optimizer_step", opt)))
+            lambda opt, args, kwargs: self._step_hook("after_optimizer_step", opt)))
         self._dispatch("on_optimizer", optimizer)
         return optimizer
 
@@ -703,6 +703,12 @@ class Monitor:
             self._dispatch("on_forward", call)
 
         return hook
+
+    def _step_hook(self, method: str, optimizer: torch.optim.Optimizer) -> None:
+        """A watched optimizer's step, to the probes unless recording is suspended (`gendiag attach` suspends it
+        over the rounds it leaves unrecorded)."""
+        if not self.ctx.recording_suspended:
+            self._dispatch(method, optimizer)
 
     def _dispatch(self, method: str, *args: Any) -> None:
         listeners = self._listeners.get(method)

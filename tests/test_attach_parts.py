@@ -4,6 +4,7 @@ output, interruption, facts from YAML, the command line, and what the report say
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,9 @@ from gendiag.attach.convention import Convention, read_convention
 from gendiag.attach.facts_file import load_facts
 from gendiag.attach.graph import describe, find_regression
 from gendiag.attach.runner import split_command
+from gendiag.attach.schedule import Schedule, interval
 from gendiag.cli import main
+from gendiag.monitor import Monitor
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -258,3 +261,73 @@ def test_cli_hands_the_facts_file_to_the_probes(tmp_path: Path, capsys: pytest.C
                  "mse"]) == 0
     probe_data = json.loads(next((tmp_path / "reports" / "train").glob("*/probe_data.json")).read_text())
     assert probe_data["mode-collapse"]["n_modes"] == 1  # the mode-collapse probe ran on the declared mode
+
+
+def test_schedule_interval_keeps_the_share() -> None:
+    assert interval(step_seconds=0.002, cost_seconds=0.002, share=0.05) == 32  # 0.002 / 32 <= 5% of 0.002
+    assert interval(step_seconds=0.1, cost_seconds=0.001, share=0.05) == 1
+    assert interval(step_seconds=0.001, cost_seconds=1.0, share=0.05, longest=64) == 64
+    assert interval(step_seconds=0.001, cost_seconds=1.0, share=0.05, longest=12) == 8  # a power of two
+
+
+def test_schedule_learns_the_interval_from_round_durations() -> None:
+    schedule = Schedule(first_round=4, share=0.05, full_rounds=8, longest=64)
+    for _ in range(3):
+        schedule.unwatched(0.002)
+    assert not schedule.records(3) and all(schedule.records(r) for r in range(4, 12))
+    recorded = []
+    for round_ in range(4, 200):  # the script's rounds take 2 ms, a recorded one 2 ms more
+        if schedule.records(round_):
+            recorded.append(round_)
+        schedule.round_took(round_, 0.004 if schedule.records(round_) else 0.002)
+        if round_ == 11:
+            assert schedule.every == 64  # nothing left alone yet: the longest, to time the script's own rounds
+    assert schedule.every == 32 and schedule.step_seconds == 0.002 and schedule.cost_seconds == 0.002
+    assert recorded == [*range(4, 12), 64, 96, 128, 160, 192]
+    schedule.saw_batch(64)  # batches of 64 rows: k at most 64 / 16 = 4
+    schedule.round_took(224, 0.004)
+    assert schedule.every == 4
+
+
+def test_schedule_of_a_small_batch_script_times_it_by_its_warmup() -> None:
+    schedule = Schedule(first_round=4, share=0.05, full_rounds=8)
+    for _ in range(3):
+        schedule.unwatched(0.002)
+    schedule.saw_batch(32)  # k at most 2: no round is ever left alone to time
+    for round_ in range(4, 12):
+        schedule.round_took(round_, 0.0021)  # recording costs 5% of a round: every round is recorded
+    assert schedule.every == 1
+    for round_ in range(12, 80):
+        schedule.round_took(round_, 0.004 if schedule.records(round_) else 0.002)
+    assert schedule.every == 2
+
+
+def test_suspended_recording_hides_optimizer_steps_from_the_probes(tmp_path: Path) -> None:
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = Monitor(tmp_path / "run", task="generic", probes=["gradients"], check_every=None)
+    monitor.watch(model, t_arg=None, optimizer=optimizer)
+    readings = monitor.probes[0].readings
+    with monitor.ctx.suspended_recording():
+        model(torch.randn(4, 2)).sum().backward()
+        optimizer.step()
+    assert readings.changes == 0
+    model(torch.randn(4, 2)).sum().backward()
+    optimizer.step()
+    assert readings.changes == 1
+    monitor.close()
+
+
+@pytest.mark.slow
+def test_a_long_run_is_recorded_on_a_schedule_the_report_states(tmp_path: Path) -> None:
+    path = script(tmp_path, FLOW.replace("range(60)", "range(240)"))
+    attached = run_attached(["python", str(path), "mse"], tmp_path / "run")
+    text = inferred(attached.run_dir)
+    found = re.search(r"(\d+) of the 237 rounds after the warm-up were recorded and shown to the probes: the first "
+                      r"64, then one round in k, k (\d+) at the end", text)
+    assert found is not None, text
+    recorded, every = int(found[1]), int(found[2])
+    assert 64 < recorded < 237 and every in (2, 4, 8)  # batches of 128 rows: at most 128 / 16
+    assert "| 240 | 10 | 1 | yes |" in text  # every training call counted, the sampling all seen
+    metrics = (attached.run_dir / "metrics.csv").read_text().splitlines()
+    assert sum(",loss/train," in row for row in metrics) == recorded  # one Monitor step per recorded round

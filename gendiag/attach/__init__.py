@@ -5,6 +5,7 @@
 - `graph`: per-sample losses and targets from a loss's autograd graph;
 - `infer`: the task from what the hooks saw;
 - `session`: the listener that builds and feeds a `Monitor`; `records` what it keeps between events;
+- `schedule`: which rounds are recorded, so that gendiag's share of the script's time stays small;
 - `summary`: the report's section on what was inferred;
 - `runner`: runs the script in this process, as `__main__`, and writes the report at its end;
 - `facts_file`: `--facts FILE.yaml`."""

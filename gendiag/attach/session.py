@@ -2,10 +2,12 @@
 
 For its first rounds (a round: from one step of the first optimizer to its next) it only watches: which networks
 are called and how, which optimizers step, what the losses are made of. Then it infers the task (`infer.py`),
-builds the Monitor, watches the networks and optimizers there, and from then on feeds it:
-- `Monitor.step` once per round: the loss (the sum of the round's backward passes), and for flow and diffusion the
-  per-sample losses, times and target sizes read from the loss's graph (`graph.py`); for a GAN the two losses and
-  the discriminator's outputs on real and on generated batches;
+builds the Monitor, watches the networks and optimizers there, and from then on feeds it the rounds its
+`Schedule` records (`schedule.py`); over the others it only counts training calls and steps, with the Monitor's own
+hooks suspended, until a sampling or evaluation call, which is always recorded:
+- `Monitor.step` once per recorded round: the loss (the sum of the round's backward passes), and for flow and
+  diffusion the per-sample losses, times and target sizes read from the loss's graph (`graph.py`); for a GAN the
+  two losses and the discriminator's outputs on real and on generated batches;
 - training and sampling calls: a call without gradients or in eval mode is sampling when every row has one time
   (an evaluation with random times per row is left out), and the Monitor's own hooks record it as such;
 - data: DataLoader batches; without a DataLoader, for flow matching the end point the regression implies
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 import traceback
 from collections import Counter
 from pathlib import Path
@@ -36,6 +39,7 @@ from gendiag.attach.infer import Inference, NetworkSeen, infer_task, trained_by
 from gendiag.attach.records import (
     Fitted, Round, SamplingRun, Thinning, first_batch, mentions, output_tensors, pointer,
 )
+from gendiag.attach.schedule import Schedule
 from gendiag.io import atomic_write_text
 from gendiag.monitor import Monitor
 from gendiag.report import Report
@@ -86,6 +90,11 @@ class Session:
         self.data_thinning, self.loader_thinning, self.latent_thinning = Thinning(), Thinning(), Thinning()
         self.mode = "train"
         self.mode_context = contextlib.ExitStack()
+        self.schedule = Schedule(first_round=WARMUP_ROUNDS + 1)
+        self.quiet = False  # between steps of a round left unrecorded: the hooks only count
+        self.quiet_context = contextlib.ExitStack()
+        self.round_started: float | None = None
+        self.recorded_rounds = 0
         self.backward_passes = 0
         self.recognised: Counter[str] = Counter()
         self.unrecognised: Counter[str] = Counter()
@@ -104,6 +113,11 @@ class Session:
 
     @_guarded
     def after_call(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        if self.quiet:
+            if module.training and torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
+                self._network(module).train_calls += 1
+                return
+            self._set_quiet(False)  # sampling or an evaluation: watched in full
         if self.monitor is not None and self.monitor.ctx.recording_suspended and self.mode != "skip":
             return  # a probe running the network itself
         network = self._network(module)
@@ -121,6 +135,8 @@ class Session:
             self.latest[network.name] = outputs[0].detach()  # held, so its memory is not reused by another tensor
         training = module.training and torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
         if training:
+            if batch:
+                self.schedule.saw_batch(batch)
             self._set_mode("train")
             self._end_sampling_run()
             self._training_call(network, x, t, raw_t, outputs, fed_by)
@@ -139,6 +155,8 @@ class Session:
         if loss is None or loss.numel() != 1 or loss.grad_fn is None:
             return
         self.backward_passes += 1
+        if self.quiet:
+            return
         self.pending.losses.append((float(loss.detach()), None))
         if self.rounds <= WARMUP_ROUNDS and not self.logit_loss:
             self.logit_loss = mentions(loss, LOGIT_LOSSES)
@@ -162,6 +180,9 @@ class Session:
 
     @_guarded
     def before_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if not self.optimizers or optimizer is self.optimizers[0]:
+            self._time_round()
+        self._set_quiet(False)
         if not any(optimizer is known for known in self.optimizers):
             self.optimizers.append(optimizer)
             if self.monitor is not None:
@@ -175,10 +196,16 @@ class Session:
                 self._start_monitor()
         self.round.take(self.pending, next(i for i, known in enumerate(self.optimizers) if known is optimizer))
         self.pending = Round()
+        if self.monitor is not None:  # the Monitor's own step hooks, next, read this step for its round only
+            self._set_mode("train")
+            self._set_quiet(not self.schedule.records(self.rounds))
 
     @_guarded
     def after_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.recent.clear()
+        if self.monitor is not None:  # the calls until the next step join the next round, or this one
+            shared = len(self.optimizers) > 1 and self.schedule.records(self.rounds)
+            self._set_quiet(not (shared or self.schedule.records(self.rounds + 1)))
 
     @_guarded
     def on_batch(self, batch: Any) -> None:
@@ -200,6 +227,7 @@ class Session:
         Monitor (built now if the script ended before its first rounds were over)."""
         from gendiag.attach.summary import inferred_section
 
+        self._set_quiet(False)
         if self.stopped is None:
             try:
                 if self.monitor is None:
@@ -355,10 +383,31 @@ class Session:
         """The end of time the data sits at: the one the sampler walks towards (1 when nothing sampled)."""
         return 0.0 if self.first_sampling_t is not None and self.first_sampling_t > 0.5 else 1.0
 
+    def _time_round(self) -> None:
+        """Tell the schedule how long the round that ends at this step of the first optimizer took."""
+        now = time.perf_counter()
+        if self.round_started is not None:
+            if self.monitor is None:
+                self.schedule.unwatched(now - self.round_started)
+            else:
+                self.schedule.round_took(self.rounds + 1, now - self.round_started)
+        self.round_started = now
+
+    def _set_quiet(self, quiet: bool) -> None:
+        """Leave the calls and steps to come unrecorded (the Monitor's hooks suspended too), or record again."""
+        if quiet == self.quiet:
+            return
+        self.quiet = quiet
+        if quiet:
+            self.quiet_context.enter_context(self.monitor.ctx.suspended_recording())
+        else:
+            self.quiet_context.close()
+
     def _close_round(self) -> None:
         round_, self.round = self.round, Round()
-        if self.monitor is None:
+        if self.monitor is None or not self.schedule.records(self.rounds):
             return
+        self.recorded_rounds += 1
         step, task, roles = self.rounds, self.inference.task, self.inference.roles
         total = sum(value for value, _ in round_.losses) if round_.losses else None
         if task == "gan":

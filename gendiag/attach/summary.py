@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gendiag.attach.infer import trained_by
+from gendiag.attach.schedule import FULL_ROUNDS, ROWS_PER_ROUND, SHARE
 from gendiag.attach.session import WARMUP_ROUNDS
 
 if TYPE_CHECKING:
@@ -51,6 +52,9 @@ def _items(session: "Session") -> list[str]:
     items = [f"{len(session.optimizers)} optimizer(s); one gendiag step per round of optimizer steps (from one step "
              f"of optimizer #1 to its next): {session.rounds} rounds, the first "
              f"{min(session.rounds, WARMUP_ROUNDS)} read before the task was known and left out of the probes."]
+    recorded = _recorded(session)
+    if recorded:
+        items.append(recorded)
     losses = f"{session.backward_passes} backward passes"
     if session.recognised:
         kinds = ", ".join(f"{count} through `{node}`" for node, count in session.recognised.items())
@@ -72,6 +76,25 @@ def _items(session: "Session") -> list[str]:
         items.append(f"Observation stopped early: {session.stopped} (traceback in `{session.error_file}`); the "
                      "report holds what was measured until then.")
     return items
+
+
+def _recorded(session: "Session") -> str | None:
+    """Which rounds were recorded, and why the others were not."""
+    after = session.rounds - WARMUP_ROUNDS
+    if session.monitor is None or after <= 0:
+        return None
+    if session.recorded_rounds >= after:
+        return f"All {after} rounds after the warm-up were recorded (the first {FULL_ROUNDS} always are)."
+    schedule = session.schedule
+    why = f"the interval that keeps gendiag's work under {SHARE:.0%} of the script's time"
+    if schedule.step_seconds is not None and schedule.cost_seconds is not None:
+        why += (f": a round of the script took {schedule.step_seconds * 1e3:.3g} ms and recording one "
+                f"{schedule.cost_seconds * 1e3:.3g} ms more")
+    if schedule.batch is not None:
+        why += f"; at most the training batch ({schedule.batch} rows) over {ROWS_PER_ROUND}"
+    return (f"{session.recorded_rounds} of the {after} rounds after the warm-up were recorded and shown to the "
+            f"probes: the first {FULL_ROUNDS}, then one round in k, k {schedule.every} at the end ({why}). On the "
+            "other rounds the hooks only counted calls and steps.")
 
 
 def _gaps(session: "Session") -> list[str]:

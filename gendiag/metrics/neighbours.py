@@ -79,7 +79,7 @@ def kth_neighbour_distances(x: np.ndarray, k: int, chunk: int = DEFAULT_CHUNK,
     if rows is None:
         radii = np.empty(len(x), dtype=x.dtype)
         for start, block in distance_blocks(x, x, chunk, same=True):
-            radii[start:start + len(block)] = np.partition(block, k, axis=1)[:, k]  # index 0: the point itself
+            radii[start:start + len(block)] = _kth_smallest(block, k)  # index 0: the point itself
         return radii
     rows = np.asarray(rows, dtype=np.int64)
     radii = np.empty(len(rows), dtype=x.dtype)
@@ -89,8 +89,15 @@ def kth_neighbour_distances(x: np.ndarray, k: int, chunk: int = DEFAULT_CHUNK,
         part = rows[start:start + chunk]
         block = _block(x64[part], x64, norms, x.dtype)
         block[np.arange(len(part)), part] = 0
-        radii[start:start + len(part)] = np.partition(block, k, axis=1)[:, k]
+        radii[start:start + len(part)] = _kth_smallest(block, k)
     return radii
+
+
+def _kth_smallest(block: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k-th smallest value (from 0): the values `np.partition(block, k, axis=1)[:, k]` gives, about four
+    times sooner through torch's `topk` for the small k of neighbour radii (the samples-against-data comparison at
+    the end of a run spends a third of its time here)."""
+    return torch.from_numpy(block).topk(k + 1, dim=1, largest=False).values[:, k].numpy()
 
 
 def nearest_distances(x: np.ndarray, y: np.ndarray, chunk: int = DEFAULT_CHUNK) -> tuple[np.ndarray, np.ndarray]:
