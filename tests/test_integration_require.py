@@ -37,3 +37,13 @@ def test_wrap_method_gives_the_object_its_own_method_back() -> None:
     restore()
     restore()
     assert "add_noise" not in vars(scheduler) and scheduler.add_noise(3) == 4 and seen == [1]
+
+
+def test_x_and_t_reads_each_argument_positional_or_by_keyword() -> None:
+    from gendiag.integrations import x_and_t
+
+    inputs = x_and_t("sample", "timestep")
+    assert inputs(("x", "t", "extra"), {}) == ("x", "t")
+    assert inputs(("x",), {"timestep": "t"}) == ("x", "t")
+    assert inputs((), {"sample": "x", "timestep": "t", "class_labels": "y"}) == ("x", "t")
+    assert inputs((), {"sample": "x"}) == ("x", None)

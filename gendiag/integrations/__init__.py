@@ -37,3 +37,13 @@ def wrap_method(owner: Any, name: str, wrap: Callable[[Callable[..., Any]], Call
             delattr(owner, name)
 
     return restore
+
+
+def x_and_t(x_name: str, t_name: str) -> Callable[[tuple, dict], tuple[Any, Any]]:
+    """The `inputs` reader (for `Monitor.watch`) of a network called as `net(x, t, ...)`, each of the two positional
+    or by its keyword (`x_name`, `t_name`)."""
+
+    def inputs(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+        return (args[0] if args else kwargs.get(x_name), args[1] if len(args) > 1 else kwargs.get(t_name))
+
+    return inputs

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from gendiag.integrations import require, wrap_method
+from gendiag.integrations import require, wrap_method, x_and_t
 from gendiag.monitor import Monitor
 
 require("denoising_diffusion_pytorch", "denoising_diffusion", "denoising-diffusion")
@@ -119,11 +119,7 @@ class GaussianDiffusionMonitor(Monitor):
         return observed
 
 
-def _model_inputs(args: tuple, kwargs: dict) -> tuple[Any, Any]:
-    """(x, t) of a call `model(x, t, x_self_cond)`, positional or by keyword (`x`, `time`)."""
-    x = args[0] if args else kwargs.get("x")
-    t = args[1] if len(args) > 1 else kwargs.get("time")
-    return x, t
+_model_inputs = x_and_t("x", "time")  # model(x, time, x_self_cond): lucidrains' Unet
 
 
 def _model_call(net: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

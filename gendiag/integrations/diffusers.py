@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from gendiag.integrations import require, wrap_method
+from gendiag.integrations import require, wrap_method, x_and_t
 from gendiag.monitor import Monitor
 
 require("diffusers", "diffusers", "diffusers")
@@ -82,11 +82,7 @@ class DiffusersMonitor(Monitor):
         return observed
 
 
-def _unet_inputs(args: tuple, kwargs: dict) -> tuple[Any, Any]:
-    """(sample, timestep) of a call `unet(sample, timestep, ...)`, each positional or by keyword."""
-    sample = args[0] if args else kwargs.get("sample")
-    timestep = args[1] if len(args) > 1 else kwargs.get("timestep")
-    return sample, timestep
+_unet_inputs = x_and_t("sample", "timestep")  # unet(sample, timestep, ...)
 
 
 def _unet_call(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
