@@ -535,11 +535,7 @@ class Monitor:
             section = self._call(probe, "finish")
             if section is not None:
                 sections.append(section)
-        findings: list[Finding] = []
-        for probe in list(self.probes):
-            for finding in self._call(probe, "findings") or []:
-                finding.probe = finding.probe or probe.name
-                findings.append(finding)
+        findings = self._findings([(probe, probe) for probe in self.probes])
         findings = sort_findings(link_consequences(findings + self._failures))
         conclusions, failed = self._conclude(findings)
         findings = sort_findings(findings + failed)
@@ -637,11 +633,7 @@ class Monitor:
         live = [probe for probe in self.probes if probe.live]
         view = combined_view(live, self.ctx, self.ranks) if together else [(probe, probe) for probe in live]
         if view is not None:
-            findings: list[Finding] = []
-            for probe, asked in view:
-                for finding in self._call(probe, "findings", through=asked) or []:
-                    finding.probe = finding.probe or probe.name
-                    findings.append(finding)
+            findings = self._findings(view)
             self._live.record(step, findings, spent=time.perf_counter() - start)
             if self._stopped_on is None:
                 worst = sort_findings([f for f in findings if stops(f, self.stop_on)])
@@ -649,6 +641,16 @@ class Monitor:
                     self._stopped_on = (worst[0], step)
         if together:
             self._stopped_on = from_rank_0(self._stopped_on)
+
+    def _findings(self, view: list[tuple[Probe, Probe]]) -> list[Finding]:
+        """Each probe's findings, asked of the probe paired with it (itself, or a combined copy), each named by its
+        probe; a probe that raises is switched off (`_call`)."""
+        findings: list[Finding] = []
+        for probe, asked in view:
+            for finding in self._call(probe, "findings", through=asked) or []:
+                finding.probe = finding.probe or probe.name
+                findings.append(finding)
+        return findings
 
     def _stamp(self, findings: list[Finding]) -> list[Finding]:
         """Put on each final finding the step it first held (the last step for a finding no live check saw, or the
