@@ -317,10 +317,13 @@ def combine(probes: list[Probe], ctx: ProbeContext, ranks: Ranks, complete: bool
         return [], []
     combined, missed = [], []
     for probe in probes:
-        if probe.name in COMBINERS:
-            why = _absorbed(probe, ctx, everyone)
-            combined.extend([probe.name] if why is None else [])
-            missed.extend([] if why is None else [why])
+        if probe.name not in COMBINERS:
+            continue
+        why = _absorbed(probe, ctx, everyone)
+        if why is None:
+            combined.append(probe.name)
+        else:
+            missed.append(why)
     _note(probes, combined, missed)
     return combined, missed
 
