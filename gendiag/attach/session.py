@@ -50,6 +50,11 @@ BUFFERED_BATCHES = 8
 LOGIT_LOSSES = ("BinaryCrossEntropyWithLogitsBackward0", "SoftplusBackward0", "LogSigmoidBackward0")
 
 
+def _trains(module: torch.nn.Module) -> bool:
+    """Whether a call of `module` now is a training call: in train mode, with gradients, outside inference mode."""
+    return module.training and torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+
+
 def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
     """A hook callback that never raises into the script: an error stops observation and is reported."""
 
@@ -114,7 +119,7 @@ class Session:
     @_guarded
     def after_call(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         if self.quiet:
-            if module.training and torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
+            if _trains(module):
                 self._network(module).train_calls += 1
                 return
             self._set_quiet(False)  # sampling or an evaluation: watched in full
@@ -133,7 +138,7 @@ class Session:
                   if self.inference is None or self.inference.task == "gan" else None)
         if outputs:
             self.latest[network.name] = outputs[0].detach()  # held, so its memory is not reused by another tensor
-        training = module.training and torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+        training = _trains(module)
         if training:
             if batch:
                 self.schedule.saw_batch(batch)
