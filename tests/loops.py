@@ -21,6 +21,17 @@ from gendiag.report import Report
 from reference_models.nets import VelocityMLP
 
 
+def blob_images(n: int, generator: torch.Generator, size: int = 8) -> torch.Tensor:
+    """(n, 1, size, size) images in [0, 1]: one soft round blob each, at a random place and of a random width (the
+    image data of the integration tests)."""
+    grid = torch.arange(size, dtype=torch.float32)
+    centre = 1.5 + (size - 3) * torch.rand(n, 2, generator=generator)
+    width = 1.0 + torch.rand(n, 1, 1, generator=generator)
+    distance = ((grid[None, :, None] - centre[:, 0, None, None]) ** 2
+                + (grid[None, None, :] - centre[:, 1, None, None]) ** 2)
+    return torch.exp(-distance / (2 * width ** 2))[:, None]
+
+
 def moons(n: int, generator: torch.Generator, noise: float = 0.05) -> torch.Tensor:
     """`n` points of the two-moons data set (as scikit-learn's make_moons), drawn with `generator`."""
     upper = torch.rand(n, generator=generator) < 0.5

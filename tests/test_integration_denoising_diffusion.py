@@ -18,21 +18,12 @@ ddpm = pytest.importorskip("denoising_diffusion_pytorch", reason="denoising-diff
                            "own environment: see the README); the integration tests run with -m integration")
 
 from gendiag.integrations.denoising_diffusion import GaussianDiffusionMonitor  # noqa: E402
+from tests.loops import blob_images  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
 SIZE = 8
 SAMPLES = 128
-
-
-def blobs(n: int, generator: torch.Generator) -> torch.Tensor:
-    """(n, 1, 8, 8) images in [0, 1]: one soft round blob each, at a random place and of a random width."""
-    grid = torch.arange(SIZE, dtype=torch.float32)
-    centre = 1.5 + (SIZE - 3) * torch.rand(n, 2, generator=generator)
-    width = 1.0 + torch.rand(n, 1, 1, generator=generator)
-    distance = ((grid[None, :, None] - centre[:, 0, None, None]) ** 2
-                + (grid[None, None, :] - centre[:, 1, None, None]) ** 2)
-    return torch.exp(-distance / (2 * width ** 2))[:, None]
 
 
 def diffusion_model() -> "ddpm.GaussianDiffusion":
@@ -47,7 +38,7 @@ def train_and_sample(run_dir, steps: int, pixel_scale: float) -> tuple[list[dict
     opt = torch.optim.Adam(diffusion.parameters(), lr=1e-3)
     with GaussianDiffusionMonitor(run_dir, diffusion, optimizer=opt) as mon:
         for step in range(steps):
-            images = blobs(32, data_generator) * pixel_scale
+            images = blob_images(32, data_generator, SIZE) * pixel_scale
             loss = diffusion(images)
             loss.backward()
             opt.step()
@@ -83,7 +74,7 @@ def test_the_loss_the_loop_gets_is_the_package_s_own(tmp_path) -> None:
     """The Monitor reads per-sample losses through `p_losses`; the mean the loop backpropagates is unchanged."""
     torch.manual_seed(0)
     diffusion = diffusion_model()
-    images = blobs(8, torch.Generator().manual_seed(2))
+    images = blob_images(8, torch.Generator().manual_seed(2), SIZE)
     times, noise = torch.randint(0, 200, (8,)), torch.randn(8, 1, SIZE, SIZE)
     expected = diffusion.p_losses(diffusion.normalize(images), times, noise)
     with GaussianDiffusionMonitor(tmp_path / "run", diffusion, strict=True) as mon:

@@ -15,6 +15,7 @@ diffusers = pytest.importorskip("diffusers", reason="diffusers is not installed 
                                 "the integration tests run with -m integration")
 
 from gendiag.integrations.diffusers import DiffusersMonitor  # noqa: E402
+from tests.loops import blob_images  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -23,12 +24,8 @@ T = 1000
 
 
 def blobs(n: int, generator: torch.Generator) -> torch.Tensor:
-    """(n, 1, 8, 8) images in [-1, 1]: one soft round blob each, at a random place and of a random width."""
-    grid = torch.arange(SIZE, dtype=torch.float32)
-    centre = 1.5 + (SIZE - 3) * torch.rand(n, 2, generator=generator)
-    width = 1.0 + torch.rand(n, 1, 1, generator=generator)
-    distance = (grid[None, :, None] - centre[:, 0, None, None]) ** 2 + (grid[None, None, :] - centre[:, 1, None, None]) ** 2
-    return (2 * torch.exp(-distance / (2 * width ** 2)) - 1)[:, None]
+    """(n, 1, 8, 8) images in [-1, 1], as diffusers' examples scale theirs."""
+    return 2 * blob_images(n, generator, SIZE) - 1
 
 
 def tiny_unet() -> "diffusers.UNet2DModel":
