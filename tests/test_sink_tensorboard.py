@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gendiag.sinks import tensorboard
@@ -78,3 +79,20 @@ def test_png_rejects_bytes_that_are_not_a_png(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'figures/x' is not a PNG image"):
         sink.image("figures/x", b"GIF89a" + bytes(40), 0)
     sink.close()
+
+
+def test_a_histogram_counts_each_value_at_its_buckets_right_edge_and_reads_back(tmp_path: Path) -> None:
+    values = torch.tensor([0.0, 1.0, 1.0, 2.5, 4.0, float("nan"), float("inf")])
+    proto = tensorboard.histogram_proto(values, bins=4)
+    assert list(proto.bucket_limit) == [0.0, 1.0, 2.0, 3.0, 4.0]  # 4 equal buckets from the least to the greatest
+    assert list(proto.bucket) == [0.0, 1.0, 2.0, 1.0, 1.0]  # numpy's [0, 1), [1, 2), [2, 3), [3, 4]
+    assert (proto.min, proto.max, proto.num, proto.sum, proto.sum_squares) == (0.0, 4.0, 5, 8.5, 24.25)
+    constant = tensorboard.histogram_proto(torch.full((3,), 2.0), bins=2)
+    assert (list(constant.bucket_limit), list(constant.bucket)) == ([1.5, 2.0, 2.5], [0.0, 0.0, 3.0])
+    assert tensorboard.histogram_proto(torch.tensor([float("nan")])) is None
+    sink = TensorBoardSink(tmp_path)
+    sink.histogram("weights/w", torch.randn(1000, generator=torch.Generator().manual_seed(0)), step=7)
+    sink.close()
+    events = EventAccumulator(str(tmp_path), size_guidance={"histograms": 0})
+    [read] = events.Reload().Histograms("weights/w")
+    assert (read.step, read.histogram_value.num, sum(read.histogram_value.bucket)) == (7, 1000, 1000)

@@ -1,5 +1,5 @@
-"""gendiag's own event-file writer: its batched CRC-32C is TensorBoard's checksum, its hand-encoded scalar events
-parse as the Event protobuf, and its files read back through TensorBoard's own reader, record by record."""
+"""gendiag's own event-file writer: its CRC-32C (google-crc32c's) is TensorBoard's checksum, its hand-encoded scalar
+events parse as the Event protobuf, and its files read back through TensorBoard's own reader, record by record."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from tensorboard.backend.event_processing.event_file_loader import RawEventFileL
 from gendiag.sinks.events import EventFile, masked_crc32c, scalar_event
 
 
-def test_batched_checksums_equal_tensorboards_for_records_of_every_length() -> None:
+def test_checksums_equal_tensorboards_for_records_of_every_length() -> None:
     rng = random.Random(0)
-    records = [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300))) for _ in range(400)] + [b"", b"\x00"]
-    assert [int(c) for c in masked_crc32c(records)] == [reference_crc(r) for r in records]
+    records = [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 3000))) for _ in range(100)] + [b"", b"\x00"]
+    assert [masked_crc32c(r) for r in records] == [reference_crc(r) for r in records]
 
 
 @pytest.mark.parametrize("step", [0, 1, 127, 128, 300, 2**40, -5])

@@ -21,6 +21,31 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type (grey, RGB, grey + alpha, RGBA) -> channels
 
 
+def histogram_proto(values: torch.Tensor, bins: int = HISTOGRAM_BINS) -> Any:
+    """TensorBoard's HistogramProto of the finite values (None where there are none): `bins` equal buckets from
+    their least to their greatest value (a constant's around it, one wide), each count at its bucket's right edge
+    after an empty bucket at the left one (TensorBoard's convention: a bucket holds the values up to its limit), and
+    the values' count, sum and sum of squares. Counted by torch.histc on the values' device: a fraction of what
+    torch's numpy-based helper costs, where histograms are written from inside a training loop."""
+    from tensorboard.compat.proto.summary_pb2 import HistogramProto
+
+    values = values.detach().flatten()
+    values = values.float() if values.dtype not in (torch.float32, torch.float64) else values
+    finite = torch.isfinite(values)
+    if not bool(finite.all()):
+        values = values[finite]
+    if not values.numel():
+        return None
+    least, greatest = (v.item() for v in torch.aminmax(values))
+    low, high = (least - 0.5, greatest + 0.5) if greatest == least else (least, greatest)
+    counts = torch.histc(values, bins=bins, min=low, max=high).cpu()
+    edges = torch.linspace(low, high, bins + 1, dtype=torch.float64)
+    wide = values.double()
+    return HistogramProto(min=least, max=greatest, num=values.numel(), sum=wide.sum().item(),
+                          sum_squares=wide.dot(wide).item(), bucket_limit=edges.tolist(),
+                          bucket=[0.0, *counts.tolist()])
+
+
 class TensorBoardSink(Sink):
     """Every scalar, histogram, image and text of the run, in one event file of `log_dir`.
 
@@ -43,12 +68,11 @@ class TensorBoardSink(Sink):
 
     def histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
         """A histogram of `values` (finite values only; none: nothing written)."""
-        from torch.utils.tensorboard.summary import histogram
+        from tensorboard.compat.proto.summary_pb2 import Summary
 
-        values = values.detach().double().cpu().flatten()
-        values = values[torch.isfinite(values)]
-        if values.numel():
-            self._summary(histogram(tag, values.numpy(), HISTOGRAM_BINS), step)
+        proto = histogram_proto(values)
+        if proto is not None:
+            self._summary(Summary(value=[Summary.Value(tag=tag, histo=proto)]), step)
 
     def image(self, tag: str, png: bytes, step: int) -> None:
         """An image already encoded as PNG (a figure drawn once for the run folder and for TensorBoard), logged
