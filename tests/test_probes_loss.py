@@ -138,6 +138,18 @@ def test_trend_rules_on_known_series() -> None:
     assert not summarise(negative_flat)["diverging"]
 
 
+def test_a_noisy_flat_loss_of_few_points_is_not_called_oscillating() -> None:
+    """A flat loss seen at 100 steps (an attached run's recorded rounds): ten windows of ten losses, whose median
+    step-to-step changes vary by chance; the growth of the swing is not judged on so few, and is on 300."""
+    rng = np.random.default_rng(0)
+    summaries = [summarise(2.0 + 0.3 * rng.standard_normal(100)) for _ in range(200)]
+    by_chance = [s for s in summaries if s["oscillation_growth"] >= 4 and s["calm_before_last"]
+                 and s["last_median"] > s["best_median"]]  # what the swing's growth alone would call oscillating
+    assert len(by_chance) >= 5 and not any(s["oscillation_grows"] for s in by_chance)
+    steps = np.arange(300)
+    assert summarise(2.0 + 0.05 * (1 + steps / 20) * (-1.0) ** steps)["oscillation_grows"]
+
+
 def test_short_runs_are_not_judged() -> None:
     assert not summarise(np.linspace(1.0, 100.0, 20))["diverging"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from gendiag.findings import Finding, advice
 from gendiag.quantities.loss import LossTerms
-from gendiag.rules.thresholds import (LOSS_BLOWUP, LOSS_OSCILLATION_GROWTH, LOSS_RISE, LOSS_RISE_TAU,
-                                      LOSS_UNBOUNDED_DEPTH, LOSS_UNBOUNDED_FALL, LOSS_UNBOUNDED_TAU)
+from gendiag.rules.thresholds import (LOSS_BLOWUP, LOSS_OSCILLATION_GROWTH, LOSS_OSCILLATION_MIN_POINTS, LOSS_RISE,
+                                      LOSS_RISE_TAU, LOSS_UNBOUNDED_DEPTH, LOSS_UNBOUNDED_FALL, LOSS_UNBOUNDED_TAU)
 
 
 def judge_trend(summary: dict[str, Any]) -> dict[str, bool]:
@@ -28,7 +28,8 @@ def judge_trend(summary: dict[str, Any]) -> dict[str, bool]:
     trend_up = summary["rise"] >= LOSS_RISE and summary["trend_tau"] >= LOSS_RISE_TAU
     blew_up = summary["blowup"] >= LOSS_BLOWUP and summary["peak_after_best"]
     oscillating = (summary["oscillation_growth"] >= LOSS_OSCILLATION_GROWTH and summary["calm_before_last"]
-                   and summary["last_median"] > summary["best_median"])
+                   and summary["last_median"] > summary["best_median"]
+                   and summary["finite"] >= LOSS_OSCILLATION_MIN_POINTS)
     return {"diverging": bool((trend_up or blew_up or oscillating) and not unbounded), "trend_up": bool(trend_up),
             "blew_up": bool(blew_up), "oscillation_grows": bool(oscillating), "unbounded_below": bool(unbounded),
             "unbounded_deep": bool(deep)}
