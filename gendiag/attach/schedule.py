@@ -13,13 +13,12 @@ given durations."""
 from __future__ import annotations
 
 from collections import Counter, deque
-
-import numpy as np
+from statistics import median
 
 SHARE = 0.05  # gendiag's share of the script's time while it trains; its imports and the report come on top
 FULL_ROUNDS = 64  # rounds recorded in full after the warm-up: a short run (a test, a first try) is seen whole
 LONGEST = 64  # the longest interval: a long run is still recorded often enough for the probes' curves
-ROWS_PER_ROUND = 16  # rows of a training batch per round, on average, the recorded rounds must give
+ROWS_PER_ROUND = 4  # rows of a training batch per round, on average, the recorded rounds must give
 WINDOW = 64  # rounds whose durations choose k
 
 
@@ -95,7 +94,7 @@ class Schedule:
         if not steps or not self.recorded_spans:
             self.every = max(longest, 1)
             return
-        self.step_seconds = float(np.median(steps))
-        self.cost_seconds = max(float(np.median([total - share * self.step_seconds
-                                                 for total, share in self.recorded_spans])), 0.0)
+        self.step_seconds = median(steps)
+        beyond = [total - share * self.step_seconds for total, share in self.recorded_spans]
+        self.cost_seconds = max(median(beyond), 0.0)
         self.every = interval(self.step_seconds, self.cost_seconds, self.share, longest)

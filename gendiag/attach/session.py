@@ -185,6 +185,8 @@ class Session:
 
     @_guarded
     def before_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.quiet and self._stays_quiet(optimizer):
+            return
         if not self.optimizers or optimizer is self.optimizers[0]:
             self._time_round()
         self._set_quiet(False)
@@ -204,6 +206,19 @@ class Session:
         if self.monitor is not None:  # the Monitor's own step hooks, next, read this step for its round only
             self._set_mode("train")
             self._set_quiet(not self.schedule.records(self.rounds))
+
+    def _stays_quiet(self, optimizer: torch.optim.Optimizer) -> bool:
+        """The quiet path of a step (most steps of a long run): a known optimizer's step between unrecorded rounds
+        has no round to close and nothing to hand over (quiet calls record nothing), so it only counts the round."""
+        first = optimizer is self.optimizers[0]
+        if not (first or any(optimizer is known for known in self.optimizers)):
+            return False
+        if self.schedule.records(self.rounds) or (first and self.schedule.records(self.rounds + 1)):
+            return False
+        if first:
+            self._time_round()
+            self.rounds += 1
+        return True
 
     @_guarded
     def after_step(self, optimizer: torch.optim.Optimizer) -> None:
