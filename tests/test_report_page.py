@@ -91,7 +91,8 @@ def test_loss_diverging_title_fits_what_fired() -> None:
     summary = summarise_loss(steps, rising)
     summary.update(judge_trend(summary))
     assert summary["trend_up"] and diverging_title(summary) == "The loss grows instead of falling"
-    swinging = 1.0 + 0.01 * np.sin(np.arange(200) * 3.0) * np.linspace(0.2, 5, 200) + np.linspace(0, 0.05, 200)
+    steps = np.arange(1, 301)  # the swing's growth is judged on 300 losses or more
+    swinging = 1.0 + 0.01 * np.sin(np.arange(300) * 3.0) * np.linspace(0.2, 5, 300) + np.linspace(0, 0.05, 300)
     summary = summarise_loss(steps, swinging)
     summary.update(judge_trend(summary))
     assert not summary["trend_up"] and summary["oscillation_grows"]
