@@ -21,7 +21,7 @@ from gendiag.probes.base import StepRecord
 from gendiag.probes.thinning import LogStride
 from gendiag.quantities.loss import summarise_loss
 from gendiag.quantities.loss_by_t import summarise_loss_by_t, time_scale
-from gendiag.rules.loss import judge_trend
+from gendiag.rules.loss import judge_trend, swing_growth_needed
 from gendiag.rules.loss_by_t import judge_bins
 from gendiag.sinks.scalars import ScalarTable
 from gendiag.sinks.tensorboard import TensorBoardSink
@@ -140,12 +140,16 @@ def test_trend_rules_on_known_series() -> None:
 
 def test_a_noisy_flat_loss_of_few_points_is_not_called_oscillating() -> None:
     """A flat loss seen at 100 steps (an attached run's recorded rounds): ten windows of ten losses, whose median
-    step-to-step changes vary by chance; the growth of the swing is not judged on so few, and is on 300."""
+    step-to-step changes vary by chance, often 4x; on so few the growth must pass what noise reaches but once in
+    2,000 series (13x), which a swing growing 4% a step does; on 300 losses, 4x."""
     rng = np.random.default_rng(0)
     summaries = [summarise(2.0 + 0.3 * rng.standard_normal(100)) for _ in range(200)]
     by_chance = [s for s in summaries if s["oscillation_growth"] >= 4 and s["calm_before_last"]
                  and s["last_median"] > s["best_median"]]  # what the swing's growth alone would call oscillating
     assert len(by_chance) >= 5 and not any(s["oscillation_grows"] for s in by_chance)
+    steps = np.arange(100)
+    assert summarise(2.0 + 0.001 * steps + 0.05 * 1.04 ** steps * (-1.0) ** steps)["oscillation_grows"]
+    assert swing_growth_needed(100) == pytest.approx(13.3) and swing_growth_needed(300) == 4.0
     steps = np.arange(300)
     assert summarise(2.0 + 0.05 * (1 + steps / 20) * (-1.0) ** steps)["oscillation_grows"]
 

@@ -6,10 +6,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from gendiag.findings import Finding, advice
-from gendiag.quantities.loss import LossTerms
-from gendiag.rules.thresholds import (LOSS_BLOWUP, LOSS_OSCILLATION_GROWTH, LOSS_OSCILLATION_MIN_POINTS, LOSS_RISE,
-                                      LOSS_RISE_TAU, LOSS_UNBOUNDED_DEPTH, LOSS_UNBOUNDED_FALL, LOSS_UNBOUNDED_TAU)
+from gendiag.quantities.loss import WINDOWS, LossTerms
+from gendiag.rules.thresholds import (LOSS_BLOWUP, LOSS_OSCILLATION_GROWTH, LOSS_RISE, LOSS_RISE_TAU,
+                                      LOSS_SWING_GROWTH_OF_NOISE, LOSS_UNBOUNDED_DEPTH, LOSS_UNBOUNDED_FALL,
+                                      LOSS_UNBOUNDED_TAU)
+
+
+def swing_growth_needed(losses: int) -> float:
+    """The growth of the loss's swing that calls it oscillating on `losses` losses: LOSS_OSCILLATION_GROWTH, or on
+    fewer than 30 a window more than flat noise of that length reaches but once in 2,000 series."""
+    per_window, growth = zip(*LOSS_SWING_GROWTH_OF_NOISE)
+    return max(LOSS_OSCILLATION_GROWTH, float(np.interp(losses / WINDOWS, per_window, growth)))
 
 
 def judge_trend(summary: dict[str, Any]) -> dict[str, bool]:
@@ -27,9 +37,8 @@ def judge_trend(summary: dict[str, Any]) -> dict[str, bool]:
     unbounded = steady or deep
     trend_up = summary["rise"] >= LOSS_RISE and summary["trend_tau"] >= LOSS_RISE_TAU
     blew_up = summary["blowup"] >= LOSS_BLOWUP and summary["peak_after_best"]
-    oscillating = (summary["oscillation_growth"] >= LOSS_OSCILLATION_GROWTH and summary["calm_before_last"]
-                   and summary["last_median"] > summary["best_median"]
-                   and summary["finite"] >= LOSS_OSCILLATION_MIN_POINTS)
+    oscillating = (summary["oscillation_growth"] >= swing_growth_needed(summary["finite"])
+                   and summary["calm_before_last"] and summary["last_median"] > summary["best_median"])
     return {"diverging": bool((trend_up or blew_up or oscillating) and not unbounded), "trend_up": bool(trend_up),
             "blew_up": bool(blew_up), "oscillation_grows": bool(oscillating), "unbounded_below": bool(unbounded),
             "unbounded_deep": bool(deep)}
