@@ -1,6 +1,7 @@
 """TensorBoard event files under the run's `tb/` folder, written by gendiag's own batched event writer
-(`gendiag.sinks.events`); the summaries other than scalars are built with torch's and TensorBoard's protobuf helpers,
-imported when the sink is made, so that `import gendiag` does not load TensorBoard."""
+(`gendiag.sinks.events`); the summaries other than scalars are TensorBoard's protobufs (a histogram's buckets counted
+here by torch, text by torch's helper), imported when first needed, so that `import gendiag` does not load
+TensorBoard."""
 
 from __future__ import annotations
 
