@@ -210,9 +210,9 @@ class Session:
     def _stays_quiet(self, optimizer: torch.optim.Optimizer) -> bool:
         """The quiet path of a step (most steps of a long run): a known optimizer's step between unrecorded rounds
         has no round to close and nothing to hand over (quiet calls record nothing), so it only counts the round."""
-        first = optimizer is self.optimizers[0]
-        if not (first or any(optimizer is known for known in self.optimizers)):
+        if not any(optimizer is known for known in self.optimizers):
             return False
+        first = optimizer is self.optimizers[0]
         if self.schedule.records(self.rounds) or (first and self.schedule.records(self.rounds + 1)):
             return False
         if first:
