@@ -88,4 +88,5 @@ def test_every_global_hook_is_undone(tmp_path: Path) -> None:
     assert attached.report.partial == "the script raised RuntimeError: the user broke it"
     assert (torch.autograd.backward, dataloader._BaseDataLoaderIter.__next__, sys.argv[:], sys.path[:]) == before
     assert not module._global_forward_hooks and not module._global_forward_pre_hooks
+    assert torch.nn.Module.__call__ is module.Module._wrapped_call_impl
     assert not optimizer._global_optimizer_pre_hooks and not optimizer._global_optimizer_post_hooks

@@ -318,6 +318,28 @@ def test_suspended_recording_hides_optimizer_steps_from_the_probes(tmp_path: Pat
     monitor.close()
 
 
+def test_unrecorded_rounds_run_without_global_module_hooks_yet_count_and_wake(tmp_path: Path) -> None:
+    """Between recorded rounds the global module hooks are off (torch's fast path for every layer); training calls
+    are still counted, the first sampling call wakes the hooks and the whole sampling run is recorded, and
+    `Module.__call__` is the original again after the run."""
+    body = FLOW.replace("range(60)", "range(400)").replace("torch.rand(128)", "torch.rand(256)").replace(
+        "randn(128, 2)", "randn(256, 2)").replace("        opt.step()\n", """        opt.step()
+        if step == 381:  # the round after it is odd: unrecorded at any k above 1
+            from torch.nn.modules import module
+            print("global module hooks at step 381:", len(module._global_forward_hooks))
+""")
+    path = script(tmp_path, body)
+    call = torch.nn.Module.__call__
+    completed = subprocess.run([sys.executable, "-m", "gendiag.cli", "attach", "--out", str(tmp_path / "runs"), "--",
+                                "python", str(path), "mse"], capture_output=True, text=True, cwd=ROOT)
+    assert completed.returncode == 0, completed.stderr
+    assert "global module hooks at step 381: 0" in completed.stdout
+    run_dir = next((tmp_path / "runs").glob("*/*/"))
+    text = inferred(run_dir)
+    assert "| 400 | 10 | 1 | yes |" in text, text  # 400 training calls counted, the 10 sampling calls all seen
+    assert torch.nn.Module.__call__ is call
+
+
 @pytest.mark.slow
 def test_a_long_run_is_recorded_on_a_schedule_the_report_states(tmp_path: Path) -> None:
     path = script(tmp_path, FLOW.replace("range(60)", "range(240)"))

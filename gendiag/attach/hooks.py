@@ -3,7 +3,14 @@ step, every backward pass and every DataLoader batch, reported to one listener. 
 
 Only calls made from outside any module count (a network's own layers are part of it): a global forward pre-hook
 and forward hook keep the nesting depth of module calls and report the calls that return to depth 0. Global
-forward hooks run before a module's own, so a listener can set what the module's own hooks will see."""
+forward hooks run before a module's own, so a listener can set what the module's own hooks will see.
+
+Global module hooks make every module call take torch's slow path (hook lists gathered, each hook called), a few
+microseconds per layer. Over the stretches the listener leaves unrecorded (most steps of a long run) the hooks are
+`narrow`: the global module hooks are removed, and `Module.__call__`, wrapped for as long as the hooks are
+installed, counts the nesting depth itself and only asks the listener, before each top-level call, whether it
+`wakes` the hooks; a call it wakes them for (a sampling or evaluation call) and every call after it go through the
+global hooks again (`widen`)."""
 
 from __future__ import annotations
 
@@ -17,9 +24,13 @@ from torch.nn.modules import module as module_module
 
 
 class Listener(Protocol):
-    """What the hooks report to."""
+    """What the hooks report to. `hooks` is set to the installed `GlobalHooks` for as long as they are."""
+
+    hooks: "GlobalHooks | None"
 
     def after_call(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None: ...
+
+    def wakes(self, module: torch.nn.Module) -> bool: ...
 
     def before_step(self, optimizer: torch.optim.Optimizer) -> None: ...
 
@@ -30,33 +41,82 @@ class Listener(Protocol):
     def on_batch(self, batch: Any) -> None: ...
 
 
-class _Depth:
-    """Nesting depth of module calls, and which modules have parameters (asked once per module)."""
+class GlobalHooks:
+    """The module hooks, wide (global forward hooks) or narrow (only the depth-counting `Module.__call__`, which
+    stays in place while installed and passes calls straight on when wide), and the nesting depth both keep."""
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
         self.depth = 0
         self.has_parameters: dict[int, bool] = {}
+        self.narrowed = False
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []
+        self.original_call = torch.nn.Module.__call__
+        hooks, original = self, self.original_call
 
-    def pre(self, module: torch.nn.Module, args: tuple) -> None:
-        self.depth += 1
+        def counted_call(module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+            if not hooks.narrowed:
+                return original(module, *args, **kwargs)
+            if not hooks.depth and hooks._has_parameters(module) and hooks.listener.wakes(module):
+                hooks.widen()
+                return original(module, *args, **kwargs)
+            hooks.depth += 1
+            try:
+                return original(module, *args, **kwargs)
+            finally:
+                hooks.depth -= 1
 
-    def post(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        self.depth = max(self.depth - 1, 0)
-        if self.depth:
+        torch.nn.Module.__call__ = counted_call  # set once: assigning it re-types every Module subclass
+
+    def widen(self) -> None:
+        """Every module call through the global forward hooks (the calls that reach depth 0 reported in full)."""
+        self.narrowed = False
+        if not self.handles:
+            self.handles = [module_module.register_module_forward_pre_hook(self._pre),
+                            module_module.register_module_forward_hook(self._post, with_kwargs=True,
+                                                                       always_call=True)]
+
+    def narrow(self) -> None:
+        """Module calls on torch's fast path; only top-level calls of modules with parameters are shown to
+        `listener.wakes`, before they run. Inside a module call (an optimizer step in a forward) they stay wide: the
+        calls already under way must return through the global hooks that counted them in."""
+        if self.narrowed or self.depth:
             return
+        self._remove_handles()
+        self.narrowed = True
+
+    def remove(self) -> None:
+        """Undo the module hooks."""
+        self._remove_handles()
+        self.narrowed = False
+        torch.nn.Module.__call__ = self.original_call
+
+    def _remove_handles(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+    def _has_parameters(self, module: torch.nn.Module) -> bool:
         known = self.has_parameters.get(id(module))
         if known is None:
             known = self.has_parameters[id(module)] = next(module.parameters(), None) is not None
-        if known:
+        return known
+
+    def _pre(self, module: torch.nn.Module, args: tuple) -> None:
+        self.depth += 1
+
+    def _post(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        self.depth = max(self.depth - 1, 0)
+        if not self.depth and self._has_parameters(module):
             self.listener.after_call(module, args, kwargs, output)
 
 
 @contextlib.contextmanager
-def installed(listener: Listener) -> Iterator[None]:
-    """Install every global hook for the duration of the block; all are removed when it ends, however it ends.
-    `torch.autograd.backward` is wrapped (`Tensor.backward` calls it) and so is DataLoader iterators' `__next__`."""
-    depth = _Depth(listener)
+def installed(listener: Listener) -> Iterator[GlobalHooks]:
+    """Install every global hook for the duration of the block (the module hooks narrow where the listener is
+    `quiet`); all are removed when it ends, however it ends. `torch.autograd.backward` is wrapped (`Tensor.backward`
+    calls it) and so is DataLoader iterators' `__next__`."""
+    hooks = GlobalHooks(listener)
     original_backward = torch.autograd.backward
     original_next = dataloader_module._BaseDataLoaderIter.__next__
 
@@ -71,17 +131,22 @@ def installed(listener: Listener) -> Iterator[None]:
 
     handles = []
     try:
-        handles.append(module_module.register_module_forward_pre_hook(depth.pre))
-        handles.append(module_module.register_module_forward_hook(depth.post, with_kwargs=True, always_call=True))
+        if getattr(listener, "quiet", False):
+            hooks.narrow()
+        else:
+            hooks.widen()
         handles.append(optimizer_module.register_optimizer_step_pre_hook(
             lambda optimizer, args, kwargs: listener.before_step(optimizer)))
         handles.append(optimizer_module.register_optimizer_step_post_hook(
             lambda optimizer, args, kwargs: listener.after_step(optimizer)))
         torch.autograd.backward = backward
         dataloader_module._BaseDataLoaderIter.__next__ = next_batch
-        yield
+        listener.hooks = hooks
+        yield hooks
     finally:
+        listener.hooks = None
         torch.autograd.backward = original_backward
         dataloader_module._BaseDataLoaderIter.__next__ = original_next
+        hooks.remove()
         for handle in handles:
             handle.remove()

@@ -35,6 +35,7 @@ import torch
 
 from gendiag.attach.convention import argument, read_convention, row_times
 from gendiag.attach.graph import describe, find_regression
+from gendiag.attach.hooks import GlobalHooks
 from gendiag.attach.infer import Inference, NetworkSeen, infer_task, trained_by
 from gendiag.attach.records import (
     Fitted, Round, SamplingRun, Thinning, first_batch, mentions, output_tensors, pointer,
@@ -97,6 +98,7 @@ class Session:
         self.mode_context = contextlib.ExitStack()
         self.schedule = Schedule(first_round=WARMUP_ROUNDS + 1)
         self.quiet = False  # between steps of a round left unrecorded: the hooks only count
+        self.hooks: GlobalHooks | None = None  # set by `installed`: narrowed while quiet
         self.quiet_context = contextlib.ExitStack()
         self.round_started: float | None = None
         self.recorded_rounds = 0
@@ -151,6 +153,15 @@ class Session:
         else:
             self._set_mode("sampling")
             self._sampling_call(network, x, t, outputs)
+
+    @_guarded
+    def wakes(self, module: torch.nn.Module) -> bool:
+        """Asked by narrowed hooks before a top-level call: a training call while quiet is only counted; any other
+        call wakes the hooks, and `after_call` then sees it in full."""
+        if self.quiet and _trains(module):
+            self._network(module).train_calls += 1
+            return False
+        return True
 
     @_guarded
     def before_backward(self, tensors: Any) -> None:
@@ -422,6 +433,11 @@ class Session:
             self.quiet_context.enter_context(self.monitor.ctx.suspended_recording())
         else:
             self.quiet_context.close()
+        if self.hooks is not None:
+            if quiet:
+                self.hooks.narrow()
+            else:
+                self.hooks.widen()
 
     def _close_round(self) -> None:
         round_, self.round = self.round, Round()
