@@ -284,16 +284,16 @@ def test_schedule_learns_the_interval_from_round_durations() -> None:
             assert schedule.every == 64  # nothing left alone yet: the longest, to time the script's own rounds
     assert schedule.every == 32 and schedule.step_seconds == 0.002 and schedule.cost_seconds == 0.002
     assert recorded == [*range(4, 12), 64, 96, 128, 160, 192]
-    schedule.saw_batch(16)  # batches of 16 rows: k at most 16 / 4 = 4
+    schedule.saw_batch(16)  # batches of 16 rows: k at most 16 / 2 = 8
     schedule.round_took(224, 0.004)
-    assert schedule.every == 4
+    assert schedule.every == 8
 
 
 def test_schedule_of_a_small_batch_script_times_it_by_its_warmup() -> None:
     schedule = Schedule(first_round=4, share=0.05, full_rounds=8)
     for _ in range(3):
         schedule.unwatched(0.002)
-    schedule.saw_batch(8)  # k at most 8 / 4 = 2: no round is ever left alone to time
+    schedule.saw_batch(4)  # k at most 4 / 2 = 2: no round is ever left alone to time
     for round_ in range(4, 12):
         schedule.round_took(round_, 0.0021)  # recording costs 5% of a round: every round is recorded
     assert schedule.every == 1
@@ -349,7 +349,7 @@ def test_a_long_run_is_recorded_on_a_schedule_the_report_states(tmp_path: Path) 
                       r"64, then one round in k, k (\d+) at the end", text)
     assert found is not None, text
     recorded, every = int(found[1]), int(found[2])
-    assert 64 < recorded < 237 and every in (2, 4, 8, 16, 32)  # batches of 128 rows: at most 128 / 4
+    assert 64 < recorded < 237 and every in (2, 4, 8, 16, 32, 64)  # batches of 128 rows: at most 128 / 2
     assert "| 240 | 10 | 1 | yes |" in text  # every training call counted, the sampling all seen
     metrics = (attached.run_dir / "metrics.csv").read_text().splitlines()
     assert sum(",loss/train," in row for row in metrics) == recorded  # one Monitor step per recorded round

@@ -17,8 +17,8 @@ from statistics import median
 
 SHARE = 0.05  # gendiag's share of the script's time while it trains; its imports and the report come on top
 FULL_ROUNDS = 64  # rounds recorded in full after the warm-up: a short run (a test, a first try) is seen whole
-LONGEST = 64  # the longest interval: a long run is still recorded often enough for the probes' curves
-ROWS_PER_ROUND = 4  # rows of a training batch per round, on average, the recorded rounds must give
+LONGEST = 128  # the longest interval: a long run is still recorded often enough for the probes' curves
+ROWS_PER_ROUND = 2  # rows of a training batch per round, on average, the recorded rounds must give
 WINDOW = 64  # rounds whose durations choose k
 
 
