@@ -15,7 +15,11 @@ from __future__ import annotations
 from collections import Counter, deque
 from statistics import median
 
-SHARE = 0.05  # gendiag's share of the script's time while it trains; its imports and the report come on top
+# gendiag's share of the script's time while it trains, as the rounds' durations show it; its imports and the report
+# come on top. The durations see about half of what recording costs: the rounds after a recorded one run slower too
+# (the probes' work evicts the script's code and data from the caches). Measured in one process on the healthy flow
+# script: a 5% share cost 11% a step in all, 2% cost 7%.
+SHARE = 0.02
 FULL_ROUNDS = 64  # rounds recorded in full after the warm-up: a short run (a test, a first try) is seen whole
 LONGEST = 128  # the longest interval: a long run is still recorded often enough for the probes' curves
 ROWS_PER_ROUND = 2  # rows of a training batch per round, on average, the recorded rounds must give
