@@ -12,8 +12,7 @@ training step alone in one process: the script's own network, data and loop, onc
 (`gendiag.attach.hooks.installed` with the `Session` `gendiag attach` uses), in blocks of `BLOCK` steps taking
 turns, each step timed by the thread's CPU clock. Installing the hooks wraps `Module.__call__`, which an attached
 run does once and this row once per block: the first `SETTLE` steps of every block (bare ones too), which pay for
-it, are left out. It is the share a long run pays per step; the imports and the
-report come on top once."""
+it, are left out. It is the share a long run pays per step; the imports and the report come on top once."""
 
 from __future__ import annotations
 
@@ -39,7 +38,6 @@ PER_STEP_STEPS = 8_000  # steps of each copy in the per-step row; the first WARM
 WARM = 300
 BLOCK = 100
 SETTLE = 2  # steps left out at the start of each block: installing the hooks re-types every Module subclass
-
 
 
 def run(quick: bool = False) -> list[dict]:

@@ -27,6 +27,7 @@ class Listener(Protocol):
     """What the hooks report to. `hooks` is set to the installed `GlobalHooks` for as long as they are."""
 
     hooks: "GlobalHooks | None"
+    quiet: bool  # between recorded rounds: the module hooks are installed narrow
 
     def after_call(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None: ...
 
@@ -131,7 +132,7 @@ def installed(listener: Listener) -> Iterator[GlobalHooks]:
 
     handles = []
     try:
-        if getattr(listener, "quiet", False):
+        if listener.quiet:
             hooks.narrow()
         else:
             hooks.widen()

@@ -120,9 +120,8 @@ class Session:
 
     @_guarded
     def after_call(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        if self.quiet:
-            if _trains(module):
-                self._network(module).train_calls += 1
+        if self.quiet:  # hooks left wide while quiet (narrowing refused inside a module call)
+            if not self._wakes(module):
                 return
             self._set_quiet(False)  # sampling or an evaluation: watched in full
         if self.monitor is not None and self.monitor.ctx.recording_suspended and self.mode != "skip":
@@ -158,6 +157,9 @@ class Session:
     def wakes(self, module: torch.nn.Module) -> bool:
         """Asked by narrowed hooks before a top-level call: a training call while quiet is only counted; any other
         call wakes the hooks, and `after_call` then sees it in full."""
+        return self._wakes(module)
+
+    def _wakes(self, module: torch.nn.Module) -> bool:
         if self.quiet and _trains(module):
             self._network(module).train_calls += 1
             return False
