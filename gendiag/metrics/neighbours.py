@@ -40,14 +40,19 @@ def _squared_norms(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x)
 
 
+def squared_distances(x: np.ndarray, y: np.ndarray, y_norms: np.ndarray | None = None) -> np.ndarray:
+    """Squared distances from each row of x to each row of y (float64 arrays), as scikit-learn computes them:
+    |x|^2 - 2 x.y + |y|^2 in float64, clipped at 0 (the cancellation can leave -1e-16 where points coincide)."""
+    squared = x @ y.T
+    squared *= -2  # in place: one float64 block alive, not two
+    squared += _squared_norms(x)[:, None]
+    squared += (_squared_norms(y) if y_norms is None else y_norms)[None, :]
+    return np.maximum(squared, 0, out=squared)
+
+
 def _block(x_rows: np.ndarray, y: np.ndarray, y_norms: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Distances from x_rows to y, computed in float64 as scikit-learn does, returned in `dtype`."""
-    squared = x_rows @ y.T
-    squared *= -2  # in place: one float64 block alive, not two
-    squared += _squared_norms(x_rows)[:, None]
-    squared += y_norms[None, :]
-    squared = squared.astype(dtype, copy=False)
-    np.maximum(squared, 0, out=squared)
+    squared = squared_distances(x_rows, y, y_norms).astype(dtype, copy=False)
     return np.sqrt(squared, out=squared)
 
 
