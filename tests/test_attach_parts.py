@@ -276,17 +276,29 @@ def test_schedule_learns_the_interval_from_round_durations() -> None:
         schedule.unwatched(0.002)
     assert not schedule.records(3) and all(schedule.records(r) for r in range(4, 12))
     recorded = []
-    for round_ in range(4, 200):  # the script's rounds take 2 ms, a recorded one 2 ms more
+    for round_ in range(4, 200):  # the script's rounds take 2 ms, a recorded one 2 ms more, a full one 0.1 ms more
         if schedule.records(round_):
             recorded.append(round_)
-        schedule.round_took(round_, 0.004 if schedule.records(round_) else 0.002)
+        schedule.round_took(round_, 0.0021 if round_ < 12 else 0.004 if schedule.records(round_) else 0.002)
         if round_ == 11:
             assert schedule.every == 64  # nothing left alone yet: the longest, to time the script's own rounds
     assert schedule.every == 32 and schedule.step_seconds == 0.002 and schedule.cost_seconds == 0.002
-    assert recorded == [*range(4, 12), 64, 96, 128, 160, 192]
+    assert recorded == [*range(4, 12), 64, 128, 160, 192]  # timed by round 64 alone, not by the cheap full rounds
     schedule.saw_batch(16)  # batches of 16 rows: k at most 16 / 2 = 8
     schedule.round_took(224, 0.004)
     assert schedule.every == 8
+
+
+def test_schedule_keeps_rounds_alone_to_time_the_script_however_cheap_recording_is() -> None:
+    schedule = Schedule(first_round=4, share=0.05, full_rounds=8)
+    for _ in range(3):
+        schedule.unwatched(0.1)
+    for round_ in range(4, 600):  # recording costs 0.1% of a 100 ms round: k = 1 would keep the share
+        schedule.round_took(round_, 0.1001 if schedule.records(round_) else 0.1)
+    assert schedule.every == 4 and schedule.step_seconds == 0.1
+    for round_ in range(600, 1000):  # the machine gets faster: the rounds left alone tell
+        schedule.round_took(round_, 0.0501 if schedule.records(round_) else 0.05)
+    assert schedule.every == 4 and schedule.step_seconds == 0.05
 
 
 def test_schedule_of_a_small_batch_script_times_it_by_its_warmup() -> None:

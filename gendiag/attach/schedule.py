@@ -6,9 +6,13 @@ only count calls and steps.
 
 k is chosen from the rounds' own durations (from one step of the first optimizer to its next): the script's step
 time is the median duration of the last `WINDOW` rounds gendiag left alone, and the cost of a recorded round the
-median, over the last `WINDOW` recorded rounds, of the time the spans it touched took beyond that (medians: a
-shared machine's pauses land on any round). The times are given by the caller, so the choice is deterministic for
-given durations."""
+median, over the last `WINDOW` recorded rounds past the full ones, of the time the spans it touched took beyond
+the step time of their moment (medians: a shared machine's pauses land on any round; the full rounds are left
+out: one recorded among recorded ones costs several times less than one among rounds left alone; the step time
+of the moment: where it changes, costs measured against an older one would read as nothing or as much). k is
+at least `TIMED` where the batch allows it, so that rounds are still left alone to time the script by: with none,
+a step time measured once on a busy machine would stand for ever. The times are given by the caller, so the
+choice is deterministic for given durations."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ FULL_ROUNDS = 64  # rounds recorded in full after the warm-up: a short run (a te
 LONGEST = 128  # the longest interval: a long run is still recorded often enough for the probes' curves
 ROWS_PER_ROUND = 2  # rows of a training batch per round, on average, the recorded rounds must give
 WINDOW = 64  # rounds whose durations choose k
+TIMED = 4  # the shortest interval that leaves rounds alone to time the script by (below it each touches a recorded one)
 
 
 def interval(step_seconds: float, cost_seconds: float, share: float = SHARE, longest: int = LONGEST) -> int:
@@ -46,7 +51,7 @@ class Schedule:
         self.decided: dict[int, bool] = {}
         self.alone: deque[float] = deque(maxlen=WINDOW)  # durations of spans without gendiag's work
         self.spans: dict[int, list[float]] = {}  # recorded round -> [its share of its spans' seconds, of the spans]
-        self.recorded_spans: deque[tuple[float, float]] = deque(maxlen=WINDOW)  # the same, of complete rounds
+        self.costs: deque[float] = deque(maxlen=WINDOW)  # of complete recorded rounds: their spans beyond the script's
         self.warmup: list[float] = []
         self.step_seconds: float | None = None
         self.cost_seconds: float | None = None
@@ -80,8 +85,8 @@ class Schedule:
         the two rounds before it (the report of `round_ - 2`, the gradients of `round_ - 1`): where none of the three
         is recorded it is the script's own time, else it is shared among the recorded ones. k is chosen again at each
         recorded round from the last of the full ones on: the first time, before any round was left alone, the
-        longest allowed, so that some are and can be timed (where k cannot reach 4, no span is left alone and the
-        warm-up's rounds stand for the script's)."""
+        longest allowed, so that some are and can be timed (where k cannot reach `TIMED`, no span is left alone and
+        the warm-up's rounds stand for the script's)."""
         touching = [r for r in (round_ - 2, round_ - 1, round_) if self.records(r)]
         if not touching:
             self.alone.append(seconds)
@@ -90,15 +95,26 @@ class Schedule:
             spans[0] += seconds / len(touching)
             spans[1] += 1 / len(touching)
         if round_ - 2 in self.spans:
-            self.recorded_spans.append(tuple(self.spans.pop(round_ - 2)))
+            total, share = self.spans.pop(round_ - 2)
+            steps = self._script_rounds()
+            if steps and (round_ - 2 > self.full_until or self._longest() < TIMED):  # below TIMED all are full
+                self.costs.append(total - share * median(steps))  # against the step time of its own moment
         if not self.records(round_) or round_ < self.full_until:
             return
-        longest = self.longest if self.batch is None else min(self.longest, self.batch // ROWS_PER_ROUND)
-        steps = self.alone or (self.warmup if longest < 4 else None)
-        if not steps or not self.recorded_spans:
+        longest, steps = self._longest(), self._script_rounds()
+        if not steps or not self.costs:
             self.every = max(longest, 1)
             return
         self.step_seconds = median(steps)
-        beyond = [total - share * self.step_seconds for total, share in self.recorded_spans]
-        self.cost_seconds = max(median(beyond), 0.0)
-        self.every = interval(self.step_seconds, self.cost_seconds, self.share, longest)
+        self.cost_seconds = max(median(self.costs), 0.0)
+        shortest = TIMED if longest >= TIMED else 1
+        self.every = max(interval(self.step_seconds, self.cost_seconds, self.share, longest), shortest)
+
+    def _script_rounds(self) -> deque[float] | list[float]:
+        """The durations that stand for the script's own rounds: those left alone, or the warm-up's where k cannot
+        reach `TIMED` (none is left alone then)."""
+        return self.alone or (self.warmup if self._longest() < TIMED else [])
+
+    def _longest(self) -> int:
+        """The longest interval allowed: `longest`, and at most the batch over `ROWS_PER_ROUND`."""
+        return self.longest if self.batch is None else min(self.longest, self.batch // ROWS_PER_ROUND)
