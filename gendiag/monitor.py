@@ -393,6 +393,7 @@ class Monitor:
         if self._phase_seconds:
             for phase_name, seconds in self._phase_seconds.items():
                 self.ctx.log_scalar(f"time/{phase_name}", seconds, record.step)
+            record.phases = dict(self._phase_seconds)
             self._phase_seconds.clear()
         self._dispatch("at_step", record)
         self._pending.add(record)

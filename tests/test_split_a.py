@@ -18,7 +18,7 @@ from gendiag.quantities.gradients import GradientReadings, update_summary
 from gendiag.quantities.loss import LossSeries, summarise_loss
 from gendiag.quantities.loss_by_t import BINS, TimeBinnedLoss, summarise_loss_by_t, tail_fit, variance_shares
 from gendiag.quantities.schedule import DataRMS, ScheduleSummary
-from gendiag.quantities.timing import phase_seconds, summarise_timing
+from gendiag.quantities.timing import StepIntervals, phase_seconds, summarise_timing
 from gendiag.rules.codes import CODES
 from gendiag.rules.gradients import gradient_findings, is_stalled, judge_gradients
 from gendiag.rules.loss import judge_trend, loss_findings
@@ -133,6 +133,16 @@ def test_timing_rule_fires_and_stays_silent() -> None:
     assert [f.code for f in timing_findings(summary, None)] == ["data-bottleneck"]
     assert timing_findings({**summary, "data_share": 0.4}, None) == []
     assert timing_findings({**summary, "steps_measured": 5}, None) == []
+
+
+def test_step_intervals_give_the_mean_step_time_over_the_steps_between_calls() -> None:
+    readings = iter([10.0, 10.5, 12.5, 12.6])
+    intervals = StepIntervals(clock=lambda: next(readings))
+    intervals.tick(1, keep=True)  # the first call: nothing to measure yet
+    intervals.tick(2, keep=True)  # one step in 0.5 s
+    intervals.tick(6, keep=True)  # four steps in 2 s (a Monitor stepped every 4th step, or by gendiag attach)
+    intervals.tick(7, keep=False)  # not asked for
+    assert list(intervals.steps) == [2, 6] and list(intervals.intervals) == [0.5, 0.5]
 
 
 def test_schedule_rule_fires_and_stays_silent() -> None:

@@ -35,6 +35,7 @@ class StepRecord:
     scalars: dict[str, float | torch.Tensor] = field(default_factory=dict)  # floats in `on_step`
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds of each phase timed in this step (mon.phase)
 
 
 @dataclass

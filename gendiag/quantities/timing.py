@@ -1,4 +1,4 @@
-"""Where a training step's time goes: the wall time between consecutive `Monitor.step` calls (`StepIntervals`),
+"""Where a training step's time goes: the wall time of a step between `Monitor.step` calls (`StepIntervals`),
 joined with the seconds per named phase the Monitor puts into the metrics table (`phase_seconds`), and the share
 of each phase in the step time (`summarise_timing`)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from array import array
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -18,10 +18,14 @@ TIMING_OWN = ("time/other", "time/total")  # what the timing probe logs itself u
 
 
 class StepIntervals:
-    """The wall time from one `Monitor.step` call to the next, at the steps asked for."""
+    """The wall time of a step, from one `Monitor.step` call to the next, at the steps asked for: a call that comes
+    several step numbers after the last (a loop that steps the Monitor every k-th step, `gendiag attach` between the
+    rounds it records) gives the mean over those steps."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
         self.last_call: float | None = None
+        self.last_step = 0
         self.steps = array("q")
         self.intervals = array("d")
 
@@ -29,12 +33,17 @@ class StepIntervals:
         return len(self.steps)
 
     def tick(self, step: int, keep: bool) -> None:
-        """Read the clock at `Monitor.step`; keep the interval since the last call when `keep` (and there was one)."""
-        now = time.perf_counter()
+        """Read the clock at `Monitor.step`; keep the step time since the last call when `keep` (and there was one)."""
+        now = self.clock()
         if self.last_call is not None and keep:
             self.steps.append(step)
-            self.intervals.append(now - self.last_call)
-        self.last_call = now
+            self.intervals.append((now - self.last_call) / max(step - self.last_step, 1))
+        self.last_call, self.last_step = now, step
+
+
+def is_data_phase(name: str) -> bool:
+    """Whether a phase prepares data, by its name (it holds one of `DATA_WORDS`)."""
+    return any(word in name.lower() for word in DATA_WORDS)
 
 
 def phase_seconds(frame: "pd.DataFrame", steps: np.ndarray, intervals: np.ndarray) -> "pd.DataFrame":
@@ -60,7 +69,7 @@ def summarise_timing(per_step: "pd.DataFrame") -> dict[str, Any]:
     seconds = per_step[phases].sum()
     total = float(per_step["total"].sum())
     shares = (seconds / total if total > 0 else seconds * 0).to_dict()
-    data_phases = [p for p in phases if any(word in p.lower() for word in DATA_WORDS)]
+    data_phases = [p for p in phases if is_data_phase(p)]
     data_share = float(sum(shares[p] for p in data_phases))
     return {
         "steps_measured": len(per_step), "ms_per_step_total": 1000 * total / len(per_step),
