@@ -38,11 +38,13 @@ def direct_energy(a: torch.Tensor, b: torch.Tensor) -> float:
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 1000), n=st.integers(2, 9), m=st.integers(2, 9), dim=st.integers(1, 4),
        shift=st.floats(0, 3))
-def test_energy_distance_equals_the_pairwise_formula(seed: int, n: int, m: int, dim: int, shift: float) -> None:
+def test_energy_distance_and_test_equal_the_pairwise_formula(seed: int, n: int, m: int, dim: int, shift: float) -> None:
     gen = torch.Generator().manual_seed(seed)
     a = torch.randn(n, dim, generator=gen, dtype=torch.float64)
     b = torch.randn(m, dim, generator=gen, dtype=torch.float64) + shift
-    assert energy_distance(a, b) == pytest.approx(direct_energy(a, b), abs=1e-9)
+    direct = direct_energy(a, b)
+    assert energy_distance(a, b) == pytest.approx(direct, abs=1e-9)
+    assert energy_test(a, b, permutations=0)[0] == pytest.approx(direct, abs=1e-9)  # its own pooled computation
 
 
 def test_energy_test_separates_shifted_samples_and_not_equal_ones() -> None:
