@@ -97,11 +97,11 @@ class Schedule:
         if round_ - 2 in self.spans:
             total, share = self.spans.pop(round_ - 2)
             steps = self._script_rounds()
-            if steps and (round_ - 2 > self.full_until or self._longest() < TIMED):  # below TIMED all are full
+            if steps and (round_ - 2 > self.full_until or self.longest_allowed() < TIMED):  # below TIMED all are full
                 self.costs.append(total - share * median(steps))  # against the step time of its own moment
         if not self.records(round_) or round_ < self.full_until:
             return
-        longest, steps = self._longest(), self._script_rounds()
+        longest, steps = self.longest_allowed(), self._script_rounds()
         if not steps or not self.costs:
             self.every = max(longest, 1)
             return
@@ -113,8 +113,8 @@ class Schedule:
     def _script_rounds(self) -> deque[float] | list[float]:
         """The durations that stand for the script's own rounds: those left alone, or the warm-up's where k cannot
         reach `TIMED` (none is left alone then)."""
-        return self.alone or (self.warmup if self._longest() < TIMED else [])
+        return self.alone or (self.warmup if self.longest_allowed() < TIMED else [])
 
-    def _longest(self) -> int:
+    def longest_allowed(self) -> int:
         """The longest interval allowed: `longest`, and at most the batch over `ROWS_PER_ROUND`."""
         return self.longest if self.batch is None else min(self.longest, self.batch // ROWS_PER_ROUND)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gendiag.attach.infer import trained_by
-from gendiag.attach.schedule import FULL_ROUNDS, ROWS_PER_ROUND, SHARE
+from gendiag.attach.schedule import FULL_ROUNDS, ROWS_PER_ROUND, SHARE, TIMED
 from gendiag.attach.session import WARMUP_ROUNDS
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ def _recorded(session: "Session") -> str | None:
                 f"{schedule.cost_seconds * 1e3:.3g} ms more")
     if schedule.batch is not None:
         why += f"; at most the training batch ({schedule.batch} rows) over {ROWS_PER_ROUND}"
+    if schedule.longest_allowed() >= TIMED:
+        why += f"; at least {TIMED}, so that rounds are still left alone to time the script by"
     return (f"{session.recorded_rounds} of the {after} rounds after the warm-up were recorded and shown to the "
             f"probes: the first {FULL_ROUNDS}, then one round in k, k {schedule.every} at the end ({why}). On the "
             "other rounds the hooks only counted calls and steps.")
