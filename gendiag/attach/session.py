@@ -51,8 +51,7 @@ RECENT_OUTPUTS = 32
 BUFFERED_BATCHES = 8
 # The Monitor's steps are the recorded rounds, numbered by round: its default flush every FLUSH_EVERY step numbers
 # would come at almost every recorded round past the full ones, three quarters of such a round's cost (4.5 ms
-# against 1.1 ms on the healthy flow script). Its live checks, at least 2 s apart (`gendiag.live`), flush
-# too.
+# against 1.1 ms on the healthy flow script). Its live checks, at least 2 s apart (`gendiag.live`), flush too.
 FLUSH_ROUNDS = FLUSH_EVERY * LONGEST
 LOGIT_LOSSES = ("BinaryCrossEntropyWithLogitsBackward0", "SoftplusBackward0", "LogSigmoidBackward0")
 
